@@ -1,0 +1,61 @@
+"""The store as a Ray actor: one named, restartable actor per run in a fixed namespace."""
+
+from __future__ import annotations
+
+import ray
+
+from scorer_service.store import HardnessStore, StoreConfig
+
+NAMESPACE = "curriculum"
+_PREFIX = "hardness-store:"
+
+# num_cpus=0: the store must not take a CPU slot from the trainers (with 2 CPUs they need both).
+# max_task_retries=-1: calls pending when the actor dies are retried on the restarted actor.
+HardnessStoreActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(HardnessStore)
+
+
+def actor_name(run: str) -> str:
+    return _PREFIX + run
+
+
+def create_store(config: StoreConfig, *, replace: bool = True) -> ray.actor.ActorHandle:
+    """Create the run's store actor (detached, so scores stay queryable after the job ends).
+
+    An existing store of the same run name is killed first when ``replace`` is true; otherwise
+    it is an error, so a new run never silently mixes into an old run's scores.
+    """
+    name = actor_name(config.run)
+    try:
+        old = ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        old = None
+    if old is not None:
+        if not replace:
+            raise ValueError(f"a store for run {config.run!r} already exists")
+        ray.kill(old, no_restart=True)
+    handle = HardnessStoreActor.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(config)
+    ray.get(handle.info.remote())
+    return handle
+
+
+def get_store(run: str) -> ray.actor.ActorHandle:
+    """Handle of a running store; ``KeyError`` when the run has none."""
+    try:
+        return ray.get_actor(actor_name(run), namespace=NAMESPACE)
+    except ValueError:
+        raise KeyError(f"no store for run {run!r}") from None
+
+
+def list_runs() -> list[str]:
+    """Names of the runs that have a live store on the cluster."""
+    names = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(
+        a["name"][len(_PREFIX) :]
+        for a in names
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(_PREFIX)
+    )
+
+
+def delete_store(run: str) -> None:
+    """Kill a run's store (its scores are gone unless snapshotted)."""
+    ray.kill(get_store(run), no_restart=True)

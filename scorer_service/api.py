@@ -1,0 +1,169 @@
+"""The REST API (FastAPI), independent of how stores are reached.
+
+``build_app`` takes a :class:`StoreDirectory`: in production ``serve_app`` passes one that calls
+Ray actors; tests may pass in-process stores. Bad parameters are 4xx with a message, unknown runs,
+samples and rounds are 404, and a store that does not answer in time is a 503, never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal, Protocol
+
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from scorer_service.state import METRICS
+
+MAX_IDS = 1000
+MAX_K = 10_000
+MAX_BINS = 1000
+MAX_LIMIT = 10_000
+CALL_TIMEOUT_S = 10.0
+
+
+class StoreDirectory(Protocol):
+    """How the API finds and calls the store of a run."""
+
+    async def runs(self) -> list[str]:
+        """Names of the runs with a live store."""
+
+    async def call(self, run: str, method: str, *args: Any) -> Any:
+        """Call ``method(*args)`` on the run's store; ``KeyError`` when the run has none."""
+
+
+class LocalDirectory:
+    """In-process stores by run name (tests, notebooks)."""
+
+    def __init__(self, stores: dict[str, Any]) -> None:
+        self.stores = stores
+
+    async def runs(self) -> list[str]:
+        return sorted(self.stores)
+
+    async def call(self, run: str, method: str, *args: Any) -> Any:
+        if run not in self.stores:
+            raise KeyError(f"no store for run {run!r}")
+        return getattr(self.stores[run], method)(*args)
+
+
+def _message(e: BaseException) -> str:
+    # Errors raised in a Ray actor arrive wrapped; the first line of the cause is what the user needs.
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+    return text.strip().splitlines()[-1] if "Traceback" in text else text
+
+
+def build_app(directory: StoreDirectory) -> FastAPI:
+    """The FastAPI application over ``directory``."""
+    app = FastAPI(
+        title="curriculum",
+        version="0.1.0",
+        description="Per-sample hardness scores and round subsets of curriculum-learning runs.",
+    )
+
+    async def call(run: str, method: str, *args: Any) -> Any:
+        try:
+            return await asyncio.wait_for(directory.call(run, method, *args), CALL_TIMEOUT_S)
+        except TimeoutError:
+            raise HTTPException(
+                503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s"
+            ) from None
+        except KeyError as e:
+            raise HTTPException(404, _message(e)) from None
+        except ValueError as e:
+            raise HTTPException(400, _message(e)) from None
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    RunName = Path(..., min_length=1, max_length=200, description="run name")
+    Metric = Query("dih", description=f"one of {', '.join(METRICS)}")
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        """Whether the API can reach the cluster and each run's store."""
+        try:
+            runs = await asyncio.wait_for(directory.runs(), CALL_TIMEOUT_S)
+        except Exception as e:  # the health check reports failures instead of raising them
+            return {"status": "degraded", "store_reachable": False, "runs": [], "error": _message(e)}
+        reachable = True
+        for run in runs:
+            try:
+                await asyncio.wait_for(directory.call(run, "info"), CALL_TIMEOUT_S)
+            except Exception:
+                reachable = False
+        return {"status": "ok" if reachable else "degraded", "store_reachable": reachable, "runs": runs}
+
+    @app.get("/v1/runs")
+    async def runs() -> list[dict[str, Any]]:
+        """Every run with its size, method, rounds and ingested count."""
+        out = []
+        for run in await directory.runs():
+            try:
+                info = await call(run, "info")
+            except HTTPException:
+                continue  # a run deleted between listing and asking
+            out.append({k: v for k, v in info.items() if k != "config"})
+        return out
+
+    @app.get("/v1/runs/{run}")
+    async def run_info(run: str = RunName) -> dict[str, Any]:
+        """One run's configuration and counters."""
+        return await call(run, "info")
+
+    @app.get("/v1/runs/{run}/samples/{sample_id}")
+    async def sample(
+        run: str = RunName, sample_id: int = Path(..., description="sample id")
+    ) -> dict[str, Any]:
+        """Every score column of one sample."""
+        return (await call(run, "samples", [sample_id]))[0]
+
+    @app.get("/v1/runs/{run}/samples")
+    async def samples(
+        run: str = RunName, ids: str = Query(..., max_length=20 * MAX_IDS, description="comma-separated ids")
+    ) -> list[dict[str, Any]]:
+        """Every score column of up to 1000 samples."""
+        try:
+            parsed = [int(x) for x in ids.split(",") if x.strip()]
+        except ValueError:
+            raise HTTPException(400, f"ids must be comma-separated integers, got {ids[:50]!r}") from None
+        if not parsed:
+            raise HTTPException(400, "ids is empty")
+        if len(parsed) > MAX_IDS:
+            raise HTTPException(400, f"at most {MAX_IDS} ids per request, got {len(parsed)}")
+        return await call(run, "samples", parsed)
+
+    @app.get("/v1/runs/{run}/top")
+    async def top(
+        run: str = RunName,
+        metric: str = Metric,
+        k: int = Query(50, ge=1, le=MAX_K),
+        order: Literal["asc", "desc"] = "desc",
+    ) -> list[dict[str, Any]]:
+        """The hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
+        return await call(run, "top", metric, k, order)
+
+    @app.get("/v1/runs/{run}/histogram")
+    async def histogram(
+        run: str = RunName, metric: str = Metric, bins: int = Query(20, ge=1, le=MAX_BINS)
+    ) -> dict[str, Any]:
+        """The distribution of ``metric`` over all samples."""
+        return await call(run, "histogram", metric, bins)
+
+    @app.get("/v1/runs/{run}/rounds")
+    async def rounds(run: str = RunName) -> list[dict[str, Any]]:
+        """Each round: size, selector, selection time, ingested samples and training metrics."""
+        return await call(run, "round_summaries")
+
+    @app.get("/v1/runs/{run}/rounds/{round_}/subset")
+    async def subset(
+        run: str = RunName,
+        round_: int = Path(..., ge=0, description="round"),
+        offset: int = Query(0, ge=0),
+        limit: int = Query(1000, ge=1, le=MAX_LIMIT),
+    ) -> dict[str, Any]:
+        """The ids trained on in round ``round_``, paged by ``offset`` / ``limit``."""
+        return await call(run, "round_subset", round_, offset, limit)
+
+    return app

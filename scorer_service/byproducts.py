@@ -1,0 +1,119 @@
+"""One batch of per-sample training byproducts, as a trainer sends it to the store.
+
+Columns (one row per observed sample, all from the training forward pass):
+
+=============  ==========  ==============================================================
+``sample_id``  int64       index in ``[0, n)``; unique within a batch
+``loss``       float32     unreduced cross-entropy, before any data-parameter scaling
+``correct``    bool        ``argmax(logits) == label``
+``step``       int64       global optimizer step at which the sample was observed
+``lr``         float32/64  learning rate of that step (same for every sample of a step)
+=============  ==========  ==============================================================
+
+Per batch: ``round``, ``rank``, ``writer`` (a stable id of the sending process) and ``seq`` (that
+writer's sequence number, so a retried send is applied once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scorer_service.errors import InvalidBatch
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sample_id": ("i",),
+    "loss": ("f",),
+    "correct": ("b",),
+    "step": ("i",),
+    "lr": ("f",),
+}
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+@dataclass
+class ByproductBatch:
+    """A validated batch; build it with :meth:`from_mapping`."""
+
+    sample_id: np.ndarray
+    loss: np.ndarray
+    correct: np.ndarray
+    step: np.ndarray
+    lr: np.ndarray
+    round: int
+    rank: int
+    writer: str
+    seq: int
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.sample_id.shape[0])
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], n: int) -> ByproductBatch:
+        """Validate ``data`` for a store of ``n`` samples; raise :class:`InvalidBatch` naming the problem."""
+        if not isinstance(data, dict):
+            raise InvalidBatch(f"a batch must be a dict of columns, got {type(data).__name__}")
+        missing = [c for c in (*REQUIRED_COLUMNS, "round", "rank", "writer", "seq") if c not in data]
+        if missing:
+            raise InvalidBatch(f"batch is missing {', '.join(missing)}")
+        known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "round", "rank", "writer", "seq"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidBatch(f"batch has unknown columns {', '.join(unknown)}")
+
+        cols: dict[str, np.ndarray] = {}
+        for name, kinds in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
+            if name not in data:
+                continue
+            arr = data[name]
+            if not isinstance(arr, np.ndarray):
+                raise InvalidBatch(f"column {name} must be a numpy array, got {type(arr).__name__}")
+            if arr.ndim != 1:
+                raise InvalidBatch(f"column {name} must be 1-dimensional, got shape {arr.shape}")
+            if arr.dtype.kind not in kinds:
+                raise InvalidBatch(f"column {name} has dtype {arr.dtype}, expected kind {'/'.join(kinds)}")
+            cols[name] = arr
+        lengths = {name: len(a) for name, a in cols.items()}
+        if len(set(lengths.values())) > 1:
+            raise InvalidBatch(f"column lengths differ: {lengths}")
+
+        for key in ("round", "rank", "seq"):
+            v = data[key]
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise InvalidBatch(f"{key} must be a non-negative integer, got {v!r}")
+        if not isinstance(data["writer"], str) or not data["writer"]:
+            raise InvalidBatch(f"writer must be a non-empty string, got {data['writer']!r}")
+
+        ids = cols["sample_id"]
+        if len(ids):
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi >= n:
+                bad = lo if lo < 0 else hi
+                raise InvalidBatch(f"sample_id {bad} is out of range [0, {n})")
+            if np.unique(ids).size != ids.size:
+                raise InvalidBatch("sample_id has duplicates: a sample may appear once per batch")
+        if not np.all(np.isfinite(cols["loss"])):
+            raise InvalidBatch("loss has NaN or infinite values")
+        if np.any(cols["loss"] < 0):
+            raise InvalidBatch("loss has negative values")
+        lr = cols["lr"]
+        if not np.all(np.isfinite(lr)) or np.any(lr <= 0):
+            raise InvalidBatch("lr must be finite and positive")
+        if np.any(cols["step"] < 0):
+            raise InvalidBatch("step has negative values")
+
+        return cls(
+            sample_id=ids.astype(np.int64, copy=False),
+            loss=cols["loss"].astype(np.float64),
+            correct=cols["correct"],
+            step=cols["step"].astype(np.int64, copy=False),
+            lr=lr.astype(np.float64),
+            round=int(data["round"]),
+            rank=int(data["rank"]),
+            writer=data["writer"],
+            seq=int(data["seq"]),
+            extra={k: v for k, v in cols.items() if k in OPTIONAL_COLUMNS},
+        )

@@ -1,0 +1,124 @@
+"""Selectors: given the per-sample state, pick the next round's subset of size k.
+
+Each selector is a small function registered by name (as apricot maps names to optimizers), so
+the store and the CLI look them up the same way and each is tested on known inputs. A selector
+returns the chosen ids and, for the importance-weighted ones, the weight that the next
+observation of each chosen sample is multiplied by.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from scorer_service.sampling import log_weights, softmax, top_k, weighted_sample
+from scorer_service.state import SampleState
+
+
+@dataclass(frozen=True)
+class Selection:
+    ids: np.ndarray
+    importance: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SelectionContext:
+    """What a selector may look at: the state, the 1-based selection cycle and the generator."""
+
+    state: SampleState
+    cycle: int
+    rng: np.random.Generator
+    params: dict
+
+
+Selector = Callable[[SelectionContext, int], Selection]
+SELECTORS: dict[str, Selector] = {}
+
+
+def register(name: str) -> Callable[[Selector], Selector]:
+    def deco(fn: Selector) -> Selector:
+        SELECTORS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_selector(name: str) -> Selector:
+    try:
+        return SELECTORS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown selector {name!r}; expected one of {', '.join(sorted(SELECTORS))}"
+        ) from None
+
+
+@register("random")
+def select_random(ctx: SelectionContext, k: int) -> Selection:
+    """Uniform without replacement: the honest control (same loop, same budget)."""
+    return Selection(ctx.rng.choice(ctx.state.n, size=k, replace=False).astype(np.int64))
+
+
+@register("dihcl-greedy")
+def select_greedy(ctx: SelectionContext, k: int) -> Selection:
+    """DIHCL-Greedy (Alg. 1 line 7): the k samples of largest DIH."""
+    return Selection(top_k(ctx.state.dih, k))
+
+
+@register("dihcl-rand")
+def select_rand(ctx: SelectionContext, k: int) -> Selection:
+    """DIHCL-Rand (Sec. 3.3): k draws without replacement with ``p ~ r``."""
+    return Selection(weighted_sample(log_weights(np.maximum(ctx.state.dih, 0.0)), k, ctx.rng))
+
+
+def exp_temperature(params: dict, cycle: int, n: int) -> float:
+    """Inverse temperature of DIHCL-Exp's softmax.
+
+    Default (official code): ``tau * decay**(cycle-1)``, floored at ``tau_min``, applied to
+    ``r / mean(r)``; 20 x 0.8 per cycle down to 1. ``paper_temperature=True`` uses the paper's
+    EXP3 rate ``sqrt(2 ln n / n)`` on raw ``r`` instead.
+    """
+    if params.get("paper_temperature", False):
+        return math.sqrt(2.0 * math.log(n) / n)
+    tau = params.get("temperature", 20.0) * params.get("temperature_decay", 0.8) ** max(cycle - 1, 0)
+    return max(params.get("temperature_min", 1.0), tau)
+
+
+def exp_probabilities(r: np.ndarray, params: dict, cycle: int) -> np.ndarray:
+    """DIHCL-Exp's sampling distribution ``(1 - mix) softmax(beta u) + mix / n``.
+
+    ``u = r / mean(r)`` (official code) unless the paper's temperature is chosen. The uniform
+    share ``mix`` (EXP3's exploration, default 0.1) bounds the importance weights below.
+    """
+    n = r.shape[0]
+    beta = exp_temperature(params, cycle, n)
+    mean = float(np.mean(r))
+    u = r if params.get("paper_temperature", False) or mean <= 0 else r / mean
+    mix = params.get("exploration", 0.1)
+    return (1.0 - mix) * softmax(beta * u) + mix / n
+
+
+@register("dihcl-exp")
+def select_exp(ctx: SelectionContext, k: int) -> Selection:
+    """DIHCL-Exp (EXP3-like, Sec. 3.3): sample by :func:`exp_probabilities`, importance weight ``1 / p``.
+
+    The weight is normalized as ``1 / (n p)``: uniform sampling has weight 1, so DIH keeps its
+    scale, and the exploration share caps it at ``1 / mix``.
+    """
+    n = ctx.state.n
+    p = exp_probabilities(ctx.state.dih, ctx.params, ctx.cycle)
+    ids = weighted_sample(np.log(p), k, ctx.rng)
+    return Selection(ids, importance=(1.0 / (n * p[ids])).astype(np.float32))
+
+
+@register("dihcl-beta")
+def select_beta(ctx: SelectionContext, k: int) -> Selection:
+    """DIHCL-Beta (Thompson sampling on prediction flips): draw ``theta_i ~ Beta(alpha_i, beta_i)``, top-k.
+
+    ``alpha``/``beta`` count flips/non-flips on top of the official code's Beta(2, 2) prior.
+    """
+    s = ctx.state
+    theta = ctx.rng.beta(s.beta_alpha.astype(np.float64), s.beta_beta.astype(np.float64))
+    return Selection(top_k(theta, k))

@@ -1,0 +1,117 @@
+"""Per-sample state columns of one run, and the run's learning-rate log."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# name -> (dtype, initial value). DIH starts at r0 = 1 (DIHCL Alg. 1); Thompson sampling starts
+# from the official code's Beta(2, 2) prior on flips.
+COLUMNS: dict[str, tuple[np.dtype, float]] = {
+    "dih": (np.dtype(np.float64), 1.0),
+    "last_loss": (np.dtype(np.float32), np.nan),
+    "last_correct": (np.dtype(np.int8), -1),
+    "flips": (np.dtype(np.int32), 0),
+    "seen": (np.dtype(np.int32), 0),
+    "last_seen_step": (np.dtype(np.int64), -1),
+    "last_seen_round": (np.dtype(np.int32), -1),
+    "beta_alpha": (np.dtype(np.float32), 2.0),
+    "beta_beta": (np.dtype(np.float32), 2.0),
+    "importance": (np.dtype(np.float32), 1.0),
+}
+
+# Columns a user may rank or histogram by (numeric, meaningful per sample).
+METRICS: tuple[str, ...] = ("dih", "last_loss", "flips", "seen", "beta_alpha", "beta_beta")
+
+
+class SampleState:
+    """Preallocated numpy columns of length ``n``; every update is a vectorized scatter."""
+
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.n = n
+        self.columns: dict[str, np.ndarray] = {
+            name: np.full(n, init, dtype=dtype) for name, (dtype, init) in COLUMNS.items()
+        }
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        columns = self.__dict__.get("columns")
+        if columns is not None and name in columns:
+            return columns[name]
+        raise AttributeError(name)
+
+    def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Every column at ``ids``."""
+        return {name: col[ids] for name, col in self.columns.items()}
+
+    def copy(self) -> SampleState:
+        """A deep copy (tests compare before and after a rejected batch)."""
+        other = SampleState.__new__(SampleState)
+        other.n = self.n
+        other.columns = {k: v.copy() for k, v in self.columns.items()}
+        return other
+
+
+class LearningRateLog:
+    """Learning rate of every global optimizer step, with prefix sums.
+
+    ``cum[s]`` is the sum of the learning rates of steps ``0 .. s-1``, so the learning-rate
+    "distance" covered by steps ``a .. b`` inclusive is ``cum[b + 1] - cum[a]``: O(1) per sample.
+    Every rank runs every step, so each step arrives once per rank; the first report is kept and
+    later ones must agree. Storage grows by doubling, so appending is amortized O(new steps).
+    """
+
+    def __init__(self) -> None:
+        self._lr = np.zeros(1024, dtype=np.float64)
+        self._cum = np.zeros(1025, dtype=np.float64)
+        self.num_steps = 0
+
+    @property
+    def lr(self) -> np.ndarray:
+        return self._lr[: self.num_steps]
+
+    @property
+    def cum(self) -> np.ndarray:
+        return self._cum[: self.num_steps + 1]
+
+    def plan(self, steps: np.ndarray, lrs: np.ndarray) -> np.ndarray:
+        """Check ``(steps, lrs)`` against the log; return the rates of the new steps to append.
+
+        Raises ``ValueError`` naming the first inconsistency: a step whose rate differs from
+        the one already logged, two rates for one step, or a gap before the first new step.
+        Nothing is changed; :meth:`append` applies the plan.
+        """
+        if steps.size == 0:
+            return np.zeros(0)
+        uniq, first = np.unique(steps, return_index=True)
+        uniq_lr = lrs[first]
+        inv = np.searchsorted(uniq, steps)
+        differs = ~np.isclose(lrs, uniq_lr[inv], rtol=1e-6, atol=0.0)
+        if np.any(differs):
+            raise ValueError(f"step {int(steps[np.argmax(differs)])} carries two learning rates in one batch")
+        known = uniq < self.num_steps
+        mismatch = ~np.isclose(self._lr[uniq[known]], uniq_lr[known], rtol=1e-6, atol=0.0)
+        if np.any(mismatch):
+            s = int(uniq[known][np.argmax(mismatch)])
+            raise ValueError(f"step {s} was logged with lr {self._lr[s]:g} and is now reported with another")
+        new = uniq[~known]
+        expected = np.arange(self.num_steps, self.num_steps + new.size)
+        if not np.array_equal(new, expected):
+            gap = int(expected[np.argmax(new != expected)])
+            raise ValueError(f"learning rate of step {gap} was never reported (steps must be contiguous)")
+        return uniq_lr[~known]
+
+    def append(self, new_lrs: np.ndarray) -> None:
+        """Append the rates returned by :meth:`plan`."""
+        end = self.num_steps + new_lrs.size
+        if end > self._lr.size:
+            cap = max(end, 2 * self._lr.size)
+            self._lr = np.concatenate([self._lr, np.zeros(cap - self._lr.size)])
+            self._cum = np.concatenate([self._cum, np.zeros(cap + 1 - self._cum.size)])
+        self._lr[self.num_steps : end] = new_lrs
+        self._cum[self.num_steps + 1 : end + 1] = self._cum[self.num_steps] + np.cumsum(new_lrs)
+        self.num_steps = end
+
+    def since(self, last_step: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """Sum of learning rates of steps ``last_step .. step`` inclusive (DIHCL Eq. 2)."""
+        return self._cum[step + 1] - self._cum[last_step]

@@ -1,0 +1,330 @@
+"""The hardness store of one run: ingest byproducts, select each round once, answer queries.
+
+Plain Python over :class:`~scorer_service.state.SampleState`; ``scorer_service.actor`` wraps it
+in a Ray actor unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scorer_service.byproducts import ByproductBatch
+from scorer_service.errors import InvalidBatch, InvalidQuery, NotFound
+from scorer_service.hardness import HARDNESS_METRICS, dih_update, instantaneous_hardness
+from scorer_service.sampling import top_k
+from scorer_service.schedule import Budget, Cycles
+from scorer_service.selectors import SelectionContext, get_selector
+from scorer_service.sharding import shard, usable_size
+from scorer_service.state import METRICS, LearningRateLog, SampleState
+
+
+@dataclass
+class StoreConfig:
+    """Everything that determines a run's scores and selections (with the seed, reproducibly)."""
+
+    n: int
+    epochs: int
+    run: str = "run"
+    method: str = "dihcl-exp"
+    metric: str = "loss"
+    gamma: float = 0.95
+    warm_start: int = 5
+    cycle_length: int = 5
+    budget_start: float = 0.85
+    budget_factor: float = 0.85
+    budget_floor: float = 0.2
+    budget_cap: float = 1.0
+    seed: int = 0
+    selector_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_selector(self.method)
+        if self.metric not in HARDNESS_METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(HARDNESS_METRICS)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        # Build both once so that a bad layout fails here, at run creation, not at round 5.
+        _ = (self.cycles, self.budget)
+
+    @property
+    def cycles(self) -> Cycles:
+        return Cycles(self.epochs, self.warm_start, self.cycle_length)
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.budget_start, self.budget_factor, self.budget_floor, self.budget_cap)
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    cycle: int
+    selector: str
+    budget: int
+    selected: np.ndarray
+    world_size: int
+    selection_ms: float
+    ingested: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids trained on: the selection trimmed to equal rank shards."""
+        return self.selected[: usable_size(len(self.selected), self.world_size)]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "cycle": self.cycle,
+            "selector": self.selector,
+            "budget": self.budget,
+            "size": int(len(self.ids)),
+            "world_size": self.world_size,
+            "selection_ms": self.selection_ms,
+            "ingested": self.ingested,
+            "metrics": dict(self.metrics),
+        }
+
+
+class HardnessStore:
+    """Per-sample scores of one run and its round-by-round subset selection."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.state = SampleState(config.n)
+        self.lr_log = LearningRateLog()
+        self.rounds: dict[int, RoundRecord] = {}
+        self.applied_seq: dict[str, int] = {}
+        self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0}
+        self.ingest_seconds = 0.0
+        self._selector = get_selector(config.method)
+
+    # ---- ingest -------------------------------------------------------------------------
+
+    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Validate and apply one byproduct batch; a rejected batch changes nothing.
+
+        Returns ``{"applied": rows, "duplicate": bool}``; a batch whose ``(writer, seq)`` was
+        already applied is acknowledged and ignored, so retried sends count once.
+        """
+        t0 = time.perf_counter()
+        try:
+            batch, new_lrs = self._validate(data)
+        except InvalidBatch:
+            self.counters["rejected"] += 1
+            raise
+        if batch is None:
+            self.counters["duplicates"] += 1
+            return {"applied": 0, "duplicate": True}
+        self._apply(batch, new_lrs)
+        self.ingest_seconds += time.perf_counter() - t0
+        return {"applied": len(batch), "duplicate": False}
+
+    def _validate(self, data: dict[str, Any]) -> tuple[ByproductBatch | None, np.ndarray]:
+        batch = ByproductBatch.from_mapping(data, self.config.n)
+        if batch.seq <= self.applied_seq.get(batch.writer, -1):
+            return None, np.zeros(0)
+        last = self.state.last_seen_step[batch.sample_id]
+        stale = batch.step < last
+        if np.any(stale):
+            i = int(np.argmax(stale))
+            raise InvalidBatch(
+                f"sample {int(batch.sample_id[i])} observed at step {int(batch.step[i])}, "
+                f"but it was already observed at the later step {int(last[i])}"
+            )
+        try:
+            new_lrs = self.lr_log.plan(batch.step, batch.lr)
+        except ValueError as e:
+            raise InvalidBatch(str(e)) from None
+        return batch, new_lrs
+
+    def _apply(self, batch: ByproductBatch, new_lrs: np.ndarray) -> None:
+        s, ids = self.state, batch.sample_id
+        self.lr_log.append(new_lrs)
+        first = s.seen[ids] == 0
+        last_step = np.where(first, batch.step, s.last_seen_step[ids])
+        prev_correct = s.last_correct[ids]
+        a, update = instantaneous_hardness(
+            self.config.metric,
+            batch.loss,
+            batch.correct,
+            batch.lr,
+            s.last_loss[ids].astype(np.float64),
+            prev_correct,
+            self.lr_log.since(last_step, batch.step),
+            first,
+        )
+        a = a * s.importance[ids]
+        s.dih[ids[update]] = dih_update(s.dih[ids[update]], a[update], self.config.gamma)
+
+        flip = ~first & (batch.correct.astype(np.int8) != prev_correct)
+        s.flips[ids] += flip
+        s.beta_alpha[ids] += flip
+        s.beta_beta[ids] += ~first & ~flip
+        s.last_loss[ids] = batch.loss
+        s.last_correct[ids] = batch.correct
+        s.last_seen_step[ids] = batch.step
+        s.last_seen_round[ids] = batch.round
+        s.seen[ids] += 1
+
+        self.applied_seq[batch.writer] = batch.seq
+        self.counters["ingested"] += len(batch)
+        self.counters["batches"] += 1
+        if batch.round in self.rounds:
+            self.rounds[batch.round].ingested += len(batch)
+
+    # ---- selection ----------------------------------------------------------------------
+
+    def subset(self, round_: int, rank: int, world_size: int) -> np.ndarray:
+        """Rank ``rank``'s shard of round ``round_``'s subset.
+
+        The selection runs once, on the first request for the round (so every rank's
+        byproducts of the previous round must be in before any rank asks), and is cached.
+        """
+        if not 0 <= round_ < self.config.epochs:
+            raise InvalidQuery(f"round must be in [0, {self.config.epochs}), got {round_}")
+        rec = self.rounds.get(round_)
+        if rec is None:
+            rec = self._select(round_, world_size)
+            self.rounds[round_] = rec
+        # A different world size (elastic training) re-shards the same selection.
+        rec.world_size = world_size
+        return shard(rec.ids, rank, world_size)
+
+    def _select(self, round_: int, world_size: int) -> RoundRecord:
+        t0 = time.perf_counter()
+        cfg, n = self.config, self.config.n
+        cycle = cfg.cycles.selection_cycle(round_)
+        rng = np.random.default_rng([cfg.seed, round_])
+        self.state.importance[:] = 1.0
+        if cycle == 0:
+            selected, name, k = self._warm_order(round_, rng, world_size), "all", n
+        else:
+            k = max(world_size, cfg.budget.size(cycle, n))
+            sel = self._selector(SelectionContext(self.state, cycle, rng, cfg.selector_params), k)
+            selected, name = sel.ids, cfg.method
+            if sel.importance is not None:
+                self.state.importance[sel.ids] = sel.importance
+        ms = (time.perf_counter() - t0) * 1e3
+        return RoundRecord(round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms)
+
+    def _warm_order(self, round_: int, rng: np.random.Generator, world_size: int) -> np.ndarray:
+        """A fresh permutation of all samples, led by those trimmed from the previous round.
+
+        Equal shards drop ``n mod world_size`` samples per round; putting last round's dropped
+        samples first guarantees every sample is trained on during a warm start of >= 2 rounds.
+        """
+        order = rng.permutation(self.config.n)
+        prev = self.rounds.get(round_ - 1)
+        if prev is None:
+            return order
+        dropped = prev.selected[len(prev.ids) :]
+        keep = np.ones(self.config.n, dtype=bool)
+        keep[dropped] = False
+        return np.concatenate([dropped, order[keep[order]]])
+
+    def record_round(self, round_: int, metrics: dict[str, float]) -> None:
+        """Attach the trainer's end-of-round metrics (test accuracy, train loss, ...) to a round."""
+        if round_ not in self.rounds:
+            raise NotFound(f"round {round_} was never selected")
+        bad = {k: v for k, v in metrics.items() if not isinstance(v, int | float) or isinstance(v, bool)}
+        if bad:
+            raise InvalidQuery(f"metrics must be numbers, got {bad}")
+        self.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
+
+    # ---- queries ------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        cfg = self.config
+        done = [r for r, rec in self.rounds.items() if rec.metrics]
+        return {
+            "run": cfg.run,
+            "n": cfg.n,
+            "method": cfg.method,
+            "metric": cfg.metric,
+            "epochs": cfg.epochs,
+            "rounds": len(self.rounds),
+            "rounds_completed": len(done),
+            "steps": self.lr_log.num_steps,
+            **self.counters,
+            "ingest_samples_per_s": self.counters["ingested"] / self.ingest_seconds
+            if self.ingest_seconds
+            else 0.0,
+            "config": asdict(cfg),
+        }
+
+    def _check_ids(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        bad = (ids < 0) | (ids >= self.config.n)
+        if np.any(bad):
+            raise NotFound(f"sample {int(ids[np.argmax(bad)])} does not exist (n = {self.config.n})")
+        return ids
+
+    def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
+        """Every score column of each sample in ``ids``."""
+        ids = self._check_ids(np.asarray(ids))
+        rows = self.state.rows(ids)
+        return [{"id": int(i), **{k: _py(v[j]) for k, v in rows.items()}} for j, i in enumerate(ids.tolist())]
+
+    def _metric(self, metric: str) -> np.ndarray:
+        if metric not in METRICS:
+            raise InvalidQuery(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        return self.state.columns[metric].astype(np.float64)
+
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+        """The ``k`` samples with the largest (``desc``) or smallest (``asc``) ``metric``; unseen excluded
+        for metrics that are undefined before a first observation."""
+        if order not in ("asc", "desc"):
+            raise InvalidQuery(f"order must be 'asc' or 'desc', got {order!r}")
+        values = self._metric(metric)
+        valid = np.flatnonzero(np.isfinite(values))
+        pick = valid[top_k(values[valid], min(k, valid.size), largest=order == "desc")]
+        return [{"id": int(i), metric: float(values[i])} for i in pick]
+
+    def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
+        """Counts of ``metric`` in ``bins`` equal-width bins over its finite range."""
+        values = self._metric(metric)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return {"metric": metric, "counts": [], "edges": [], "missing": int(values.size)}
+        counts, edges = np.histogram(finite, bins=bins)
+        return {
+            "metric": metric,
+            "counts": counts.tolist(),
+            "edges": edges.tolist(),
+            "missing": int(values.size - finite.size),
+        }
+
+    def round_summaries(self) -> list[dict[str, Any]]:
+        return [self.rounds[r].summary() for r in sorted(self.rounds)]
+
+    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The ids trained on in ``round_``, paged."""
+        rec = self.rounds.get(round_)
+        if rec is None:
+            raise NotFound(f"round {round_} was never selected")
+        if offset < 0 or limit < 0:
+            raise InvalidQuery("offset and limit must be >= 0")
+        ids = rec.ids
+        return {
+            "round": round_,
+            "total": int(len(ids)),
+            "offset": offset,
+            "ids": ids[offset : offset + limit].tolist(),
+        }
+
+    def column(self, name: str) -> np.ndarray:
+        """One whole state column (for export and tests)."""
+        if name not in self.state.columns:
+            raise InvalidQuery(f"unknown column {name!r}")
+        return self.state.columns[name].copy()
+
+
+def _py(v: Any) -> Any:
+    """numpy scalar -> JSON-friendly Python value (NaN -> None)."""
+    v = v.item()
+    return None if isinstance(v, float) and v != v else v

@@ -1,0 +1,134 @@
+"""The ``curriculum`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from scorer_service.hardness import HARDNESS_METRICS
+from scorer_service.selectors import SELECTORS
+from trainers.config import TrainConfig
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train", help="train with a central hardness store (starts local Ray unless RAY_ADDRESS)"
+    )
+    p.add_argument("--method", default=d.method, choices=sorted(SELECTORS), help="subset selector")
+    p.add_argument(
+        "--metric", default=d.metric, choices=HARDNESS_METRICS, help="instantaneous hardness for DIH"
+    )
+    p.add_argument(
+        "--dataset", default=d.dataset, help="digits | synthetic[:n=..,classes=..,noise=..] | path"
+    )
+    p.add_argument("--model", default=d.model)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="rounds (one epoch over the subset each)")
+    p.add_argument("--workers", type=int, default=d.workers, help="Ray Train workers (0 = local mode)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per-rank batch size")
+    p.add_argument("--lr", type=float, default=d.lr_max, help="peak learning rate of the first cycle")
+    p.add_argument("--warm-start", type=int, default=d.warm_start, help="rounds on all data before selection")
+    p.add_argument("--cycle", type=int, default=d.cycle_length, help="rounds per cosine cycle")
+    p.add_argument("--gamma", type=float, default=d.gamma, help="DIH weight of the newest observation")
+    p.add_argument(
+        "--budget",
+        type=float,
+        nargs=3,
+        metavar=("START", "FACTOR", "FLOOR"),
+        default=(d.budget_start, d.budget_factor, d.budget_floor),
+        help="selected fraction in the first selection cycle, per-cycle factor, floor",
+    )
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
+    p.add_argument("--run", default=None, help="run name (default: DATASET-METHOD)")
+    p.add_argument("--storage-path", default=None, help="Ray Train checkpoint storage (shared on clusters)")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a new local Ray)"
+    )
+    p.add_argument("--serve", action="store_true", help="serve the REST API during and after training")
+    p.add_argument("--host", default="127.0.0.1", help="REST host with --serve")
+    p.add_argument("--port", type=int, default=8000, help="REST port with --serve")
+    p.add_argument("--json", default=None, help="write the final summary as JSON to this file")
+    p.add_argument("--verbose", action="store_true", help="show Ray's and the workers' logs")
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="deploy the REST API on a running Ray cluster")
+    p.add_argument("--address", default="auto", help="Ray cluster address (default: auto)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 to expose it)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--blocking", action="store_true", help="stay in the foreground")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainers.driver import init_ray, run_training
+
+    start, factor, floor = args.budget
+    cfg = TrainConfig(
+        run=args.run or f"{args.dataset.split(':')[0].split('/')[-1]}-{args.method}",
+        dataset=args.dataset,
+        model=args.model,
+        method=args.method,
+        metric=args.metric,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_max=args.lr,
+        warm_start=args.warm_start,
+        cycle_length=args.cycle,
+        gamma=args.gamma,
+        budget_start=start,
+        budget_factor=factor,
+        budget_floor=floor,
+        seed=args.seed,
+        workers=args.workers,
+        gpu=args.gpu,
+    )
+    cfg.store_config(1)  # fail on a bad schedule before starting Ray
+    init_ray(args.address, quiet=not args.verbose)
+    if args.serve:
+        from scorer_service.serve_app import start
+
+        print(f"REST API at {start(args.host, args.port)}/docs")
+    summary = run_training(cfg, storage_path=args.storage_path)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2)
+    if args.serve:
+        print("serving; Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ray
+
+    from scorer_service.actor import NAMESPACE
+    from scorer_service.serve_app import start
+
+    ray.init(address=args.address, namespace=NAMESPACE)
+    url = start(args.host, args.port, blocking=args.blocking)
+    print(f"REST API at {url} (OpenAPI at {url}/docs)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="curriculum", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _serve_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return {"train": cmd_train, "serve": cmd_serve}[args.command](args)
+    except ValueError as e:
+        print(f"curriculum: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The job entrypoint: create the run's store, run the TorchTrainer, print progress from the store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from scorer_service.actor import NAMESPACE, create_store
+from trainers.config import TrainConfig
+from trainers.datasets import load_dataset
+from trainers.loop import train_loop_per_worker
+
+
+def init_ray(address: str | None = None, *, quiet: bool = True) -> None:
+    """Join ``address`` / ``RAY_ADDRESS`` (set under ``ray job submit``), else start a local Ray."""
+    if quiet:
+        # Ray Train logs every report at INFO; the store's progress lines say the same, once.
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=not quiet)
+    else:
+        ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=not quiet)
+
+
+def format_round(s: dict[str, Any], epochs: int, ingest_rate: float) -> str:
+    m = s["metrics"]
+    return (
+        f"round {s['round'] + 1:>3}/{epochs}  cycle {s['cycle']:>2}  subset {s['size']:>7}  "
+        f"train loss {m.get('train_loss', float('nan')):.4f}  "
+        f"test acc {100 * m.get('test_accuracy', 0):6.2f}%  "
+        f"select {s['selection_ms']:7.2f} ms  ingest {ingest_rate / 1e6:5.2f}M samples/s"
+    )
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    storage_path: str | None = None,
+    max_failures: int = 1,
+    out: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``cfg`` on the connected Ray cluster; returns the final summary.
+
+    ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
+    """
+    t0 = time.perf_counter()
+    data = load_dataset(cfg.dataset, cfg.seed)
+    store = create_store(cfg.store_config(data.n))
+    out(
+        f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
+        f"(metric {cfg.metric}), {cfg.epochs} rounds, {cfg.workers} workers"
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.to_dict(),
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpu),
+        run_config=RunConfig(
+            name=f"{cfg.run}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=storage_path,
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as e:  # re-raised in the calling thread below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=fit, name="curriculum-fit", daemon=True)
+    thread.start()
+    printed = 0
+    while True:
+        alive = thread.is_alive()
+        summaries, info = ray.get([store.round_summaries.remote(), store.info.remote()])
+        done = [s for s in summaries if s["metrics"]]
+        for s in done[printed:]:
+            out(format_round(s, cfg.epochs, info["ingest_samples_per_s"]))
+        printed = len(done)
+        if not alive:
+            break
+        thread.join(timeout=0.5)
+    if "error" in outcome:
+        raise outcome["error"]
+
+    final = done[-1]["metrics"] if done else {}
+    passes = sum(s["size"] for s in summaries)
+    summary = {
+        "run": cfg.run,
+        "method": cfg.method,
+        "metric": cfg.metric,
+        "rounds": len(done),
+        "final_test_accuracy": final.get("test_accuracy"),
+        "best_test_accuracy": max((s["metrics"].get("test_accuracy", 0.0) for s in done), default=None),
+        "sample_passes": passes,
+        "epochs_equivalent": passes / data.n,
+        "ingested": info["ingested"],
+        "wall_s": time.perf_counter() - t0,
+    }
+    out(
+        f"done: final test accuracy {100 * (summary['final_test_accuracy'] or 0):.2f}% "
+        f"(best {100 * (summary['best_test_accuracy'] or 0):.2f}%), {passes} sample passes "
+        f"= {summary['epochs_equivalent']:.1f} epochs of full data, {info['ingested']} byproducts ingested, "
+        f"{summary['wall_s']:.1f} s"
+    )
+    return summary
