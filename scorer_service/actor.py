@@ -9,20 +9,28 @@ from scorer_service.store import HardnessStore, StoreConfig
 NAMESPACE = "curriculum"
 _PREFIX = "hardness-store:"
 
-# num_cpus=0: the store must not take a CPU slot from the trainers (with 2 CPUs they need both).
-# max_task_retries=-1: calls pending when the actor dies are retried on the restarted actor.
-HardnessStoreActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(HardnessStore)
+
+def _remote(cls: type) -> ray.actor.ActorClass:
+    # num_cpus=0: the store must not take a CPU slot from the trainers (with 2 CPUs they need both).
+    # max_task_retries=-1: calls pending when the actor dies are retried on the restarted actor.
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(cls)
+
+
+HardnessStoreActor = _remote(HardnessStore)
 
 
 def actor_name(run: str) -> str:
     return _PREFIX + run
 
 
-def create_store(config: StoreConfig, *, replace: bool = True) -> ray.actor.ActorHandle:
+def create_store(
+    config: StoreConfig, *, replace: bool = True, store_cls: type = HardnessStore
+) -> ray.actor.ActorHandle:
     """Create the run's store actor (detached, so scores stay queryable after the job ends).
 
     An existing store of the same run name is killed first when ``replace`` is true; otherwise
-    it is an error, so a new run never silently mixes into an old run's scores.
+    it is an error, so a new run never silently mixes into an old run's scores. ``store_cls``
+    may be a subclass of :class:`HardnessStore` (extra bookkeeping, instrumentation).
     """
     name = actor_name(config.run)
     try:
@@ -33,7 +41,8 @@ def create_store(config: StoreConfig, *, replace: bool = True) -> ray.actor.Acto
         if not replace:
             raise ValueError(f"a store for run {config.run!r} already exists")
         ray.kill(old, no_restart=True)
-    handle = HardnessStoreActor.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(config)
+    actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
+    handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(config)
     ray.get(handle.info.remote())
     return handle
 

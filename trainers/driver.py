@@ -48,15 +48,18 @@ def run_training(
     *,
     storage_path: str | None = None,
     max_failures: int = 1,
+    store: ray.actor.ActorHandle | None = None,
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``cfg`` on the connected Ray cluster; returns the final summary.
 
     ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
+    ``store`` is the run's store actor when the caller created it, else a fresh one is made.
     """
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset, cfg.seed)
-    store = create_store(cfg.store_config(data.n))
+    if store is None:
+        store = create_store(cfg.store_config(data.n))
     out(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
         f"(metric {cfg.metric}), {cfg.epochs} rounds, {cfg.workers} workers"

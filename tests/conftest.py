@@ -1,0 +1,28 @@
+import os
+
+# Before Ray is imported anywhere: no token file, no usage reporting, no stray cluster.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.pop("RAY_ADDRESS", None)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole session (starting Ray costs about 5 s)."""
+    import ray
+
+    from scorer_service.actor import NAMESPACE
+
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            namespace=NAMESPACE,
+            object_store_memory=256 << 20,
+        )
+    yield ray
+    ray.shutdown()
