@@ -33,7 +33,15 @@ class TapStore(HardnessStore):
 def run(ray_session):
     cfg = TrainConfig(
         # dihcl-rand: no importance weights, so DIH is exactly Eqs. 1-2 of the observations.
-        run="e2e", method="dihcl-rand", metric="dloss", epochs=6, warm_start=2, cycle_length=2, workers=2, budget_start=0.5, seed=3
+        run="e2e",
+        method="dihcl-rand",
+        metric="dloss",
+        epochs=6,
+        warm_start=2,
+        cycle_length=2,
+        workers=2,
+        budget_start=0.5,
+        seed=3,
     )
     n = load_dataset(cfg.dataset).n
     store = create_store(cfg.store_config(n), store_cls=TapStore)
@@ -73,8 +81,10 @@ def test_rank_shards_are_disjoint_and_cover_the_subset(run):
         subset = np.array(ray.get(store.round_subset.remote(r, 0, n))["ids"])
         k = budget.size(cycles.selection_cycle(r), n)
         assert len(subset) == k - k % 2 and len(subset) < n
-        trained = {rank: np.concatenate([b["sample_id"] for b in tap if b["round"] == r and b["rank"] == rank])
-                   for rank in (0, 1)}
+        trained = {
+            rank: np.concatenate([b["sample_id"] for b in tap if b["round"] == r and b["rank"] == rank])
+            for rank in (0, 1)
+        }
         assert len(trained[0]) == len(trained[1]) == len(subset) // 2
         assert not set(trained[0].tolist()) & set(trained[1].tolist())
         assert np.array_equal(np.sort(np.concatenate([trained[0], trained[1]])), np.sort(subset))
@@ -93,9 +103,16 @@ def test_dih_equals_the_sample_by_sample_trace(run, metric):
         replay = HardnessStore(cfg.store_config(n))
         replay.config.metric = metric
         for seq, b in enumerate(tap):
-            replay.ingest({**{k: b[k] for k in ("sample_id", "loss", "correct", "step", "lr")},
-                           "loss": b["loss"].astype(np.float32), "round": b["round"], "rank": b["rank"],
-                           "writer": "replay", "seq": seq})
+            replay.ingest(
+                {
+                    **{k: b[k] for k in ("sample_id", "loss", "correct", "step", "lr")},
+                    "loss": b["loss"].astype(np.float32),
+                    "round": b["round"],
+                    "rank": b["rank"],
+                    "writer": "replay",
+                    "seq": seq,
+                }
+            )
         actual = replay.state.dih
     np.testing.assert_allclose(actual, expected, rtol=1e-9)
     assert np.count_nonzero(actual != 1.0) > n // 2  # the trace really moved the scores
