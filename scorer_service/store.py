@@ -21,6 +21,8 @@ from scorer_service.selectors import SelectionContext, get_selector
 from scorer_service.sharding import shard, usable_size
 from scorer_service.state import METRICS, LearningRateLog, SampleState
 
+HISTOGRAM_BINS = 20
+
 
 @dataclass
 class StoreConfig:
@@ -70,6 +72,8 @@ class RoundRecord:
     selection_ms: float
     ingested: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    # DIH distribution at selection time, so the rounds' score distributions can be compared later.
+    dih_histogram: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def ids(self) -> np.ndarray:
@@ -87,6 +91,7 @@ class RoundRecord:
             "selection_ms": self.selection_ms,
             "ingested": self.ingested,
             "metrics": dict(self.metrics),
+            "dih_histogram": self.dih_histogram,
         }
 
 
@@ -210,7 +215,11 @@ class HardnessStore:
             if sel.importance is not None:
                 self.state.importance[sel.ids] = sel.importance
         ms = (time.perf_counter() - t0) * 1e3
-        return RoundRecord(round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms)
+        counts, edges = np.histogram(self.state.dih, bins=HISTOGRAM_BINS)
+        hist = {"counts": counts.tolist(), "edges": edges.tolist()}
+        return RoundRecord(
+            round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms, dih_histogram=hist
+        )
 
     def _warm_order(self, round_: int, rng: np.random.Generator, world_size: int) -> np.ndarray:
         """A fresh permutation of all samples, led by those trimmed from the previous round.

@@ -50,11 +50,14 @@ def run_training(
     max_failures: int = 1,
     store: ray.actor.ActorHandle | None = None,
     out: Callable[[str], None] = print,
+    on_round: Callable[[dict[str, Any], ray.actor.ActorHandle], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` on the connected Ray cluster; returns the final summary.
 
     ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
     ``store`` is the run's store actor when the caller created it, else a fresh one is made.
+    ``on_round(summary, store)`` is called in the driver once per finished round, while training
+    goes on (benchmarks read score columns as the run proceeds).
     """
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset, cfg.seed)
@@ -92,6 +95,8 @@ def run_training(
         done = [s for s in summaries if s["metrics"]]
         for s in done[printed:]:
             out(format_round(s, cfg.epochs, info["ingest_samples_per_s"]))
+            if on_round is not None:
+                on_round(s, store)
         printed = len(done)
         if not alive:
             break
