@@ -30,7 +30,14 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "step": ("i",),
     "lr": ("f",),
 }
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {}
+# Optional per-sample columns: name -> (dtype kinds, ndim, the store matrix fixing a 2-d column's width).
+OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], int, str | None]] = {
+    "logit_sketch": (("f",), 2, "outputs"),  # logits (C <= 128) or their fixed random projection
+    "residual_sketch": (("f",), 2, "outputs"),  # onehot(y) - softmax(z), same projection
+    "embedding": (("f",), 2, "embedding"),  # projection of the penultimate features
+    "log_sigma": (("f",), 1, None),  # instance data parameter after this step
+    "log_sigma_momentum": (("f",), 1, None),
+}
 
 
 @dataclass
@@ -52,7 +59,9 @@ class ByproductBatch:
         return int(self.sample_id.shape[0])
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], n: int) -> ByproductBatch:
+    def from_mapping(
+        cls, data: dict[str, Any], n: int, widths: dict[str, int] | None = None
+    ) -> ByproductBatch:
         """Validate ``data`` for a store of ``n`` samples; raise :class:`InvalidBatch` naming the problem."""
         if not isinstance(data, dict):
             raise InvalidBatch(f"a batch must be a dict of columns, got {type(data).__name__}")
@@ -64,17 +73,26 @@ class ByproductBatch:
         if unknown:
             raise InvalidBatch(f"batch has unknown columns {', '.join(unknown)}")
 
+        widths = widths or {}
+        specs = {name: (kinds, 1, None) for name, kinds in REQUIRED_COLUMNS.items()} | OPTIONAL_COLUMNS
         cols: dict[str, np.ndarray] = {}
-        for name, kinds in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
+        for name, (kinds, ndim, matrix) in specs.items():
             if name not in data:
                 continue
             arr = data[name]
             if not isinstance(arr, np.ndarray):
                 raise InvalidBatch(f"column {name} must be a numpy array, got {type(arr).__name__}")
-            if arr.ndim != 1:
-                raise InvalidBatch(f"column {name} must be 1-dimensional, got shape {arr.shape}")
+            if arr.ndim != ndim:
+                raise InvalidBatch(f"column {name} must be {ndim}-dimensional, got shape {arr.shape}")
             if arr.dtype.kind not in kinds:
                 raise InvalidBatch(f"column {name} has dtype {arr.dtype}, expected kind {'/'.join(kinds)}")
+            if matrix is not None:
+                if not widths.get(matrix):
+                    raise InvalidBatch(f"column {name} sent, but this store does not keep {matrix}")
+                if arr.shape[1] != widths[matrix]:
+                    raise InvalidBatch(f"column {name} has width {arr.shape[1]}, expected {widths[matrix]}")
+            if name in OPTIONAL_COLUMNS and not np.all(np.isfinite(arr)):
+                raise InvalidBatch(f"column {name} has NaN or infinite values")
             cols[name] = arr
         lengths = {name: len(a) for name, a in cols.items()}
         if len(set(lengths.values())) > 1:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorer_service.sampling import log_weights, softmax, top_k, weighted_sample
+from scorer_service.schedule import Budget
 from scorer_service.state import SampleState
 
 
@@ -122,3 +123,64 @@ def select_beta(ctx: SelectionContext, k: int) -> Selection:
     s = ctx.state
     theta = ctx.rng.beta(s.beta_alpha.astype(np.float64), s.beta_beta.astype(np.float64))
     return Selection(top_k(theta, k))
+
+
+@register("docl")
+def select_docl(ctx: SelectionContext, k: int) -> Selection:
+    """DoCL: k draws without replacement with ``p = softmax(tau * (score - min score))``.
+
+    Official code (ALGORITHMS.md §2.2): tau = 0.1 fixed; the score is the running average of
+    <onehot(y) - softmax(z), z_now - z_prev> (large residual and fast-moving output).
+    """
+    score = ctx.state.docl
+    tau = ctx.params.get("docl_temperature", 0.1)
+    return Selection(weighted_sample(tau * (score - score.min()), k, ctx.rng))
+
+
+def _last_loss(state: SampleState, unseen: float) -> np.ndarray:
+    loss = state.last_loss.astype(np.float64)
+    return np.where(np.isnan(loss), unseen, loss)
+
+
+@register("spl")
+def select_spl(ctx: SelectionContext, k: int) -> Selection:
+    """Self-paced learning (Kumar et al. 2010), as compared in DIHCL: the k samples of smallest current
+    loss (the loss at each sample's last observation; unseen samples last)."""
+    return Selection(top_k(_last_loss(ctx.state, np.inf), k, largest=False))
+
+
+@register("mcl")
+def select_mcl(ctx: SelectionContext, k: int) -> Selection:
+    """Minimax curriculum (Zhou & Bilmes, ICLR 2018): hard *and* diverse, diversity weight shrinking.
+
+    Candidates are the ``min(n, 2k)`` samples of largest last loss (official code). When the store
+    keeps embeddings, k of them maximize ``sum(loss) + lambda_c * G(S)`` with G facility location
+    (paper), ``lambda_c = lambda * decay**(cycle-1)``; otherwise the official code's fallback keeps a
+    uniform random k of the candidates (its modular "centrality" needs the same features).
+    """
+    loss = _last_loss(ctx.state, 0.0)
+    cand = top_k(loss, min(ctx.state.n, 2 * k))
+    if "embedding" not in ctx.state.matrices:
+        return Selection(ctx.rng.choice(cand, size=k, replace=False).astype(np.int64))
+    from scorer_service.submodular import select_diverse
+
+    lam = ctx.params.get("diversity_lambda", 1.0) * ctx.params.get("diversity_decay", 0.8) ** (ctx.cycle - 1)
+    keep = select_diverse(
+        ctx.state.embedding[cand],
+        loss[cand],
+        k,
+        function=ctx.params.get("diversity", "fl"),
+        lam=lam,
+        rng=ctx.rng,
+    )
+    return Selection(cand[keep])
+
+
+# Budget schedules per selector (fraction of n per selection cycle). DIHCL shrinks (paper: 0.85 per
+# cycle to 0.2); the official DoCL and MCL code grow (x1.1 / x1.2 per cycle up to 0.9); SPL grows to
+# all data (its threshold anneals until every sample is included).
+DEFAULT_BUDGETS: dict[str, Budget] = {
+    "docl": Budget(start=0.2, factor=1.1, floor=0.2, cap=0.9),
+    "mcl": Budget(start=0.1, factor=1.2, floor=0.1, cap=0.9),
+    "spl": Budget(start=0.3, factor=1.2, floor=0.3, cap=1.0),
+}

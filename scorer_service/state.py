@@ -17,27 +17,64 @@ COLUMNS: dict[str, tuple[np.dtype, float]] = {
     "beta_alpha": (np.dtype(np.float32), 2.0),
     "beta_beta": (np.dtype(np.float32), 2.0),
     "importance": (np.dtype(np.float32), 1.0),
+    # DoCL (Zhou et al., AISTATS 2021): running score, and how many outputs were recorded (0: none
+    # yet, 1: a previous output to compare with, 2+: scored).
+    "docl": (np.dtype(np.float64), 0.0),
+    "outputs_seen": (np.dtype(np.int32), 0),
+    # Data Parameters (Saxena et al., NeurIPS 2019): per-instance log temperature and its momentum.
+    "log_sigma": (np.dtype(np.float32), 0.0),
+    "log_sigma_momentum": (np.dtype(np.float32), 0.0),
 }
 
-# Columns a user may rank or histogram by (numeric, meaningful per sample).
-METRICS: tuple[str, ...] = ("dih", "last_loss", "flips", "seen", "beta_alpha", "beta_beta")
+# Columns a user may rank or histogram by; ``sigma`` is derived as exp(log_sigma).
+METRICS: tuple[str, ...] = (
+    "dih",
+    "last_loss",
+    "flips",
+    "seen",
+    "beta_alpha",
+    "beta_beta",
+    "docl",
+    "log_sigma",
+    "sigma",
+)
 
 
 class SampleState:
-    """Preallocated numpy columns of length ``n``; every update is a vectorized scatter."""
+    """Preallocated numpy columns of length ``n``; every update is a vectorized scatter.
 
-    def __init__(self, n: int) -> None:
+    ``matrices`` hold the per-sample vectors that only some methods need, allocated only when
+    configured: ``outputs`` (the latest logits or their sketch, DoCL) and ``embedding`` (a sketch of
+    the penultimate features, diversity).
+    """
+
+    def __init__(
+        self, n: int, *, output_width: int = 0, embedding_dim: int = 0, log_sigma_init: float = 0.0
+    ) -> None:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         self.n = n
         self.columns: dict[str, np.ndarray] = {
             name: np.full(n, init, dtype=dtype) for name, (dtype, init) in COLUMNS.items()
         }
+        self.columns["log_sigma"][:] = log_sigma_init
+        self.matrices: dict[str, np.ndarray] = {}
+        if output_width:
+            self.matrices["outputs"] = np.zeros((n, output_width), dtype=np.float32)
+        if embedding_dim:
+            self.matrices["embedding"] = np.zeros((n, embedding_dim), dtype=np.float16)
+
+    def metric(self, name: str) -> np.ndarray:
+        """A rankable column as float64 (``sigma`` derived from ``log_sigma``)."""
+        if name == "sigma":
+            return np.exp(self.columns["log_sigma"].astype(np.float64))
+        return self.columns[name].astype(np.float64)
 
     def __getattr__(self, name: str) -> np.ndarray:
-        columns = self.__dict__.get("columns")
-        if columns is not None and name in columns:
-            return columns[name]
+        for table in ("columns", "matrices"):
+            cols = self.__dict__.get(table)
+            if cols is not None and name in cols:
+                return cols[name]
         raise AttributeError(name)
 
     def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,6 +86,7 @@ class SampleState:
         other = SampleState.__new__(SampleState)
         other.n = self.n
         other.columns = {k: v.copy() for k, v in self.columns.items()}
+        other.matrices = {k: v.copy() for k, v in self.matrices.items()}
         return other
 
 

@@ -7,17 +7,18 @@ in a Ray actor unchanged.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from scorer_service.byproducts import ByproductBatch
+from scorer_service.docl import docl_observation, docl_update
 from scorer_service.errors import InvalidBatch, InvalidQuery, NotFound
 from scorer_service.hardness import HARDNESS_METRICS, dih_update, instantaneous_hardness
 from scorer_service.sampling import top_k
 from scorer_service.schedule import Budget, Cycles
-from scorer_service.selectors import SelectionContext, get_selector
+from scorer_service.selectors import DEFAULT_BUDGETS, SelectionContext, get_selector
 from scorer_service.sharding import shard, usable_size
 from scorer_service.state import METRICS, LearningRateLog, SampleState
 
@@ -36,12 +37,20 @@ class StoreConfig:
     gamma: float = 0.95
     warm_start: int = 5
     cycle_length: int = 5
-    budget_start: float = 0.85
-    budget_factor: float = 0.85
-    budget_floor: float = 0.2
-    budget_cap: float = 1.0
+    # None: the selector's own schedule (shrinking for DIHCL, growing for DoCL / SPL / MCL).
+    budget_start: float | None = None
+    budget_factor: float | None = None
+    budget_floor: float | None = None
+    budget_cap: float | None = None
+    # Cyclical training (DoCL): the first round of every selection cycle trains on all data.
+    full_pass_each_cycle: bool = False
     seed: int = 0
     selector_params: dict[str, Any] = field(default_factory=dict)
+    # Widths of the per-sample vectors kept (0: not kept): outputs for DoCL, embedding for diversity.
+    output_width: int = 0
+    embedding_dim: int = 0
+    # Initial instance log temperature (Data Parameters); 0 is sigma = 1.
+    log_sigma_init: float = 0.0
 
     def __post_init__(self) -> None:
         get_selector(self.method)
@@ -58,7 +67,14 @@ class StoreConfig:
 
     @property
     def budget(self) -> Budget:
-        return Budget(self.budget_start, self.budget_factor, self.budget_floor, self.budget_cap)
+        base = DEFAULT_BUDGETS.get(self.method, Budget())
+        given = {
+            "start": self.budget_start,
+            "factor": self.budget_factor,
+            "floor": self.budget_floor,
+            "cap": self.budget_cap,
+        }
+        return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 @dataclass
@@ -100,7 +116,13 @@ class HardnessStore:
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
-        self.state = SampleState(config.n)
+        self.state = SampleState(
+            config.n,
+            output_width=config.output_width,
+            embedding_dim=config.embedding_dim,
+            log_sigma_init=config.log_sigma_init,
+        )
+        self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
         self.lr_log = LearningRateLog()
         self.rounds: dict[int, RoundRecord] = {}
         self.applied_seq: dict[str, int] = {}
@@ -130,7 +152,7 @@ class HardnessStore:
         return {"applied": len(batch), "duplicate": False}
 
     def _validate(self, data: dict[str, Any]) -> tuple[ByproductBatch | None, np.ndarray]:
-        batch = ByproductBatch.from_mapping(data, self.config.n)
+        batch = ByproductBatch.from_mapping(data, self.config.n, self._widths)
         if batch.seq <= self.applied_seq.get(batch.writer, -1):
             return None, np.zeros(0)
         last = self.state.last_seen_step[batch.sample_id]
@@ -165,6 +187,13 @@ class HardnessStore:
         )
         a = a * s.importance[ids]
         s.dih[ids[update]] = dih_update(s.dih[ids[update]], a[update], self.config.gamma)
+        if "logit_sketch" in batch.extra:
+            self._apply_docl(batch, self.lr_log.since(last_step, batch.step))
+        if "embedding" in batch.extra:
+            s.embedding[ids] = batch.extra["embedding"]
+        for name in ("log_sigma", "log_sigma_momentum"):
+            if name in batch.extra:
+                s.columns[name][ids] = batch.extra[name]
 
         flip = ~first & (batch.correct.astype(np.int8) != prev_correct)
         s.flips[ids] += flip
@@ -181,6 +210,29 @@ class HardnessStore:
         self.counters["batches"] += 1
         if batch.round in self.rounds:
             self.rounds[batch.round].ingested += len(batch)
+
+    def _apply_docl(self, batch: ByproductBatch, lr_since: np.ndarray) -> None:
+        """DoCL score: <residual, z_now - z_prev> over LR progress, averaged (official code, §2.2)."""
+        s, ids = self.state, batch.sample_id
+        now = batch.extra["logit_sketch"]
+        count = s.outputs_seen[ids]
+        has_prev = count > 0
+        if np.any(has_prev) and "residual_sketch" in batch.extra:
+            scored = ids[has_prev]
+            a = docl_observation(
+                batch.extra["residual_sketch"][has_prev], now[has_prev], s.outputs[scored], lr_since[has_prev]
+            )
+            s.docl[scored] = docl_update(s.docl[scored], a, count[has_prev] == 1)
+        s.outputs[ids] = now
+        s.outputs_seen[ids] = count + 1
+
+    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
+        ids = self._check_ids(ids)
+        return {
+            "log_sigma": self.state.log_sigma[ids],
+            "log_sigma_momentum": self.state.log_sigma_momentum[ids],
+        }
 
     # ---- selection ----------------------------------------------------------------------
 
@@ -206,7 +258,8 @@ class HardnessStore:
         cycle = cfg.cycles.selection_cycle(round_)
         rng = np.random.default_rng([cfg.seed, round_])
         self.state.importance[:] = 1.0
-        if cycle == 0:
+        full_pass = cfg.full_pass_each_cycle and round_ == cfg.cycles.bounds(cfg.cycles.cycle_of(round_))[0]
+        if cycle == 0 or full_pass:
             selected, name, k = self._warm_order(round_, rng, world_size), "all", n
         else:
             k = max(world_size, cfg.budget.size(cycle, n))
@@ -282,7 +335,7 @@ class HardnessStore:
     def _metric(self, metric: str) -> np.ndarray:
         if metric not in METRICS:
             raise InvalidQuery(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
-        return self.state.columns[metric].astype(np.float64)
+        return self.state.metric(metric)
 
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
         """The ``k`` samples with the largest (``desc``) or smallest (``asc``) ``metric``; unseen excluded

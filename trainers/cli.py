@@ -35,10 +35,23 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--budget",
         type=float,
-        nargs=3,
-        metavar=("START", "FACTOR", "FLOOR"),
-        default=(d.budget_start, d.budget_factor, d.budget_floor),
-        help="selected fraction in the first selection cycle, per-cycle factor, floor",
+        nargs=4,
+        metavar=("START", "FACTOR", "FLOOR", "CAP"),
+        default=None,
+        help="selected fraction in the first selection cycle, per-cycle factor, floor, cap "
+        "(default: the method's own: DIHCL 0.85 0.85 0.2 1, DoCL 0.2 1.1 0.2 0.9, ...)",
+    )
+    p.add_argument(
+        "--data-params",
+        choices=("class", "instance", "joint"),
+        default=None,
+        help="Data Parameters: learned class / instance / joint temperatures",
+    )
+    p.add_argument("--lerac", action="store_true", help="LeRaC per-layer learning-rate curriculum")
+    p.add_argument(
+        "--full-pass",
+        action="store_true",
+        help="train on all data in the first round of every cycle (DoCL's cyclical training)",
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
@@ -65,7 +78,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from trainers.driver import init_ray, run_training
 
-    start, factor, floor = args.budget
+    start, factor, floor, cap = args.budget or (None, None, None, None)
     cfg = TrainConfig(
         run=args.run or f"{args.dataset.split(':')[0].split('/')[-1]}-{args.method}",
         dataset=args.dataset,
@@ -81,11 +94,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         budget_start=start,
         budget_factor=factor,
         budget_floor=floor,
+        budget_cap=cap,
+        full_pass_each_cycle=args.full_pass,
+        data_params=args.data_params,
+        lerac=args.lerac,
         seed=args.seed,
         workers=args.workers,
         gpu=args.gpu,
     )
-    cfg.store_config(1)  # fail on a bad schedule before starting Ray
+    cfg.store_config(1, 2)  # fail on a bad schedule before starting Ray
     init_ray(args.address, quiet=not args.verbose)
     if args.serve:
         from scorer_service.serve_app import start

@@ -8,6 +8,8 @@ import numpy as np
 import ray
 import torch
 
+_CORE = ("sample_id", "loss", "correct", "step", "lr")
+
 
 class StoreClient:
     """Buffers per-sample byproducts and sends them to the store in large fire-and-forget calls.
@@ -36,14 +38,25 @@ class StoreClient:
         self.seq = 0
         self.sent_samples = 0
         self._round: int | None = None
-        self._buf: dict[str, list] = {k: [] for k in ("sample_id", "loss", "correct", "step", "lr")}
+        self._buf: dict[str, list] = {k: [] for k in _CORE}
         self._buffered = 0
         self._in_flight: list[ray.ObjectRef] = []
 
     def add(
-        self, round_: int, step: int, lr: float, ids: np.ndarray, loss: torch.Tensor, correct: torch.Tensor
+        self,
+        round_: int,
+        step: int,
+        lr: float,
+        ids: np.ndarray,
+        loss: torch.Tensor,
+        correct: torch.Tensor,
+        extra: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Queue one training step's byproducts (``loss``/``correct`` may live on the GPU)."""
+        """Queue one training step's byproducts (tensors may live on the GPU).
+
+        ``extra`` holds optional per-sample columns (sketches, embeddings, data parameters), one
+        row per sample; a column must be sent with every step or never.
+        """
         if self._round is not None and round_ != self._round:
             self._send()
         self._round = round_
@@ -53,6 +66,8 @@ class StoreClient:
         self._buf["correct"].append(correct.detach())
         self._buf["step"].append(np.full(m, step, dtype=np.int64))
         self._buf["lr"].append(np.full(m, lr, dtype=np.float64))
+        for name, value in (extra or {}).items():
+            self._buf.setdefault(name, []).append(value.detach())
         self._buffered += m
         if self._buffered >= self.flush_samples:
             self._send()
@@ -67,6 +82,7 @@ class StoreClient:
             "correct": torch.cat(b["correct"]).to("cpu", torch.bool).numpy(),
             "step": np.concatenate(b["step"]),
             "lr": np.concatenate(b["lr"]),
+            **{name: torch.cat(b[name]).cpu().numpy() for name in b if name not in _CORE},
             "round": int(self._round),
             "rank": self.rank,
             "writer": self.writer,

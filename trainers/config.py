@@ -25,16 +25,36 @@ class TrainConfig:
     warm_start: int = 5
     cycle_length: int = 5
     gamma: float = 0.95
-    budget_start: float = 0.85
-    budget_factor: float = 0.85
-    budget_floor: float = 0.2
-    budget_cap: float = 1.0
+    # None: the method's own budget schedule (see scorer_service.selectors.DEFAULT_BUDGETS).
+    budget_start: float | None = None
+    budget_factor: float | None = None
+    budget_floor: float | None = None
+    budget_cap: float | None = None
+    full_pass_each_cycle: bool = False
     seed: int = 0
     workers: int = 2
     gpu: bool = False
     flush_samples: int = 4096
     max_in_flight: int = 8
     selector_params: dict[str, Any] = field(default_factory=dict)
+    # Data Parameters: None, "class", "instance" or "joint".
+    data_params: str | None = None
+    lerac: bool = False
+    # Width of the random projections sent as byproducts (DoCL outputs when C > 128, embeddings).
+    sketch_dim: int = 32
+    diversity: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.data_params not in (None, "class", "instance", "joint"):
+            raise ValueError(f"data_params must be class, instance or joint, got {self.data_params!r}")
+
+    @property
+    def tracks_outputs(self) -> bool:
+        return self.method == "docl"
+
+    @property
+    def tracks_embeddings(self) -> bool:
+        return self.diversity != "none" or self.method == "mcl"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,7 +67,21 @@ class TrainConfig:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         return cls(**data)
 
-    def store_config(self, n: int) -> StoreConfig:
-        """The store's part of this configuration, for a dataset of ``n`` training samples."""
+    def store_config(self, n: int, num_classes: int = 2) -> StoreConfig:
+        """The store's part of this configuration, for ``n`` training samples of ``num_classes``."""
+        from scorer_service.docl import OutputSketch
+        from trainers.data_parameters import init_log_sigma
+
         shared = {f.name for f in fields(StoreConfig)} - {"n"}
-        return StoreConfig(n=n, **{k: v for k, v in self.to_dict().items() if k in shared})
+        kw = {k: v for k, v in self.to_dict().items() if k in shared}
+        if self.tracks_outputs:
+            kw["output_width"] = OutputSketch(num_classes, self.sketch_dim, self.seed).width
+        if self.tracks_embeddings:
+            kw["embedding_dim"] = self.sketch_dim
+            kw["selector_params"] = {
+                "diversity": "fl" if self.diversity == "none" else self.diversity,
+                **self.selector_params,
+            }
+        if self.data_params in ("instance", "joint"):
+            kw["log_sigma_init"] = init_log_sigma(self.data_params)[1]
+        return StoreConfig(n=n, **kw)

@@ -62,7 +62,7 @@ def run_training(
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset, cfg.seed)
     if store is None:
-        store = create_store(cfg.store_config(data.n))
+        store = create_store(cfg.store_config(data.n, data.num_classes))
     out(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
         f"(metric {cfg.metric}), {cfg.epochs} rounds, {cfg.workers} workers"
