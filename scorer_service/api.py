@@ -166,4 +166,12 @@ def build_app(directory: StoreDirectory) -> FastAPI:
         """The ids trained on in round ``round_``, paged by ``offset`` / ``limit``."""
         return await call(run, "round_subset", round_, offset, limit)
 
+    # Imported here: these modules build on this one.
+    from scorer_service.dashboard import add_dashboard
+    from scorer_service.export import add_export
+    from scorer_service.metrics import add_metrics
+
+    add_dashboard(app, directory)
+    add_metrics(app, directory)
+    add_export(app, directory)
     return app

@@ -8,6 +8,8 @@ import numpy as np
 # from the official code's Beta(2, 2) prior on flips.
 COLUMNS: dict[str, tuple[np.dtype, float]] = {
     "dih": (np.dtype(np.float64), 1.0),
+    # DIH before its latest update: the rise shows which samples just became harder.
+    "dih_prev": (np.dtype(np.float64), 1.0),
     "last_loss": (np.dtype(np.float32), np.nan),
     "last_correct": (np.dtype(np.int8), -1),
     "flips": (np.dtype(np.int32), 0),

@@ -6,16 +6,19 @@ in a Ray actor unchanged.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from scorer_service.byproducts import ByproductBatch
 from scorer_service.docl import docl_observation, docl_update
 from scorer_service.errors import InvalidBatch, InvalidQuery, NotFound
 from scorer_service.hardness import HARDNESS_METRICS, dih_update, instantaneous_hardness
+from scorer_service.persistence import RunStorage
 from scorer_service.sampling import top_k
 from scorer_service.schedule import Budget, Cycles
 from scorer_service.selectors import DEFAULT_BUDGETS, SelectionContext, get_selector
@@ -32,6 +35,8 @@ class StoreConfig:
     n: int
     epochs: int
     run: str = "run"
+    # The training data's spec (as given to the trainers): lets the dashboard show sample images.
+    dataset: str = ""
     method: str = "dihcl-exp"
     metric: str = "loss"
     gamma: float = 0.95
@@ -51,6 +56,13 @@ class StoreConfig:
     embedding_dim: int = 0
     # Initial instance log temperature (Data Parameters); 0 is sigma = 1.
     log_sigma_init: float = 0.0
+    # Durability: where snapshots and the write-ahead log go (None: memory only). ``incarnation``
+    # tells a fresh run from an earlier run of the same name; a restarted actor keeps it and so
+    # restores its own state.
+    snapshot_dir: str | None = None
+    incarnation: str = "0"
+    snapshot_every_s: float = 60.0
+    keep_snapshots: int = 3
 
     def __post_init__(self) -> None:
         get_selector(self.method)
@@ -111,8 +123,43 @@ class RoundRecord:
         }
 
 
+class AppliedSequences:
+    """Which sequence numbers of each writer were applied: everything up to ``low`` plus a set above it.
+
+    A set rather than a maximum, so a retried call that overtakes a later one is still applied once.
+    """
+
+    def __init__(self, state: dict[str, list] | None = None) -> None:
+        self.low: dict[str, int] = {}
+        self.above: dict[str, set[int]] = {}
+        for writer, (low, above) in (state or {}).items():
+            self.low[writer], self.above[writer] = low, set(above)
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        writer, seq = key
+        return seq <= self.low.get(writer, -1) or seq in self.above.get(writer, ())
+
+    def add(self, writer: str, seq: int) -> None:
+        above = self.above.setdefault(writer, set())
+        above.add(seq)
+        low = self.low.get(writer, -1)
+        while low + 1 in above:
+            low += 1
+            above.discard(low)
+        self.low[writer] = low
+
+    def state(self) -> dict[str, list]:
+        return {w: [self.low[w], sorted(self.above.get(w, ()))] for w in self.low}
+
+
 class HardnessStore:
-    """Per-sample scores of one run and its round-by-round subset selection."""
+    """Per-sample scores of one run and its round-by-round subset selection.
+
+    With ``config.snapshot_dir`` every acknowledged change is durable: it is appended to a
+    write-ahead log before it is applied, the state is snapshotted at each round's end and every
+    ``snapshot_every_s``, and a new instance with the same config (a restarted actor) restores
+    the latest snapshot and replays the log after it.
+    """
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
@@ -125,10 +172,18 @@ class HardnessStore:
         self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
         self.lr_log = LearningRateLog()
         self.rounds: dict[int, RoundRecord] = {}
-        self.applied_seq: dict[str, int] = {}
+        self.applied = AppliedSequences()
         self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0}
         self.ingest_seconds = 0.0
         self._selector = get_selector(config.method)
+        self._storage: RunStorage | None = None
+        self._replaying = False
+        self._snap_seq = 0
+        self._round_end: dict[int, int] = {}  # completed round -> snapshot seq
+        self._last_snapshot = time.time()
+        if config.snapshot_dir:
+            self._storage = RunStorage(config.snapshot_dir, config.run, config.incarnation)
+            self._restore()
 
     # ---- ingest -------------------------------------------------------------------------
 
@@ -147,13 +202,26 @@ class HardnessStore:
         if batch is None:
             self.counters["duplicates"] += 1
             return {"applied": 0, "duplicate": True}
+        self._log(
+            {
+                "kind": "ingest",
+                "round": batch.round,
+                "rank": batch.rank,
+                "writer": batch.writer,
+                "seq": batch.seq,
+            },
+            {c: data[c] for c in data if isinstance(data[c], np.ndarray)},
+        )
         self._apply(batch, new_lrs)
         self.ingest_seconds += time.perf_counter() - t0
+        due = time.time() - self._last_snapshot > self.config.snapshot_every_s
+        if due and self._storage is not None and not self._replaying:
+            self.snapshot()
         return {"applied": len(batch), "duplicate": False}
 
     def _validate(self, data: dict[str, Any]) -> tuple[ByproductBatch | None, np.ndarray]:
         batch = ByproductBatch.from_mapping(data, self.config.n, self._widths)
-        if batch.seq <= self.applied_seq.get(batch.writer, -1):
+        if (batch.writer, batch.seq) in self.applied:
             return None, np.zeros(0)
         last = self.state.last_seen_step[batch.sample_id]
         stale = batch.step < last
@@ -186,6 +254,7 @@ class HardnessStore:
             first,
         )
         a = a * s.importance[ids]
+        s.dih_prev[ids[update]] = s.dih[ids[update]]
         s.dih[ids[update]] = dih_update(s.dih[ids[update]], a[update], self.config.gamma)
         if "logit_sketch" in batch.extra:
             self._apply_docl(batch, self.lr_log.since(last_step, batch.step))
@@ -205,7 +274,7 @@ class HardnessStore:
         s.last_seen_round[ids] = batch.round
         s.seen[ids] += 1
 
-        self.applied_seq[batch.writer] = batch.seq
+        self.applied.add(batch.writer, batch.seq)
         self.counters["ingested"] += len(batch)
         self.counters["batches"] += 1
         if batch.round in self.rounds:
@@ -244,12 +313,17 @@ class HardnessStore:
         """
         if not 0 <= round_ < self.config.epochs:
             raise InvalidQuery(f"round must be in [0, {self.config.epochs}), got {round_}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise InvalidQuery(f"need 0 <= rank < world_size, got rank {rank}, world_size {world_size}")
         rec = self.rounds.get(round_)
         if rec is None:
+            self._log({"kind": "select", "round": round_, "world": world_size})
             rec = self._select(round_, world_size)
             self.rounds[round_] = rec
-        # A different world size (elastic training) re-shards the same selection.
-        rec.world_size = world_size
+        elif rec.world_size != world_size:
+            # A different world size (elastic training) re-shards the same selection.
+            self._log({"kind": "world", "round": round_, "world": world_size})
+            rec.world_size = world_size
         return shard(rec.ids, rank, world_size)
 
     def _select(self, round_: int, world_size: int) -> RoundRecord:
@@ -296,7 +370,100 @@ class HardnessStore:
         bad = {k: v for k, v in metrics.items() if not isinstance(v, int | float) or isinstance(v, bool)}
         if bad:
             raise InvalidQuery(f"metrics must be numbers, got {bad}")
+        self._log({"kind": "record", "round": round_, "metrics": metrics})
         self.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
+        if self._storage is not None and not self._replaying:
+            self.snapshot(completed_round=round_)
+
+    # ---- durability ---------------------------------------------------------------------
+
+    def _log(self, header: dict[str, Any], columns: dict[str, np.ndarray] | None = None) -> None:
+        if self._storage is not None and not self._replaying:
+            self._storage.append(header, columns)
+
+    def snapshot(self, completed_round: int | None = None) -> int:
+        """Write a snapshot now (atomically) and start a new log after it; returns its number."""
+        if self._storage is None:
+            raise InvalidQuery("this store has no snapshot_dir")
+        seq = self._snap_seq + 1
+        if completed_round is None:
+            completed_round = max((r for r, rec in self.rounds.items() if rec.metrics), default=-1)
+        else:
+            self._round_end[completed_round] = seq
+        meta = {
+            "created": time.time(),
+            "completed_round": completed_round,
+            "round_end": dict(self._round_end),
+            "applied": self.applied.state(),
+            "counters": self.counters,
+            "config": asdict(self.config),
+        }
+        columns = {**self.state.columns, **self.state.matrices}
+        self._storage.write_snapshot(seq, meta, columns, _rounds_table(self.rounds), self.lr_log.lr.copy())
+        self._storage.start_log(seq, fresh=True)
+        self._snap_seq, self._last_snapshot = seq, time.time()
+        recent = sorted(self._round_end.values())[-self.config.keep_snapshots :]
+        self._storage.drop({seq, *recent})
+        self._round_end = {r: s for r, s in self._round_end.items() if s in recent or s == seq}
+        return seq
+
+    def _load(self, seq: int) -> dict[str, Any]:
+        manifest = next(m for m in self._storage.snapshots() if m["seq"] == seq)
+        columns, rounds, steps = self._storage.read_snapshot(seq)
+        for name, values in columns.items():
+            target = self.state.matrices if values.ndim == 2 else self.state.columns
+            target[name] = values.astype(target[name].dtype)
+        self.rounds = _rounds_from_table(rounds)
+        self.lr_log = LearningRateLog()
+        self.lr_log.append(steps)
+        self.applied = AppliedSequences(manifest["applied"])
+        self.counters = dict(manifest["counters"])
+        self._round_end = {int(r): s for r, s in manifest["round_end"].items()}
+        # Sequence numbers only grow: a rewound store must not reuse the numbers of the lost attempt.
+        self._snap_seq = max(self._snap_seq, seq)
+        return manifest
+
+    def _restore(self) -> None:
+        snaps = self._storage.snapshots()
+        if not snaps:
+            # The initial state is snapshot 1, so a run can be rewound to before its first round.
+            self.snapshot(completed_round=-1)
+            return
+        seq = snaps[-1]["seq"]
+        self._load(seq)
+        self._replaying = True
+        try:
+            for header, columns in self._storage.read_log(seq):
+                kind = header["kind"]
+                if kind == "ingest":
+                    scalars = {k: header[k] for k in ("round", "rank", "writer", "seq")}
+                    self.ingest({**columns, **scalars})
+                elif kind in ("select", "world"):
+                    self.subset(header["round"], 0, header["world"])
+                elif kind == "record":
+                    self.record_round(header["round"], header["metrics"])
+        finally:
+            self._replaying = False
+        self._storage.start_log(seq)
+
+    def rewind(self, completed_round: int) -> bool:
+        """Return to the state at the end of ``completed_round`` (-1: before the first round).
+
+        A trainer restored from the checkpoint of that round calls this first, so the store
+        forgets what the lost attempt ingested and selected afterwards. Returns False, changing
+        nothing, when the store keeps no snapshots; raises when that round's snapshot is gone.
+        """
+        if self._storage is None:
+            return False
+        seq = self._round_end.get(completed_round)
+        if seq is None:
+            raise InvalidQuery(
+                f"no snapshot of the end of round {completed_round} (kept: {sorted(self._round_end)})"
+            )
+        self._load(seq)
+        self._round_end = {r: s for r, s in self._round_end.items() if r <= completed_round}
+        self.snapshot()
+        return True
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -384,6 +551,42 @@ class HardnessStore:
         if name not in self.state.columns:
             raise InvalidQuery(f"unknown column {name!r}")
         return self.state.columns[name].copy()
+
+
+def _rounds_table(rounds: dict[int, RoundRecord]) -> pa.Table:
+    recs = [rounds[r] for r in sorted(rounds)]
+    return pa.table(
+        {
+            "round": pa.array([r.round for r in recs], pa.int64()),
+            "cycle": pa.array([r.cycle for r in recs], pa.int64()),
+            "selector": pa.array([r.selector for r in recs], pa.string()),
+            "budget": pa.array([r.budget for r in recs], pa.int64()),
+            "world_size": pa.array([r.world_size for r in recs], pa.int64()),
+            "selection_ms": pa.array([r.selection_ms for r in recs], pa.float64()),
+            "ingested": pa.array([r.ingested for r in recs], pa.int64()),
+            "metrics": pa.array([json.dumps(r.metrics) for r in recs], pa.string()),
+            "dih_histogram": pa.array([json.dumps(r.dih_histogram) for r in recs], pa.string()),
+            "selected": pa.array([r.selected for r in recs], pa.list_(pa.int64())),
+        }
+    )
+
+
+def _rounds_from_table(table: pa.Table) -> dict[int, RoundRecord]:
+    out = {}
+    for row in table.to_pylist():
+        out[row["round"]] = RoundRecord(
+            round=row["round"],
+            cycle=row["cycle"],
+            selector=row["selector"],
+            budget=row["budget"],
+            selected=np.asarray(row["selected"], dtype=np.int64),
+            world_size=row["world_size"],
+            selection_ms=row["selection_ms"],
+            ingested=row["ingested"],
+            metrics=json.loads(row["metrics"]),
+            dih_histogram=json.loads(row["dih_histogram"]),
+        )
+    return out
 
 
 def _py(v: Any) -> Any:

@@ -1,9 +1,13 @@
 import os
+import tempfile
 
 # Before Ray is imported anywhere: no token file, no usage reporting, no stray cluster.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.pop("RAY_ADDRESS", None)
+# Runs started by tests keep their snapshots and checkpoints out of the user's home.
+_tmp = tempfile.mkdtemp(prefix="curriculum-tests-")
+os.environ.setdefault("CURRICULUM_SNAPSHOT_DIR", os.path.join(_tmp, "snapshots"))
 
 import pytest  # noqa: E402
 

@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 from scorer_service.hardness import HARDNESS_METRICS
 from scorer_service.selectors import SELECTORS
 from trainers.config import TrainConfig
+from trainers.queries import add_query_parsers, cmd_export, cmd_scores
+from trainers.report import add_report_parser, cmd_report
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +61,17 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", default=None, help="run name (default: DATASET-METHOD)")
     p.add_argument("--storage-path", default=None, help="Ray Train checkpoint storage (shared on clusters)")
     p.add_argument(
+        "--snapshot-dir",
+        default=None,
+        help="store snapshots and log (default: $CURRICULUM_SNAPSHOT_DIR or ~/.curriculum/snapshots)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        default=None,
+        help="continue RUN from its last model checkpoint and the matching store state",
+    )
+    p.add_argument(
         "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a new local Ray)"
     )
     p.add_argument("--serve", action="store_true", help="serve the REST API during and after training")
@@ -76,7 +90,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainers.driver import init_ray, run_training
+    from trainers.driver import find_resume_point, init_ray, run_training
 
     start, factor, floor, cap = args.budget or (None, None, None, None)
     cfg = TrainConfig(
@@ -101,14 +115,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         gpu=args.gpu,
+        snapshot_dir=args.snapshot_dir,
+        storage_path=args.storage_path,
     )
     cfg.store_config(1, 2)  # fail on a bad schedule before starting Ray
+    checkpoint = None
+    if args.resume:
+        # The saved configuration wins, except for the cluster shape, which may change between attempts.
+        saved, checkpoint, done = find_resume_point(args.resume, args.snapshot_dir)
+        cfg = replace(saved, workers=args.workers, gpu=args.gpu)
+        print(f"resuming run {cfg.run} after round {done + 1}/{cfg.epochs}")
     init_ray(args.address, quiet=not args.verbose)
     if args.serve:
         from scorer_service.serve_app import start
 
         print(f"REST API at {start(args.host, args.port)}/docs")
-    summary = run_training(cfg, storage_path=args.storage_path)
+    summary = run_training(cfg, resume_from=checkpoint)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
@@ -139,9 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _serve_parser(sub)
+    add_query_parsers(sub)
+    add_report_parser(sub)
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "serve": cmd_serve}[args.command](args)
+        commands = {
+            "train": cmd_train,
+            "serve": cmd_serve,
+            "scores": cmd_scores,
+            "export": cmd_export,
+            "report": cmd_report,
+        }
+        return commands[args.command](args)
     except ValueError as e:
         print(f"curriculum: error: {e}", file=sys.stderr)
         return 2

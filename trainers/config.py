@@ -43,6 +43,11 @@ class TrainConfig:
     # Width of the random projections sent as byproducts (DoCL outputs when C > 128, embeddings).
     sketch_dim: int = 32
     diversity: str = "none"
+    # Durability: store snapshots + write-ahead log (shared storage on clusters), the run's
+    # incarnation (set by the driver), and where Ray Train keeps model checkpoints.
+    snapshot_dir: str | None = None
+    incarnation: str = ""
+    storage_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.data_params not in (None, "class", "instance", "joint"):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import ray
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from scorer_service.actor import NAMESPACE, create_store
+from scorer_service.persistence import RunStorage, latest_incarnation, open_filesystem
 from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.loop import train_loop_per_worker
@@ -43,11 +49,67 @@ def format_round(s: dict[str, Any], epochs: int, ingest_rate: float) -> str:
     )
 
 
+def default_snapshot_dir() -> str:
+    return os.environ.get("CURRICULUM_SNAPSHOT_DIR") or os.path.expanduser("~/.curriculum/snapshots")
+
+
+def prepare(cfg: TrainConfig) -> TrainConfig:
+    """Fill in where a fresh run keeps its state: a new incarnation under the snapshot directory."""
+    return replace(
+        cfg,
+        snapshot_dir=cfg.snapshot_dir or default_snapshot_dir(),
+        incarnation=cfg.incarnation or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        storage_path=cfg.storage_path or os.path.expanduser("~/ray_results"),
+    )
+
+
+def _config_path(cfg: TrainConfig) -> tuple[Any, str]:
+    fs, base = open_filesystem(cfg.snapshot_dir)
+    return fs, f"{base.rstrip('/')}/{cfg.run}/{cfg.incarnation}/train_config.json"
+
+
+def save_config(cfg: TrainConfig) -> None:
+    fs, path = _config_path(cfg)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(json.dumps(cfg.to_dict(), indent=2).encode())
+
+
+def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainConfig, Checkpoint, int]:
+    """The configuration, model checkpoint and round to resume ``run`` from.
+
+    The store resumes from its newest end-of-round snapshot, so the model must resume from the
+    checkpoint of that same round; without one the run cannot continue consistently and this raises.
+    """
+    root = snapshot_dir or default_snapshot_dir()
+    incarnation = latest_incarnation(root, run)
+    if incarnation is None:
+        raise ValueError(f"no snapshots of run {run!r} under {root}")
+    probe = TrainConfig(run=run, snapshot_dir=root, incarnation=incarnation)
+    fs, path = _config_path(probe)
+    with fs.open_input_stream(path) as f:
+        cfg = TrainConfig.from_dict(json.loads(f.read()))
+    storage = RunStorage(root, run, incarnation)
+    ends = [r for m in storage.snapshots() for r in map(int, m["round_end"])]
+    store_round = max(ends, default=-1)
+    if store_round < 0:
+        raise ValueError(f"run {run!r} has not finished a round yet; start it again instead")
+    found: dict[int, str] = {}
+    for state_file in sorted(Path(cfg.storage_path).glob(f"{run}-*/checkpoint_*/state.pt")):
+        found[torch.load(state_file, map_location="cpu", weights_only=True)["round"]] = str(state_file.parent)
+    if store_round not in found:
+        raise ValueError(
+            f"the store of run {run!r} is at the end of round {store_round}, but no model checkpoint of that "
+            f"round is under {cfg.storage_path} (checkpoints of rounds {sorted(found)}); refusing to resume"
+        )
+    return cfg, Checkpoint.from_directory(found[store_round]), store_round
+
+
 def run_training(
     cfg: TrainConfig,
     *,
-    storage_path: str | None = None,
     max_failures: int = 1,
+    resume_from: Checkpoint | None = None,
     store: ray.actor.ActorHandle | None = None,
     out: Callable[[str], None] = print,
     on_round: Callable[[dict[str, Any], ray.actor.ActorHandle], None] | None = None,
@@ -55,14 +117,17 @@ def run_training(
     """Train ``cfg`` on the connected Ray cluster; returns the final summary.
 
     ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
-    ``store`` is the run's store actor when the caller created it, else a fresh one is made.
+    ``store`` is the run's store actor when the caller created it, else a fresh one is made (or,
+    with ``resume_from``, one that restores the run's incarnation from its snapshots).
     ``on_round(summary, store)`` is called in the driver once per finished round, while training
     goes on (benchmarks read score columns as the run proceeds).
     """
     t0 = time.perf_counter()
+    cfg = prepare(cfg)
     data = load_dataset(cfg.dataset, cfg.seed)
     if store is None:
         store = create_store(cfg.store_config(data.n, data.num_classes))
+    save_config(cfg)
     out(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
         f"(metric {cfg.metric}), {cfg.epochs} rounds, {cfg.workers} workers"
@@ -73,10 +138,11 @@ def run_training(
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpu),
         run_config=RunConfig(
             name=f"{cfg.run}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=storage_path,
+            storage_path=cfg.storage_path,
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
+        resume_from_checkpoint=resume_from,
     )
     outcome: dict[str, Any] = {}
 
