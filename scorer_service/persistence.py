@@ -100,7 +100,7 @@ class RunStorage:
         meta: dict[str, Any],
         columns: dict[str, np.ndarray],
         rounds: pa.Table,
-        steps: np.ndarray,
+        steps: dict[str, np.ndarray],
     ) -> None:
         """Write snapshot ``seq``; only the final manifest write makes it visible."""
         d = f"{self.dir}/snap-{seq:08d}"
@@ -109,17 +109,17 @@ class RunStorage:
             pa.Table.from_batches([to_record_batch(columns)]), f"{d}/columns.parquet", filesystem=self.fs
         )
         pq.write_table(rounds, f"{d}/rounds.parquet", filesystem=self.fs)
-        pq.write_table(pa.table({"lr": steps}), f"{d}/steps.parquet", filesystem=self.fs)
+        pq.write_table(pa.table(steps), f"{d}/steps.parquet", filesystem=self.fs)
         tmp, final = f"{self.dir}/.snap-{seq:08d}.json.tmp", f"{self.dir}/snap-{seq:08d}.json"
         with self.fs.open_output_stream(tmp) as f:
             f.write(json.dumps({**meta, "seq": seq}).encode())
         self.fs.move(tmp, final)
 
-    def read_snapshot(self, seq: int) -> tuple[dict[str, np.ndarray], pa.Table, np.ndarray]:
+    def read_snapshot(self, seq: int) -> tuple[dict[str, np.ndarray], pa.Table, dict[str, np.ndarray]]:
         d = f"{self.dir}/snap-{seq:08d}"
         columns = to_numpy(pq.read_table(f"{d}/columns.parquet", filesystem=self.fs))
         rounds = pq.read_table(f"{d}/rounds.parquet", filesystem=self.fs)
-        steps = pq.read_table(f"{d}/steps.parquet", filesystem=self.fs).column("lr").to_numpy()
+        steps = to_numpy(pq.read_table(f"{d}/steps.parquet", filesystem=self.fs))
         return columns, rounds, steps
 
     def drop(self, keep: set[int]) -> None:

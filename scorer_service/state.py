@@ -152,6 +152,12 @@ class LearningRateLog:
         self._cum[self.num_steps + 1 : end + 1] = self._cum[self.num_steps] + np.cumsum(new_lrs)
         self.num_steps = end
 
+    def restore(self, lr: np.ndarray, cum: np.ndarray) -> None:
+        """Set the log to saved rates and their saved prefix sums (recomputing the sums in one
+        pass would round differently from the incremental sums the scores were computed with)."""
+        self._lr, self._cum, self.num_steps = lr.astype(np.float64), cum.astype(np.float64), int(lr.size)
+        self.append(np.zeros(0))
+
     def since(self, last_step: np.ndarray, step: np.ndarray) -> np.ndarray:
         """Sum of learning rates of steps ``last_step .. step`` inclusive (DIHCL Eq. 2)."""
         return self._cum[step + 1] - self._cum[last_step]

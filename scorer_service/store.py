@@ -399,7 +399,9 @@ class HardnessStore:
             "config": asdict(self.config),
         }
         columns = {**self.state.columns, **self.state.matrices}
-        self._storage.write_snapshot(seq, meta, columns, _rounds_table(self.rounds), self.lr_log.lr.copy())
+        steps = {"lr": self.lr_log.lr.copy(), "cum_before": self.lr_log.cum[:-1].copy()}
+        meta["cum_total"] = float(self.lr_log.cum[-1])
+        self._storage.write_snapshot(seq, meta, columns, _rounds_table(self.rounds), steps)
         self._storage.start_log(seq, fresh=True)
         self._snap_seq, self._last_snapshot = seq, time.time()
         recent = sorted(self._round_end.values())[-self.config.keep_snapshots :]
@@ -415,7 +417,7 @@ class HardnessStore:
             target[name] = values.astype(target[name].dtype)
         self.rounds = _rounds_from_table(rounds)
         self.lr_log = LearningRateLog()
-        self.lr_log.append(steps)
+        self.lr_log.restore(steps["lr"], np.append(steps["cum_before"], manifest["cum_total"]))
         self.applied = AppliedSequences(manifest["applied"])
         self.counters = dict(manifest["counters"])
         self._round_end = {int(r): s for r, s in manifest["round_end"].items()}

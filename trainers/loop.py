@@ -156,8 +156,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # rank 0 returns it to the end of the checkpoint's round before any rank asks for a shard.
         if rank == 0 and not ray.get(store.rewind.remote(start_round - 1)):
             print("warning: the store keeps no snapshots; scores include the lost attempt's observations")
-        if world > 1:
-            ray.train.collective.barrier()
+        if _distributed():
+            dist.barrier()
     client = StoreClient(store, rank, flush_samples=cfg.flush_samples, max_in_flight=cfg.max_in_flight)
 
     for round_ in range(start_round, cfg.epochs):
