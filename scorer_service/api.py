@@ -8,6 +8,8 @@ samples and rounds are 404, and a store that does not answer in time is a 503, n
 from __future__ import annotations
 
 import asyncio
+import hmac
+import os
 from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
@@ -31,6 +33,9 @@ class StoreDirectory(Protocol):
     async def call(self, run: str, method: str, *args: Any) -> Any:
         """Call ``method(*args)`` on the run's store; ``KeyError`` when the run has none."""
 
+    async def delete(self, run: str) -> None:
+        """Stop the run's store; ``KeyError`` when the run has none."""
+
 
 class LocalDirectory:
     """In-process stores by run name (tests, notebooks)."""
@@ -46,6 +51,10 @@ class LocalDirectory:
             raise KeyError(f"no store for run {run!r}")
         return getattr(self.stores[run], method)(*args)
 
+    async def delete(self, run: str) -> None:
+        if self.stores.pop(run, None) is None:
+            raise KeyError(f"no store for run {run!r}")
+
 
 def _message(e: BaseException) -> str:
     # Errors raised in a Ray actor arrive wrapped; the first line of the cause is what the user needs.
@@ -53,8 +62,24 @@ def _message(e: BaseException) -> str:
     return text.strip().splitlines()[-1] if "Traceback" in text else text
 
 
-def build_app(directory: StoreDirectory) -> FastAPI:
-    """The FastAPI application over ``directory``."""
+def api_token() -> str | None:
+    """The bearer token that state-changing endpoints require: ``CURRICULUM_API_TOKEN``, or the
+    contents of the file named by ``CURRICULUM_API_TOKEN_FILE``; None disables those endpoints."""
+    token = os.environ.get("CURRICULUM_API_TOKEN")
+    path = os.environ.get("CURRICULUM_API_TOKEN_FILE")
+    if not token and path:
+        with open(path) as f:
+            token = f.read().strip()
+    return token or None
+
+
+def build_app(directory: StoreDirectory, token: str | None = None) -> FastAPI:
+    """The FastAPI application over ``directory``.
+
+    Reads are open; endpoints that change state need ``Authorization: Bearer <token>`` with
+    ``token`` (default: :func:`api_token`) and are refused outright when no token is configured.
+    """
+    token = token if token is not None else api_token()
     app = FastAPI(
         title="curriculum",
         version="0.1.0",
@@ -72,6 +97,13 @@ def build_app(directory: StoreDirectory) -> FastAPI:
             raise HTTPException(404, _message(e)) from None
         except ValueError as e:
             raise HTTPException(400, _message(e)) from None
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            raise HTTPException(403, "state-changing endpoints are disabled: set CURRICULUM_API_TOKEN")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
 
     @app.exception_handler(HTTPException)
     async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -174,4 +206,21 @@ def build_app(directory: StoreDirectory) -> FastAPI:
     add_dashboard(app, directory)
     add_metrics(app, directory)
     add_export(app, directory)
+
+    @app.post("/v1/runs/{run}/snapshot", status_code=201)
+    async def force_snapshot(request: Request, run: str = RunName) -> dict[str, Any]:
+        """Write a snapshot of the run's store now (bearer token required)."""
+        authorize(request)
+        return {"run": run, "snapshot": await call(run, "snapshot")}
+
+    @app.delete("/v1/runs/{run}")
+    async def delete_run(request: Request, run: str = RunName) -> dict[str, Any]:
+        """Stop the run's store; its snapshots stay on disk (bearer token required)."""
+        authorize(request)
+        try:
+            await asyncio.wait_for(directory.delete(run), CALL_TIMEOUT_S)
+        except KeyError as e:
+            raise HTTPException(404, _message(e)) from None
+        return {"run": run, "deleted": True}
+
     return app

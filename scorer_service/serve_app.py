@@ -10,7 +10,7 @@ from typing import Any
 import ray
 from ray import serve
 
-from scorer_service.actor import get_store, list_runs
+from scorer_service.actor import delete_store, get_store, list_runs
 from scorer_service.api import build_app
 
 
@@ -31,6 +31,10 @@ class RayDirectory:
         except ray.exceptions.ActorDiedError:
             self._handles.pop(run, None)
             return await getattr(get_store(run), method).remote(*args)
+
+    async def delete(self, run: str) -> None:
+        self._handles.pop(run, None)
+        delete_store(run)
 
 
 api = build_app(RayDirectory())

@@ -489,7 +489,10 @@ class HardnessStore:
         }
 
     def _check_ids(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
+        try:
+            ids = np.asarray(ids, dtype=np.int64)
+        except (OverflowError, ValueError):
+            raise NotFound(f"sample ids must be integers in [0, {self.config.n})") from None
         bad = (ids < 0) | (ids >= self.config.n)
         if np.any(bad):
             raise NotFound(f"sample {int(ids[np.argmax(bad)])} does not exist (n = {self.config.n})")

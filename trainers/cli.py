@@ -15,6 +15,14 @@ from trainers.queries import add_query_parsers, cmd_export, cmd_scores
 from trainers.report import add_report_parser, cmd_report
 
 
+def _workers(text: str) -> tuple[int, int | None]:
+    lo, sep, hi = text.partition("-")
+    try:
+        return (int(lo), int(hi)) if sep else (int(lo), None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser(
@@ -29,7 +37,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", default=d.model)
     p.add_argument("--epochs", type=int, default=d.epochs, help="rounds (one epoch over the subset each)")
-    p.add_argument("--workers", type=int, default=d.workers, help="Ray Train workers (0 = local mode)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=(d.workers, None),
+        metavar="N|MIN-MAX",
+        help="Ray Train workers (0 = local mode; MIN-MAX = elastic)",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per-rank batch size")
     p.add_argument("--lr", type=float, default=d.lr_max, help="peak learning rate of the first cycle")
     p.add_argument("--warm-start", type=int, default=d.warm_start, help="rounds on all data before selection")
@@ -113,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_params=args.data_params,
         lerac=args.lerac,
         seed=args.seed,
-        workers=args.workers,
+        workers=args.workers[0],
+        max_workers=args.workers[1],
         gpu=args.gpu,
         snapshot_dir=args.snapshot_dir,
         storage_path=args.storage_path,
@@ -123,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         # The saved configuration wins, except for the cluster shape, which may change between attempts.
         saved, checkpoint, done = find_resume_point(args.resume, args.snapshot_dir)
-        cfg = replace(saved, workers=args.workers, gpu=args.gpu)
+        cfg = replace(saved, workers=args.workers[0], max_workers=args.workers[1], gpu=args.gpu)
         print(f"resuming run {cfg.run} after round {done + 1}/{cfg.epochs}")
     init_ray(args.address, quiet=not args.verbose)
     if args.serve:

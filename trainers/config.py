@@ -33,6 +33,9 @@ class TrainConfig:
     full_pass_each_cycle: bool = False
     seed: int = 0
     workers: int = 2
+    # Elastic training: with max_workers > workers, Ray Train starts with any number in
+    # [workers, max_workers] and resizes between attempts; the store re-shards each round.
+    max_workers: int | None = None
     gpu: bool = False
     flush_samples: int = 4096
     max_in_flight: int = 8
@@ -50,8 +53,15 @@ class TrainConfig:
     storage_path: str | None = None
 
     def __post_init__(self) -> None:
+        if self.max_workers is not None and not 1 <= self.workers <= self.max_workers:
+            raise ValueError(f"elastic workers need 1 <= min <= max, got {self.workers}-{self.max_workers}")
         if self.data_params not in (None, "class", "instance", "joint"):
             raise ValueError(f"data_params must be class, instance or joint, got {self.data_params!r}")
+
+    @property
+    def num_workers(self) -> int | tuple[int, int]:
+        """Ray Train's ``num_workers``: a count, or a ``(min, max)`` range for elastic training."""
+        return self.workers if self.max_workers is None else (self.workers, self.max_workers)
 
     @property
     def tracks_outputs(self) -> bool:

@@ -130,12 +130,12 @@ def run_training(
     save_config(cfg)
     out(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
-        f"(metric {cfg.metric}), {cfg.epochs} rounds, {cfg.workers} workers"
+        f"(metric {cfg.metric}), {cfg.epochs} rounds, workers {cfg.num_workers}"
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=cfg.to_dict(),
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpu),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpu),
         run_config=RunConfig(
             name=f"{cfg.run}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=cfg.storage_path,
