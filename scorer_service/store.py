@@ -24,8 +24,11 @@ from scorer_service.schedule import Budget, Cycles
 from scorer_service.selectors import DEFAULT_BUDGETS, SelectionContext, get_selector
 from scorer_service.sharding import shard, usable_size
 from scorer_service.state import METRICS, LearningRateLog, SampleState
+from scorer_service.submodular import FUNCTIONS, select_diverse
 
 HISTOGRAM_BINS = 20
+# The per-sample score each selector ranks by, used as the modular term of the diversity objective.
+SCORE_OF = {"docl": "docl", "spl": "last_loss", "random": "seen"}
 
 
 @dataclass
@@ -49,6 +52,13 @@ class StoreConfig:
     budget_cap: float | None = None
     # Cyclical training (DoCL): the first round of every selection cycle trains on all data.
     full_pass_each_cycle: bool = False
+    # Diversity (DIHCL Eq. 3): after the selector, keep ``diversity_keep`` of its pick maximizing
+    # hardness + lambda_c * G(S), G = "fl" | "fl-knn" | "feature" on embedding sketches, lambda_c =
+    # diversity_lambda * diversity_decay**(cycle - 1). MCL always uses G ("fl" unless set).
+    diversity: str = "none"
+    diversity_keep: float = 0.4
+    diversity_lambda: float = 1.0
+    diversity_decay: float = 0.8
     seed: int = 0
     selector_params: dict[str, Any] = field(default_factory=dict)
     # Widths of the per-sample vectors kept (0: not kept): outputs for DoCL, embedding for diversity.
@@ -72,6 +82,14 @@ class StoreConfig:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         # Build both once so that a bad layout fails here, at run creation, not at round 5.
         _ = (self.cycles, self.budget)
+        if self.diversity not in ("none", *FUNCTIONS):
+            raise ValueError(
+                f"unknown diversity {self.diversity!r}; expected none or one of {', '.join(FUNCTIONS)}"
+            )
+        if self.diversity != "none" and not self.embedding_dim:
+            raise ValueError("diversity needs embedding sketches: set embedding_dim")
+        if not 0.0 < self.diversity_keep <= 1.0:
+            raise ValueError(f"diversity_keep must be in (0, 1], got {self.diversity_keep}")
 
     @property
     def cycles(self) -> Cycles:
@@ -337,16 +355,41 @@ class HardnessStore:
             selected, name, k = self._warm_order(round_, rng, world_size), "all", n
         else:
             k = max(world_size, cfg.budget.size(cycle, n))
-            sel = self._selector(SelectionContext(self.state, cycle, rng, cfg.selector_params), k)
+            params = {
+                "diversity": "fl" if cfg.diversity == "none" else cfg.diversity,
+                "diversity_lambda": cfg.diversity_lambda,
+                "diversity_decay": cfg.diversity_decay,
+                **cfg.selector_params,
+            }
+            sel = self._selector(SelectionContext(self.state, cycle, rng, params), k)
             selected, name = sel.ids, cfg.method
             if sel.importance is not None:
                 self.state.importance[sel.ids] = sel.importance
+            if cfg.diversity != "none" and cfg.method != "mcl":
+                selected = self._diversify(selected, cycle, rng, world_size)
+                name = f"{cfg.method}+{cfg.diversity}"
         ms = (time.perf_counter() - t0) * 1e3
         counts, edges = np.histogram(self.state.dih, bins=HISTOGRAM_BINS)
         hist = {"counts": counts.tolist(), "edges": edges.tolist()}
         return RoundRecord(
             round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms, dih_histogram=hist
         )
+
+    def _diversify(
+        self, ids: np.ndarray, cycle: int, rng: np.random.Generator, world_size: int
+    ) -> np.ndarray:
+        """Keep ``diversity_keep`` of the selector's pick by hardness + lambda * diversity (DIHCL Eq. 3)."""
+        cfg = self.config
+        keep = min(len(ids), max(world_size, round(cfg.diversity_keep * len(ids))))
+        lam = cfg.diversity_lambda * cfg.diversity_decay ** (cycle - 1)
+        hardness = self.state.metric(SCORE_OF.get(cfg.method, "dih"))[ids]
+        if cfg.method == "spl":
+            hardness = -hardness  # SPL prefers easy samples: smaller loss scores higher
+        hardness = np.nan_to_num(hardness, nan=0.0)
+        pos = select_diverse(
+            self.state.embedding[ids], hardness, keep, function=cfg.diversity, lam=lam, rng=rng
+        )
+        return ids[pos]
 
     def _warm_order(self, round_: int, rng: np.random.Generator, world_size: int) -> np.ndarray:
         """A fresh permutation of all samples, led by those trimmed from the previous round.

@@ -149,3 +149,33 @@ def test_class_data_parameters_in_the_model_move_only_present_classes():
     opt.step()
     assert cls.log_sigma[3].item() == 0.0 and cls.log_sigma[:3].abs().sum() > 0
     torch.testing.assert_close(plain, torch.nn.functional.cross_entropy(logits, y, reduction="none"))
+
+
+def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
+    n = 200
+    s = HardnessStore(
+        StoreConfig(
+            n=n,
+            epochs=4,
+            method="dihcl-greedy",
+            warm_start=1,
+            cycle_length=1,
+            budget_start=0.5,
+            diversity="fl",
+            embedding_dim=2,
+        )
+    )
+    s.state.dih[:] = np.linspace(1.0, 2.0, n)
+    # the 100 hardest: 90 in one tight cluster, 10 in another; the diverse pick must reach both
+    s.state.embedding[:] = [0.0, 0.0]
+    s.state.embedding[n - 10 :] = [8.0, 8.0]
+    s.subset(0, 0, 2)
+    kept = np.concatenate([s.subset(1, r, 2) for r in (0, 1)])
+    assert len(kept) == 40  # 0.4 of the greedy 100
+    assert kept.min() >= n - 100  # only from the selector's pick
+    assert np.any(kept >= n - 10) and np.any(kept < n - 10)
+    assert s.rounds[1].selector == "dihcl-greedy+fl"
+    with pytest.raises(ValueError, match="embedding_dim"):
+        StoreConfig(n=10, epochs=3, diversity="fl")
+    with pytest.raises(ValueError, match="unknown diversity"):
+        StoreConfig(n=10, epochs=3, diversity="vibes", embedding_dim=2)

@@ -66,6 +66,12 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lerac", action="store_true", help="LeRaC per-layer learning-rate curriculum")
     p.add_argument(
+        "--diversity",
+        choices=("none", "fl", "fl-knn", "feature"),
+        default=d.diversity,
+        help="keep 0.4 of each selection by hardness + diversity (DIHCL Eq. 3)",
+    )
+    p.add_argument(
         "--full-pass",
         action="store_true",
         help="train on all data in the first round of every cycle (DoCL's cyclical training)",
@@ -126,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         full_pass_each_cycle=args.full_pass,
         data_params=args.data_params,
         lerac=args.lerac,
+        diversity=args.diversity,
         seed=args.seed,
         workers=args.workers[0],
         max_workers=args.workers[1],

@@ -93,10 +93,6 @@ class TrainConfig:
             kw["output_width"] = OutputSketch(num_classes, self.sketch_dim, self.seed).width
         if self.tracks_embeddings:
             kw["embedding_dim"] = self.sketch_dim
-            kw["selector_params"] = {
-                "diversity": "fl" if self.diversity == "none" else self.diversity,
-                **self.selector_params,
-            }
         if self.data_params in ("instance", "joint"):
             kw["log_sigma_init"] = init_log_sigma(self.data_params)[1]
         return StoreConfig(n=n, **kw)

@@ -1,0 +1,293 @@
+"""Greedy maximizers of a monotone submodular :class:`~.functions.Objective` under ``|S| <= k``.
+
+* :func:`naive_greedy` -- Nemhauser, Wolsey & Fisher (1978): evaluate every remaining element each
+  step; ``1 - 1/e`` guarantee, O(n k) evaluations. The test oracle.
+* :func:`lazy_greedy` -- Minoux (1978): a max-heap of stale gains, which are upper bounds by
+  submodularity; returns exactly naive greedy's sequence.
+* :func:`stochastic_greedy` -- "lazier than lazy greedy" (Mirzasoleiman, Badanidiyuru, Karbasi,
+  Vondrak & Krause, AAAI 2015): each step takes the best of ``s = ceil((n/k) ln(1/eps))`` elements
+  drawn uniformly without replacement from the remaining ones; ``E[F(S)] >= (1 - 1/e - eps) OPT``
+  with O(n ln(1/eps)) evaluations whatever k is.
+
+All three break ties between equal gains by the lowest index and return positions in selection
+order. Their loops are compiled with numba and release the GIL, so partitions can be solved in
+threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from scorer_service.submodular.functions import (
+    FL_DENSE,
+    Objective,
+    dense_gains4,
+    diversity_gain,
+    diversity_update,
+)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _splitmix(state: np.uint64) -> tuple:
+    # splitmix64 (Steele, Lea & Flood 2014): a private stream per call, so results depend only on
+    # the seed, not on which thread runs the block.
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return state, z ^ (z >> _S31)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _better(g1: float, e1: int, g2: float, e2: int) -> bool:
+    return g1 > g2 or (g1 == g2 and e1 < e2)
+
+
+@nb.njit(cache=True, nogil=True)
+def _naive(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int) -> np.ndarray:
+    n = m.shape[0]
+    out = np.empty(k, dtype=np.int64)
+    taken = np.zeros(n, dtype=np.bool_)
+    for t in range(k):
+        best = -np.inf
+        be = -1
+        for e in range(n):
+            if taken[e]:
+                continue
+            g = m[e] + w * diversity_gain(kind, data, memo, e)
+            if g > best:
+                best = g
+                be = e
+        taken[be] = True
+        diversity_update(kind, data, memo, be)
+        out[t] = be
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _sift_down(key: np.ndarray, ids: np.ndarray, pos: int, size: int) -> None:
+    while True:
+        c = 2 * pos + 1
+        if c >= size:
+            return
+        if c + 1 < size and _better(key[c + 1], ids[c + 1], key[c], ids[c]):
+            c += 1
+        if not _better(key[c], ids[c], key[pos], ids[pos]):
+            return
+        key[pos], key[c] = key[c], key[pos]
+        ids[pos], ids[c] = ids[c], ids[pos]
+        pos = c
+
+
+@nb.njit(cache=True, nogil=True)
+def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int) -> np.ndarray:
+    n = m.shape[0]
+    out = np.empty(k, dtype=np.int64)
+    key = np.empty(n)
+    ids = np.arange(n)
+    for e in range(n):
+        key[e] = m[e] + w * diversity_gain(kind, data, memo, e)
+    for pos in range(n // 2 - 1, -1, -1):
+        _sift_down(key, ids, pos, n)
+    fresh_at = np.zeros(n, dtype=np.int64)
+    size = n
+    for t in range(k):
+        while True:
+            e = ids[0]
+            if fresh_at[e] == t:
+                # A fresh gain on top beats every stale bound, hence every fresh gain: the greedy pick.
+                size -= 1
+                key[0] = key[size]
+                ids[0] = ids[size]
+                _sift_down(key, ids, 0, size)
+                break
+            key[0] = m[e] + w * diversity_gain(kind, data, memo, e)
+            fresh_at[e] = t
+            _sift_down(key, ids, 0, size)
+        diversity_update(kind, data, memo, e)
+        out[t] = e
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _evaluate(
+    kind: int,
+    data: tuple,
+    memo: np.ndarray,
+    m: np.ndarray,
+    w: float,
+    quad: np.ndarray,
+    g: int,
+    gains: np.ndarray,
+    bound: np.ndarray,
+    best: float,
+    be: int,
+) -> tuple:
+    # Fresh gains of quad[:g]: recorded as bounds, and folded into the running (best, be).
+    if kind == FL_DENSE:
+        for i in range(g, 4):
+            quad[i] = quad[0]
+        dense_gains4(data[0], memo, quad, gains)
+    else:
+        for i in range(g):
+            gains[i] = diversity_gain(kind, data, memo, quad[i])
+    for i in range(g):
+        e = quad[i]
+        v = m[e] + w * gains[i]
+        bound[e] = v
+        if be < 0 or _better(v, e, best, be):
+            best = v
+            be = e
+    return best, be
+
+
+@nb.njit(cache=True, nogil=True)
+def _stochastic(
+    kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int, s: int, seed: np.uint64
+) -> np.ndarray:
+    n = m.shape[0]
+    out = np.empty(k, dtype=np.int64)
+    taken = np.zeros(n, dtype=np.bool_)
+    drawn_at = np.zeros(n, dtype=np.int64)
+    # Gains evaluated at earlier steps stay valid upper bounds (submodularity): a candidate whose
+    # bound cannot beat the best fresh gain of this step is skipped unevaluated (Sec. 3 of the paper).
+    bound = np.full(n, np.inf)
+    cand = np.empty(max(s, 1), dtype=np.int64)
+    quad = np.empty(4, dtype=np.int64)
+    gains = np.empty(4)
+    state = seed
+    for t in range(k):
+        remaining = n - t
+        if 2 * s >= remaining:
+            # Rejection would need many draws per hit: take the whole remainder (only in the last
+            # O(s) steps, or when k is a handful of elements).
+            if cand.shape[0] < remaining:
+                cand = np.empty(remaining, dtype=np.int64)
+            c = 0
+            for e in range(n):
+                if not taken[e]:
+                    cand[c] = e
+                    c += 1
+        else:
+            c = 0
+            while c < s:
+                state, r = _splitmix(state)
+                e = np.int64(((r >> _S32) * np.uint64(n)) >> _S32)
+                if taken[e] or drawn_at[e] == t + 1:
+                    continue
+                drawn_at[e] = t + 1
+                cand[c] = e
+                c += 1
+        # Gather the bounds first, evaluate the `group` most promising candidates, then only those
+        # whose bound can still beat the best fresh gain (dense rows four at a time: they stream
+        # from memory together).
+        group = 4 if kind == FL_DENSE else 1
+        left = c
+        for g in range(min(group, c)):
+            top = 0
+            for i in range(1, left):
+                if _better(bound[cand[i]], cand[i], bound[cand[top]], cand[top]):
+                    top = i
+            quad[g] = cand[top]
+            left -= 1
+            cand[top] = cand[left]
+        best, be = _evaluate(kind, data, memo, m, w, quad, min(group, c), gains, bound, -np.inf, -1)
+        g = 0
+        for i in range(left):
+            e = cand[i]
+            if _better(bound[e], e, best, be):
+                quad[g] = e
+                g += 1
+                if g == group:
+                    best, be = _evaluate(kind, data, memo, m, w, quad, g, gains, bound, best, be)
+                    g = 0
+        if g > 0:
+            best, be = _evaluate(kind, data, memo, m, w, quad, g, gains, bound, best, be)
+        taken[be] = True
+        diversity_update(kind, data, memo, be)
+        out[t] = be
+    return out
+
+
+def _check_k(f: Objective, k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be an integer, got {k!r}")
+    if not 0 <= k <= f.n:
+        raise ValueError(f"k must be in [0, {f.n}], got {k}")
+    return int(k)
+
+
+def naive_greedy(f: Objective, k: int) -> np.ndarray:
+    """Greedy (Nemhauser et al. 1978): ``k`` steps, each adding the element of largest ``F(e | S)``.
+
+    O(n k) gain evaluations; ``F(S) >= (1 - 1/e) OPT``. Runs on a fresh memo; ``f`` is not modified.
+    """
+    k = _check_k(f, k)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    g = f.diversity
+    return _naive(g.kind, g.data, g.new_memo(), f.modular, f.weight, k)
+
+
+def lazy_greedy(f: Objective, k: int) -> np.ndarray:
+    """Lazy greedy (Minoux 1978, "accelerated greedy"): the same sequence as :func:`naive_greedy`.
+
+    Keeps every element's last computed gain in a max-heap ordered by (gain, -index); a popped
+    stale gain is recomputed and pushed back, a popped fresh one is selected. Exact because stale
+    gains are upper bounds and the gain kernels are monotone after rounding too.
+    """
+    k = _check_k(f, k)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    g = f.diversity
+    return _lazy(g.kind, g.data, g.new_memo(), f.modular, f.weight, k)
+
+
+def sample_size(n: int, k: int, epsilon: float) -> int:
+    """``s = ceil((n / k) ln(1 / eps))``, the per-step sample of stochastic greedy (Mirzasoleiman et al.)."""
+    if not 0.0 < epsilon < 1.0:
+        raise ValueError(f"epsilon must be in (0, 1), got {epsilon}")
+    return max(1, math.ceil(n / max(k, 1) * math.log(1.0 / epsilon)))
+
+
+def stochastic_greedy(
+    f: Objective, k: int, *, epsilon: float = 0.1, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Stochastic greedy, "lazier than lazy greedy" (Mirzasoleiman et al., AAAI 2015, Alg. 1).
+
+    Each of the ``k`` steps draws ``s = ceil((n/k) ln(1/eps))`` distinct candidates by rejection
+    against a selection mask (O(1) expected work per draw, none per remaining element) and adds the
+    one of largest ``F(e | S)``; gains are computed only for candidates whose stale bound could
+    still win, which keeps the result of the full evaluation. ``E[F(S)] >= (1 - 1/e - eps) OPT``.
+    The random stream is seeded from ``rng`` (default: fresh entropy).
+    """
+    k = _check_k(f, k)
+    s = sample_size(f.n, k, epsilon)
+    rng = rng if rng is not None else np.random.default_rng()
+    seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+    g = f.diversity
+    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed)
+
+
+def _naive_any(
+    f: Objective, k: int, *, epsilon: float = 0.1, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    return naive_greedy(f, k)
+
+
+def _lazy_any(
+    f: Objective, k: int, *, epsilon: float = 0.1, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    return lazy_greedy(f, k)
+
+
+OPTIMIZERS = {"naive": _naive_any, "lazy": _lazy_any, "stochastic": stochastic_greedy}
+"""Optimizers by name, all called as ``opt(f, k, *, epsilon, rng)`` (the deterministic ones ignore both)."""

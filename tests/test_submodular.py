@@ -1,0 +1,268 @@
+"""Submodular diversity selection: functions, optimizers, partitioning and select_diverse."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+from sklearn.neighbors import NearestNeighbors
+
+from scorer_service.submodular import (
+    FacilityLocation,
+    FeatureBased,
+    KNNFacilityLocation,
+    Modular,
+    Objective,
+    knn_graph,
+    lazy_greedy,
+    make_blocks,
+    mean_pairwise_distance,
+    naive_greedy,
+    nonnegative_features,
+    proportional_budgets,
+    select_diverse,
+    stochastic_greedy,
+)
+from scorer_service.submodular.functions import dense_gains4
+
+
+def clustered_with_labels(
+    rng: np.random.Generator, n: int, d: int = 6, centres: int = 4, spread: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    c = rng.normal(size=(centres, d)) * 3
+    label = rng.integers(0, centres, n)
+    return (c[label] + spread * rng.normal(size=(n, d))).astype(np.float32), label
+
+
+def clustered(
+    rng: np.random.Generator, n: int, d: int = 6, centres: int = 4, spread: float = 0.3
+) -> np.ndarray:
+    return clustered_with_labels(rng, n, d, centres, spread)[0]
+
+
+def make_function(name: str, x: np.ndarray):
+    if name == "fl":
+        return FacilityLocation(x, rng=np.random.default_rng(0))
+    if name == "fl-knn":
+        return KNNFacilityLocation(x, n_neighbors=3, rng=np.random.default_rng(0))
+    if name == "feature":
+        return FeatureBased(nonnegative_features(x))
+    if name == "feature-log":
+        return FeatureBased(nonnegative_features(x), concave="log")
+    return Modular(x.shape[0])
+
+
+ALL = ["fl", "fl-knn", "feature", "feature-log", "modular"]
+
+
+def brute_force_opt(f: Objective, k: int) -> float:
+    return max(f.evaluate(np.array(s)) for s in itertools.combinations(range(f.n), k))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_memoized_gain_equals_recomputed_difference(name):
+    rng = np.random.default_rng(1)
+    x = clustered(rng, 40)
+    f = Objective(rng.random(40) * 3, make_function(name, x), weight=0.7)
+    for _ in range(4):
+        f.reset()
+        s = rng.choice(40, size=int(rng.integers(0, 12)), replace=False)
+        for e in s:
+            f.add(e)
+        rest = np.setdiff1d(np.arange(40), s)
+        e = rng.choice(rest, size=8, replace=False)
+        got = f.gains(e)
+        base = f.evaluate(s)
+        want = np.array([f.evaluate(np.append(s, x_)) - base for x_ in e])
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        # The diversity function on its own: G's memoized gains against G from scratch.
+        g = f.diversity
+        gb = g.evaluate(s)
+        want_g = [g.evaluate(np.append(s, x_)) - gb for x_ in e]
+        np.testing.assert_allclose(g.gains(e), want_g, rtol=1e-9, atol=1e-9)
+        if name == "fl":  # stochastic greedy's four-rows-at-once dense gains
+            out = np.empty(4)
+            for quad in (e[:4], e[4:]):
+                dense_gains4(g.kernel, g.memo, np.ascontiguousarray(quad), out)
+                np.testing.assert_allclose(
+                    out, [want_g[list(e).index(q)] for q in quad], rtol=1e-9, atol=1e-9
+                )
+
+
+def test_function_values_from_definitions():
+    rng = np.random.default_rng(2)
+    x = clustered(rng, 30)
+    sigma = float(pdist(x.astype(np.float64)).mean())
+    fl = FacilityLocation(x, sigma=sigma)
+    s = np.array([3, 17, 22])
+    d2 = ((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    w = np.exp(-d2 / (2 * sigma**2))
+    assert fl.evaluate(s) == pytest.approx(w[s].max(axis=0).sum(), rel=1e-5)
+    assert fl.full_value() == 30.0
+    feats = nonnegative_features(x)
+    assert feats.shape == (30, 12) and (feats >= 0).all()
+    assert FeatureBased(feats).evaluate(s) == pytest.approx(np.sqrt(feats[s].astype(np.float64).sum(0)).sum())
+    assert mean_pairwise_distance(x, rng) == pytest.approx(sigma, rel=1e-6)
+
+
+def test_knn_graph_is_exact_symmetric_and_weighted():
+    rng = np.random.default_rng(3)
+    x = clustered(rng, 300, d=8)
+    indptr, indices, weights = knn_graph(x, 5, 2.0, tile=64)
+    _, nbrs = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
+    for i in range(300):
+        row = set(indices[indptr[i] : indptr[i + 1]].tolist())
+        assert set(nbrs[i, 1:].tolist()) | {i} <= row
+    dense = np.zeros((300, 300))
+    rows = np.repeat(np.arange(300), np.diff(indptr))
+    dense[rows, indices] = weights
+    np.testing.assert_array_equal(dense > 0, (dense > 0).T)
+    np.testing.assert_allclose(np.diag(dense), 1.0)
+    d2 = ((x[rows] - x[indices]) ** 2).sum(1)
+    np.testing.assert_allclose(weights, np.exp(-d2 / 8.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_lazy_greedy_returns_exactly_naive_greedy(name):
+    for seed in range(3):
+        rng = np.random.default_rng(10 + seed)
+        x = clustered(rng, 60)
+        f = Objective(rng.random(60), make_function(name, x), weight=float(rng.uniform(0.05, 2)))
+        for k in (1, 7, 30, 60):
+            np.testing.assert_array_equal(lazy_greedy(f, k), naive_greedy(f, k))
+
+
+def test_ties_go_to_the_lowest_index():
+    x = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 12 rows, 3 distinct, each 4 times
+    f = Objective(np.ones(12), FeatureBased(x), weight=1.0)
+    for opt in (naive_greedy, lazy_greedy):
+        np.testing.assert_array_equal(opt(f, 5), [0, 4, 8, 1, 5])
+    flat = Objective(np.full(9, 0.5))
+    np.testing.assert_array_equal(lazy_greedy(flat, 4), [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_stochastic_greedy_meets_its_guarantee_against_brute_force(name):
+    eps = 0.1
+    for inst in range(3):
+        rng = np.random.default_rng(100 + inst)
+        x = clustered(rng, 12, d=4)
+        # A few much harder samples: a sampler that ignores gains falls far below the bound.
+        hard = np.zeros(12)
+        hard[rng.choice(12, 4, replace=False)] = 5.0
+        f = Objective(hard + rng.random(12) * 0.1, make_function(name, x), weight=1.0)
+        k = 4
+        opt = brute_force_opt(f, k)
+        values = [
+            f.evaluate(stochastic_greedy(f, k, epsilon=eps, rng=np.random.default_rng(s))) for s in range(30)
+        ]
+        assert np.mean(values) >= (1 - 1 / math.e - eps) * opt
+        assert f.evaluate(naive_greedy(f, k)) >= (1 - 1 / math.e) * opt
+        assert max(values) <= opt + 1e-9
+
+
+def test_stochastic_greedy_is_seeded_and_close_to_lazy():
+    rng = np.random.default_rng(5)
+    x = clustered(rng, 2000, d=8, centres=20)
+    f = Objective(rng.random(2000), FacilityLocation(x, rng=rng), weight=0.05)
+    a = stochastic_greedy(f, 200, rng=np.random.default_rng(7))
+    b = stochastic_greedy(f, 200, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    assert len(np.unique(a)) == 200
+    assert f.evaluate(a) >= 0.98 * f.evaluate(lazy_greedy(f, 200))
+
+
+def test_partition_budgets_and_blocks():
+    sizes = np.array([5, 17, 1, 0, 77])
+    for k in (0, 1, 13, 50, 100):
+        b = proportional_budgets(sizes, k)
+        assert b.sum() == k and (b <= sizes).all() and (b >= 0).all()
+        assert np.all(np.abs(b - k * sizes / sizes.sum()) < 1)
+    labels = np.array([2, 0, 2, 1, 0, 2, 2, 2])
+    blocks = make_blocks(8, 3, np.random.default_rng(0), labels)
+    assert sorted(np.concatenate(blocks).tolist()) == list(range(8))
+    assert all(len(np.unique(labels[b])) == 1 and len(b) <= 3 for b in blocks)
+    assert len(blocks) == 4  # label 2 has 5 members: split in two
+
+
+def test_select_diverse_returns_k_unique_positions():
+    rng = np.random.default_rng(6)
+    m = 500
+    emb = clustered(rng, m, d=16).astype(np.float16)
+    scores = rng.normal(size=m) * 500 + 1000
+    labels = rng.integers(0, 5, m)
+    for function in ("fl", "fl-knn", "feature"):
+        for optimizer in ("stochastic", "lazy", "naive"):
+            for parts in (None, labels):
+                for k in (0, 1, 137, m):
+                    out = select_diverse(
+                        emb, scores, k, function=function, optimizer=optimizer, partitions=parts, rng=rng
+                    )
+                    assert out.dtype == np.int64 and out.shape == (k,)
+                    assert len(np.unique(out)) == k and (out >= 0).all() and (out < m).all()
+    # Per-class shares are proportional to class sizes.
+    out = select_diverse(emb, scores, 100, partitions=labels, rng=rng)
+    share = np.bincount(labels[out], minlength=5)
+    np.testing.assert_array_equal(share, proportional_budgets(np.bincount(labels, minlength=5), 100))
+
+
+def test_select_diverse_balances_hardness_and_diversity():
+    rng = np.random.default_rng(8)
+    emb, cluster = clustered_with_labels(rng, 400, d=8, centres=8, spread=0.2)
+    scores = rng.random(400) * 1000 + 10
+    topk = set(np.argsort(-scores)[:40].tolist())
+    assert set(select_diverse(emb, scores, 40, lam=0.0, optimizer="lazy").tolist()) == topk
+    # Equal hardness: facility location alone must cover every cluster ...
+    flat = np.full(400, 7.0)
+    for function in ("fl", "fl-knn"):
+        picked = select_diverse(emb, flat, 40, function=function, rng=np.random.default_rng(0))
+        assert len(np.unique(cluster[picked])) == 8, function
+    # ... and the feature-based pick covers more feature mass than random picks do.
+    g = FeatureBased(nonnegative_features(emb))
+    picked = select_diverse(emb, flat, 40, function="feature", rng=np.random.default_rng(0))
+    random_best = max(g.evaluate(rng.choice(400, 40, replace=False)) for _ in range(20))
+    assert g.evaluate(picked) > random_best
+
+
+def test_select_diverse_partitions_automatically_and_is_deterministic():
+    rng = np.random.default_rng(9)
+    m = 9000  # above the dense threshold: random blocks, never a 9000^2 kernel
+    emb = rng.normal(size=(m, 8)).astype(np.float32)
+    scores = rng.random(m)
+    a = select_diverse(emb, scores, 900, rng=np.random.default_rng(1), max_block=1500)
+    b = select_diverse(emb, scores, 900, rng=np.random.default_rng(1), max_block=1500, map_fn=map)
+    np.testing.assert_array_equal(a, b)
+    assert len(np.unique(a)) == 900
+    c = select_diverse(emb, scores, 900, rng=np.random.default_rng(1), max_block=1500, merge=True)
+    assert len(np.unique(c)) == 900
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((np.zeros((5, 2)), np.zeros(5), 6), {}, "k must be in"),
+        ((np.zeros((5, 2)), np.zeros(5), -1), {}, "k must be in"),
+        ((np.zeros((5, 2)), np.array([0, 1, np.nan, 2, 3]), 2), {}, "NaN"),
+        ((np.full((5, 2), np.inf), np.zeros(5), 2), {}, "embeddings contain NaN"),
+        ((np.zeros((5, 2)), np.zeros(4), 2), {}, "5 rows but scores has length 4"),
+        ((np.zeros(5), np.zeros(5), 2), {}, "embeddings must be a 2-d"),
+        ((np.zeros((5, 2)), np.zeros((5, 1)), 2), {}, "scores must be a 1-d"),
+        ((np.zeros((5, 2)), np.zeros(5), 2.5), {}, "k must be an integer"),
+        ((np.zeros((5, 2)), np.zeros(5), 2), {"function": "nope"}, "unknown function"),
+        ((np.zeros((5, 2)), np.zeros(5), 2), {"optimizer": "nope"}, "unknown optimizer"),
+        ((np.zeros((5, 2)), np.zeros(5), 2), {"epsilon": 1.5}, "epsilon"),
+        ((np.zeros((5, 2)), np.zeros(5), 2), {"lam": -1.0}, "lam"),
+        ((np.zeros((5, 2)), np.zeros(5), 2), {"partitions": np.zeros(4, dtype=int)}, "partitions"),
+    ],
+)
+def test_select_diverse_rejects_bad_input(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        select_diverse(*args, **kwargs)
+
+
+def test_dense_kernel_is_capped():
+    with pytest.raises(ValueError, match="cap"):
+        FacilityLocation(np.zeros((2000, 2), dtype=np.float32), max_kernel_bytes=2**20)
