@@ -188,6 +188,7 @@ class HardnessStore:
             log_sigma_init=config.log_sigma_init,
         )
         self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
+        self._scratch = np.zeros(config.n, dtype=np.int64)
         self.lr_log = LearningRateLog()
         self.rounds: dict[int, RoundRecord] = {}
         self.applied = AppliedSequences()
@@ -238,7 +239,7 @@ class HardnessStore:
         return {"applied": len(batch), "duplicate": False}
 
     def _validate(self, data: dict[str, Any]) -> tuple[ByproductBatch | None, np.ndarray]:
-        batch = ByproductBatch.from_mapping(data, self.config.n, self._widths)
+        batch = ByproductBatch.from_mapping(data, self.config.n, self._widths, self._scratch)
         if (batch.writer, batch.seq) in self.applied:
             return None, np.zeros(0)
         last = self.state.last_seen_step[batch.sample_id]
