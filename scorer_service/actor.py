@@ -10,10 +10,18 @@ NAMESPACE = "curriculum"
 _PREFIX = "hardness-store:"
 
 
+# Read-only calls a client may send to the "query" concurrency group, so a score query does not
+# wait behind queued ingests and snapshots (it may then see a batch half applied: fine for reads).
+QUERY_METHODS = frozenset(
+    {"info", "samples", "top", "histogram", "round_summaries", "round_subset", "column"}
+)
+
+
 def _remote(cls: type) -> ray.actor.ActorClass:
     # num_cpus=0: the store must not take a CPU slot from the trainers (with 2 CPUs they need both).
     # max_task_retries=-1: calls pending when the actor dies are retried on the restarted actor.
-    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(cls)
+    # Every state change stays in the default group, which runs one call at a time, in order.
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2})(cls)
 
 
 HardnessStoreActor = _remote(HardnessStore)

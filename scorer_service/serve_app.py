@@ -10,8 +10,13 @@ from typing import Any
 import ray
 from ray import serve
 
-from scorer_service.actor import delete_store, get_store, list_runs
+from scorer_service.actor import QUERY_METHODS, delete_store, get_store, list_runs
 from scorer_service.api import build_app
+
+
+def _method(handle: ray.actor.ActorHandle, name: str) -> Any:
+    method = getattr(handle, name)
+    return method.options(concurrency_group="query") if name in QUERY_METHODS else method
 
 
 class RayDirectory:
@@ -27,10 +32,10 @@ class RayDirectory:
         handle = self._handles.get(run) or get_store(run)
         self._handles[run] = handle
         try:
-            return await getattr(handle, method).remote(*args)
+            return await _method(handle, method).remote(*args)
         except ray.exceptions.ActorDiedError:
             self._handles.pop(run, None)
-            return await getattr(get_store(run), method).remote(*args)
+            return await _method(get_store(run), method).remote(*args)
 
     async def delete(self, run: str) -> None:
         self._handles.pop(run, None)
