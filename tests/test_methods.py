@@ -110,7 +110,7 @@ E2E = {
     "docl": {"method": "docl", "full_pass_each_cycle": True},
     "spl-lerac": {"method": "spl", "lerac": True},
     "mcl": {"method": "mcl"},
-    "dp-joint": {"method": "dihcl-exp", "data_params": "joint"},
+    "dp-joint": {"method": "dihcl-beta", "metric": "flip", "data_params": "joint"},
 }
 
 

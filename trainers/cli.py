@@ -141,10 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
     )
     cfg.store_config(1, 2)  # fail on a bad schedule before starting Ray
-    checkpoint = None
     if args.resume:
         # The saved configuration wins, except for the cluster shape, which may change between attempts.
-        saved, checkpoint, done = find_resume_point(args.resume, args.snapshot_dir)
+        saved, done = find_resume_point(args.resume, args.snapshot_dir)
         cfg = replace(saved, workers=args.workers[0], max_workers=args.workers[1], gpu=args.gpu)
         print(f"resuming run {cfg.run} after round {done + 1}/{cfg.epochs}")
     init_ray(args.address, quiet=not args.verbose)
@@ -152,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from scorer_service.serve_app import start
 
         print(f"REST API at {start(args.host, args.port)}/docs")
-    summary = run_training(cfg, resume_from=checkpoint)
+    summary = run_training(cfg)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)

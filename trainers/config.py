@@ -51,6 +51,8 @@ class TrainConfig:
     snapshot_dir: str | None = None
     incarnation: str = ""
     storage_path: str | None = None
+    # A model checkpoint (directory or URI) to start from: set by ``--resume``.
+    resume_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_workers is not None and not 1 <= self.workers <= self.max_workers:

@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from scorer_service.actor import NAMESPACE, create_store
@@ -75,8 +75,8 @@ def save_config(cfg: TrainConfig) -> None:
         f.write(json.dumps(cfg.to_dict(), indent=2).encode())
 
 
-def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainConfig, Checkpoint, int]:
-    """The configuration, model checkpoint and round to resume ``run`` from.
+def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainConfig, int]:
+    """The configuration (with the model checkpoint to start from) and the round to resume ``run`` after.
 
     The store resumes from its newest end-of-round snapshot, so the model must resume from the
     checkpoint of that same round; without one the run cannot continue consistently and this raises.
@@ -102,14 +102,13 @@ def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainC
             f"the store of run {run!r} is at the end of round {store_round}, but no model checkpoint of that "
             f"round is under {cfg.storage_path} (checkpoints of rounds {sorted(found)}); refusing to resume"
         )
-    return cfg, Checkpoint.from_directory(found[store_round]), store_round
+    return replace(cfg, resume_checkpoint=found[store_round]), store_round
 
 
 def run_training(
     cfg: TrainConfig,
     *,
     max_failures: int = 1,
-    resume_from: Checkpoint | None = None,
     store: ray.actor.ActorHandle | None = None,
     out: Callable[[str], None] = print,
     on_round: Callable[[dict[str, Any], ray.actor.ActorHandle], None] | None = None,
@@ -117,8 +116,8 @@ def run_training(
     """Train ``cfg`` on the connected Ray cluster; returns the final summary.
 
     ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
-    ``store`` is the run's store actor when the caller created it, else a fresh one is made (or,
-    with ``resume_from``, one that restores the run's incarnation from its snapshots).
+    ``store`` is the run's store actor when the caller created it, else a fresh one is made (for a
+    resumed run, one that restores the run's incarnation from its snapshots).
     ``on_round(summary, store)`` is called in the driver once per finished round, while training
     goes on (benchmarks read score columns as the run proceeds).
     """
@@ -142,7 +141,6 @@ def run_training(
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
-        resume_from_checkpoint=resume_from,
     )
     outcome: dict[str, Any] = {}
 
@@ -154,7 +152,8 @@ def run_training(
 
     thread = threading.Thread(target=fit, name="curriculum-fit", daemon=True)
     thread.start()
-    printed = 0
+    # A resumed run's store already holds the finished rounds: report only the new ones.
+    printed = sum(1 for s in ray.get(store.round_summaries.remote()) if s["metrics"])
     while True:
         alive = thread.is_alive()
         summaries, info = ray.get([store.round_summaries.remote(), store.info.remote()])

@@ -137,7 +137,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     class_opt = dp.SparseSGD(class_dp.parameters(), lr=dp.CLASS_LR) if class_dp is not None else None
 
     start_round, step = 0, 0
+    # Ray Train's own checkpoint (a restart within this run) wins over the one a resumed run started from.
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and cfg.resume_checkpoint:
+        checkpoint = ray.train.Checkpoint(cfg.resume_checkpoint)
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             state = torch.load(os.path.join(d, "state.pt"), map_location=device)
