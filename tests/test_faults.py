@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,7 @@ def _train_worker_pids() -> list[int]:
 def test_killing_a_trainer_worker_restores_from_checkpoint_and_keeps_the_store_consistent(
     ray_session, tmp_path
 ):
-    cfg = prepare(config("worker-kill", tmp_path))
+    cfg = prepare(replace(config("worker-kill", tmp_path), method="dihcl-greedy"))
     data = load_dataset(cfg.dataset)
     store = create_store(cfg.store_config(data.n, data.num_classes))
 

@@ -34,6 +34,8 @@ def test_stopped_run_resumes_where_it_stopped_and_refuses_a_mismatch(tmp_path):
             "2",
             "--run",
             "resumable",
+            "--method",
+            "random",
             *common,
         ],
         env=env,
