@@ -181,20 +181,10 @@ class HardnessStore:
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
-        self.state = SampleState(
-            config.n,
-            output_width=config.output_width,
-            embedding_dim=config.embedding_dim,
-            log_sigma_init=config.log_sigma_init,
-        )
         self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
         self._scratch = np.zeros(config.n, dtype=np.int64)
-        self.lr_log = LearningRateLog()
-        self.rounds: dict[int, RoundRecord] = {}
-        self.applied = AppliedSequences()
-        self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0}
-        self.ingest_seconds = 0.0
         self._selector = get_selector(config.method)
+        self._reset()
         self._storage: RunStorage | None = None
         self._replaying = False
         self._snap_seq = 0
@@ -203,6 +193,21 @@ class HardnessStore:
         if config.snapshot_dir:
             self._storage = RunStorage(config.snapshot_dir, config.run, config.incarnation)
             self._restore()
+
+    def _reset(self) -> None:
+        """The run's initial state: no observation, no round."""
+        cfg = self.config
+        self.state = SampleState(
+            cfg.n,
+            output_width=cfg.output_width,
+            embedding_dim=cfg.embedding_dim,
+            log_sigma_init=cfg.log_sigma_init,
+        )
+        self.lr_log = LearningRateLog()
+        self.rounds: dict[int, RoundRecord] = {}
+        self.applied = AppliedSequences()
+        self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0}
+        self.ingest_seconds = 0.0
 
     # ---- ingest -------------------------------------------------------------------------
 
@@ -495,10 +500,21 @@ class HardnessStore:
     def rewind(self, completed_round: int) -> bool:
         """Return to the state at the end of ``completed_round`` (-1: before the first round).
 
-        A trainer restored from the checkpoint of that round calls this first, so the store
-        forgets what the lost attempt ingested and selected afterwards. Returns False, changing
-        nothing, when the store keeps no snapshots; raises when that round's snapshot is gone.
+        Every training attempt calls this first (rank 0), with the round of the checkpoint it
+        starts from, so the store forgets what a lost attempt ingested and selected afterwards.
+        A store that is not ahead is left as it is. Returns False, changing nothing, when the
+        store is ahead but keeps no snapshots to return to; raises when that round's snapshot
+        is gone.
         """
+        if not any(r > completed_round for r in self.rounds):
+            return True
+        if completed_round < 0:
+            # Back to the beginning needs no snapshot: it is the initial state.
+            self._reset()
+            self._round_end = {}
+            if self._storage is not None:
+                self.snapshot(completed_round=-1)
+            return True
         if self._storage is None:
             return False
         seq = self._round_end.get(completed_round)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+
 import numpy as np
 
 
@@ -43,3 +49,46 @@ def reference_dih(observations, n: int, metric: str, gamma: float) -> np.ndarray
             r[i] = gamma * (change / since) + (1 - gamma) * r[i]
         last[i] = (step, loss, correct)
     return np.array(r)
+
+
+def free_ports(k: int) -> list[int]:
+    socks = [socket.socket() for _ in range(k)]
+    for s in socks:
+        s.bind(("", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def kill_cluster(temp: str) -> list[int]:
+    """SIGKILL every process whose command line names ``temp``, and all their descendants.
+
+    Descendants too: a raylet's helper processes and workers retitle themselves (``ray::...``), so
+    their command lines no longer name the temp dir, and the helpers outlive a killed raylet by up
+    to a minute and a half. Never this process or its ancestors. Returns the pids signalled.
+    """
+    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    parent_of: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    roots = []
+    for line in table.splitlines():
+        pid, ppid, *args = line.split(None, 2)
+        parent_of[int(pid)] = int(ppid)
+        children.setdefault(int(ppid), []).append(int(pid))
+        if args and temp in args[0]:
+            roots.append(int(pid))
+    spared, pid = set(), os.getpid()
+    while pid > 1:
+        spared.add(pid)
+        pid = parent_of.get(pid, 1)
+    doomed, stack = set(), [p for p in roots if p not in spared]
+    while stack:
+        pid = stack.pop()
+        if pid not in doomed and pid not in spared:
+            doomed.add(pid)
+            stack.extend(children.get(pid, []))
+    for pid in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return sorted(doomed)

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -11,18 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import free_ports, kill_cluster
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_ports(k: int) -> list[int]:
-    socks = [socket.socket() for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture
@@ -63,7 +54,7 @@ def head():
             "serve": serve_port,
         }
     finally:
-        subprocess.run(["pkill", "-9", "-f", temp], check=False)
+        kill_cluster(temp)
         shutil.rmtree(temp, ignore_errors=True)
 
 

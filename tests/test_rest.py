@@ -1,7 +1,5 @@
 """Every REST endpoint against a live Ray Serve app and a real store actor."""
 
-import socket
-
 import httpx
 import numpy as np
 import pytest
@@ -9,15 +7,9 @@ import ray
 
 from scorer_service.actor import create_store
 from scorer_service.store import StoreConfig
-from tests.helpers import batch
+from tests.helpers import batch, free_ports
 
 RUN = "rest-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,7 @@ def api(ray_session):
     ray.get(store.ingest.remote(batch(range(10), np.arange(10) / 10, [True] * 10, step=0, lr=1.0)))
     ray.get(store.record_round.remote(0, {"test_accuracy": 0.5}))
     ray.get(store.subset.remote(1, 0, 2))
-    url = start("127.0.0.1", free_port())
+    url = start("127.0.0.1", free_ports(1)[0])
     with httpx.Client(base_url=url, timeout=30) as client:
         yield client
     serve.shutdown()

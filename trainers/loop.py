@@ -154,13 +154,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         lerac.step_epoch()
 
     store = get_store(cfg.run)
-    if checkpoint is not None:
-        # The store may be ahead of the checkpoint (a lost attempt ingested and selected more):
-        # rank 0 returns it to the end of the checkpoint's round before any rank asks for a shard.
-        if rank == 0 and not ray.get(store.rewind.remote(start_round - 1)):
-            print("warning: the store keeps no snapshots; scores include the lost attempt's observations")
-        if _distributed():
-            dist.barrier()
+    # The store may be ahead of this attempt (a lost attempt ingested and selected more, possibly
+    # before any checkpoint existed): rank 0 returns it to the end of the round this attempt
+    # starts after, before any rank asks for a shard.
+    if rank == 0 and not ray.get(store.rewind.remote(start_round - 1)):
+        print("warning: the store keeps no snapshots; scores include the lost attempt's observations")
+    if _distributed():
+        dist.barrier()
     client = StoreClient(store, rank, flush_samples=cfg.flush_samples, max_in_flight=cfg.max_in_flight)
 
     for round_ in range(start_round, cfg.epochs):
