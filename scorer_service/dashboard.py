@@ -18,7 +18,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
-from scorer_service.api import CALL_TIMEOUT_S, StoreDirectory, _message
+from scorer_service.api import StoreDirectory, call_store
 
 SAMPLES_SHOWN = 12
 REFRESH_S = 5
@@ -47,20 +47,6 @@ td,th{border:1px solid #dde1e6;padding:3px 8px;text-align:right}
 th{background:#eef1f4}td:first-child,th:first-child{text-align:left}.note{color:#57606a;font-size:12px}
 nav ul{margin:4px 0;padding-left:18px}
 """
-
-
-async def call_store(directory: StoreDirectory, run: str, method: str, *args: Any) -> Any:
-    """``directory.call`` with the REST API's error mapping: 404 unknown, 400 bad query, 503 timeout."""
-    try:
-        return await asyncio.wait_for(directory.call(run, method, *args), CALL_TIMEOUT_S)
-    except TimeoutError:
-        raise HTTPException(
-            503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s"
-        ) from None
-    except KeyError as e:
-        raise HTTPException(404, _message(e)) from None
-    except ValueError as e:
-        raise HTTPException(400, _message(e)) from None
 
 
 def add_dashboard(app: FastAPI, directory: StoreDirectory) -> None:

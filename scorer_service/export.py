@@ -10,8 +10,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from scorer_service.api import StoreDirectory
-from scorer_service.dashboard import call_store
+from scorer_service.api import StoreDirectory, call_store
 from scorer_service.state import COLUMNS
 
 EXPORT_FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}

@@ -7,6 +7,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -92,3 +95,26 @@ def kill_cluster(temp: str) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return sorted(doomed)
+
+
+@contextlib.contextmanager
+def uvicorn_server(app) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()

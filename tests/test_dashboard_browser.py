@@ -5,22 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from scorer_service.api import LocalDirectory, build_app
 from scorer_service.dashboard import SAMPLES_SHOWN
 from scorer_service.store import HardnessStore, StoreConfig
-from tests.helpers import batch
+from tests.helpers import batch, uvicorn_server
 
 RUN = "digits-dihcl-greedy"
 N = 1437  # the digits training split, so the page draws the real images
@@ -109,20 +105,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 def server():
     store = finished_store()
     app = build_app(LocalDirectory({RUN: store}))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield url, store
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with uvicorn_server(app) as url:
+        yield url, store
 
 
 @pytest.fixture(scope="module")

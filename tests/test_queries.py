@@ -6,20 +6,17 @@ import argparse
 import io
 import re
 import socket
-import threading
-import time
 
 import httpx
 import numpy as np
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 
 from scorer_service.api import LocalDirectory, build_app
 from scorer_service.state import COLUMNS
 from scorer_service.store import HardnessStore, StoreConfig
-from tests.helpers import batch
+from tests.helpers import batch, uvicorn_server
 from trainers.queries import ApiError, add_query_parsers, cmd_export, cmd_scores, format_table
 from trainers.report import add_report_parser, cmd_report
 
@@ -45,20 +42,8 @@ def api():
     stores = {RUN: finished_store(RUN, "dihcl-greedy"), CONTROL: finished_store(CONTROL, "random")}
     directory = LocalDirectory(stores)
     app = build_app(directory)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield url, stores
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with uvicorn_server(app) as url:
+        yield url, stores
 
 
 def cli(*argv: str) -> int:
