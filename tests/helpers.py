@@ -71,7 +71,7 @@ def kill_cluster(temp: str) -> list[int]:
     their command lines no longer name the temp dir, and the helpers outlive a killed raylet by up
     to a minute and a half. Never this process or its ancestors. Returns the pids signalled.
     """
-    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    table = subprocess.run(["ps", "-eww", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     parent_of: dict[int, int] = {}
     children: dict[int, list[int]] = {}
     roots = []
