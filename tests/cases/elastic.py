@@ -33,6 +33,9 @@ from scorer_service.store import HardnessStore  # noqa: E402
 from trainers.config import TrainConfig  # noqa: E402
 from trainers.datasets import load_dataset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from node_loss import start_cluster  # noqa: E402
+
 RUN = "elastic"
 EPOCHS = 8
 # Ray Train considers growing a healthy worker group every elastic_resize_monitor_interval_s (60 s by
@@ -93,23 +96,6 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
-
-
-def start_cluster() -> Cluster:
-    return Cluster(
-        initialize_head=True,
-        connect=False,
-        head_node_args={
-            "num_cpus": 0,
-            "include_dashboard": False,
-            "object_store_memory": 100 << 20,
-            "_system_config": {
-                "health_check_period_ms": 500,
-                "health_check_timeout_ms": 500,
-                "health_check_failure_threshold": 3,
-            },
-        },
-    )
 
 
 def main(cluster: Cluster, tmp: str) -> None:
