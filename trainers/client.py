@@ -40,6 +40,7 @@ class StoreClient:
         self._round: int | None = None
         self._buf: dict[str, list] = {k: [] for k in _CORE}
         self._buffered = 0
+        self._counts: list[int] = []
         self._in_flight: list[ray.ObjectRef] = []
 
     def add(
@@ -61,13 +62,17 @@ class StoreClient:
             self._send()
         self._round = round_
         m = len(ids)
-        self._buf["sample_id"].append(np.asarray(ids, dtype=np.int64))
-        self._buf["loss"].append(loss.detach())
-        self._buf["correct"].append(correct.detach())
-        self._buf["step"].append(np.full(m, step, dtype=np.int64))
-        self._buf["lr"].append(np.full(m, lr, dtype=np.float64))
-        for name, value in (extra or {}).items():
-            self._buf.setdefault(name, []).append(value.detach())
+        buf = self._buf
+        buf["sample_id"].append(ids)
+        buf["loss"].append(loss.detach())
+        buf["correct"].append(correct.detach())
+        # Per-step scalars, expanded to per-sample columns once per send rather than once per step.
+        buf["step"].append(step)
+        buf["lr"].append(lr)
+        self._counts.append(m)
+        if extra:
+            for name, value in extra.items():
+                buf.setdefault(name, []).append(value.detach())
         self._buffered += m
         if self._buffered >= self.flush_samples:
             self._send()
@@ -77,11 +82,11 @@ class StoreClient:
             return
         b = self._buf
         batch = {
-            "sample_id": np.concatenate(b["sample_id"]),
+            "sample_id": np.concatenate(b["sample_id"]).astype(np.int64, copy=False),
             "loss": torch.cat(b["loss"]).to("cpu", torch.float32).numpy(),
             "correct": torch.cat(b["correct"]).to("cpu", torch.bool).numpy(),
-            "step": np.concatenate(b["step"]),
-            "lr": np.concatenate(b["lr"]),
+            "step": np.repeat(np.asarray(b["step"], dtype=np.int64), self._counts),
+            "lr": np.repeat(np.asarray(b["lr"], dtype=np.float64), self._counts),
             **{name: torch.cat(b[name]).cpu().numpy() for name in b if name not in _CORE},
             "round": int(self._round),
             "rank": self.rank,
@@ -90,6 +95,7 @@ class StoreClient:
         }
         for v in b.values():
             v.clear()
+        self._counts.clear()
         self.seq += 1
         self.sent_samples += self._buffered
         self._buffered = 0
