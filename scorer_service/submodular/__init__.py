@@ -2,7 +2,7 @@
 
 DIHCL Eq. 3 (Zhou, Wang & Bilmes, NeurIPS 2020), DoCL Eq. 15 and MCL's "hard and diverse" subsets,
 solved by stochastic greedy (Mirzasoleiman et al., AAAI 2015) or exact lazy greedy. Pure numpy and
-numba: no Ray here; the store passes a Ray-task ``map_fn`` to solve partitions in parallel.
+numba: no Ray here. Partitions run on a thread pool unless the caller passes another ``map_fn``.
 
 * ``functions`` -- set functions with memoized gains (dense and kNN facility location, feature-based)
 * ``optimizers`` -- naive, lazy and stochastic greedy
@@ -35,6 +35,7 @@ from scorer_service.submodular.optimizers import (
     stochastic_greedy,
 )
 from scorer_service.submodular.partition import (
+    BlockProblem,
     MapFn,
     build_objective,
     make_blocks,
@@ -44,10 +45,11 @@ from scorer_service.submodular.partition import (
 )
 
 __all__ = [
+    "BLOCK_SIZE",
+    "BlockProblem",
     "FUNCTIONS",
     "OPTIMIZERS",
     "PARTITION_ABOVE",
-    "BLOCK_SIZE",
     "FacilityLocation",
     "FeatureBased",
     "KNNFacilityLocation",

@@ -4,7 +4,7 @@ The candidate set is split into blocks -- by a label array (e.g. class) or at ra
 gets a budget proportional to its size, and each block is solved independently with its own
 function (dense kernel, kNN graph or features built on the block only), so memory is
 O(max block^2) for dense facility location and the blocks can run in parallel through an injected
-``map_fn`` (a thread pool by default; the Ray layer passes a Ray-task map). Optionally, blocks
+``map_fn`` (a thread pool by default; any map, e.g. over Ray remote calls, fits). Optionally, blocks
 over-select and a second greedy round on the union of their picks chooses the final k: the
 two-round scheme of GreeDi (Mirzasoleiman, Karbasi, Sarkar & Krause, NeurIPS 2013).
 
@@ -103,7 +103,7 @@ def build_objective(
 
 
 @dataclass(frozen=True)
-class BlockTask:
+class BlockProblem:
     """One block's subproblem; plain data so it can be shipped to another process."""
 
     positions: np.ndarray
@@ -118,18 +118,18 @@ class BlockTask:
     seed: int
 
 
-def solve_block(task: BlockTask) -> np.ndarray:
+def solve_block(block: BlockProblem) -> np.ndarray:
     """Run the optimizer on one block; returns the chosen positions (global), in selection order."""
-    if task.k == 0:
+    if block.k == 0:
         return np.zeros(0, dtype=np.int64)
-    if task.k == task.positions.shape[0]:
-        return task.positions.copy()
-    rng = np.random.default_rng(task.seed)
+    if block.k == block.positions.shape[0]:
+        return block.positions.copy()
+    rng = np.random.default_rng(block.seed)
     f = build_objective(
-        task.function, task.embeddings, task.modular, task.k, task.lam, sigma=task.sigma, rng=rng
+        block.function, block.embeddings, block.modular, block.k, block.lam, sigma=block.sigma, rng=rng
     )
-    local = OPTIMIZERS[task.optimizer](f, task.k, epsilon=task.epsilon, rng=rng)
-    return task.positions[local]
+    local = OPTIMIZERS[block.optimizer](f, block.k, epsilon=block.epsilon, rng=rng)
+    return block.positions[local]
 
 
 def thread_map(fn: Callable, items: Iterable) -> Iterable:
@@ -172,8 +172,8 @@ def partitioned_select(
     if merge:
         budgets = np.minimum(sizes, np.ceil(budgets * oversample).astype(np.int64))
     seeds = rng.integers(0, 2**63, size=len(blocks))
-    tasks = [
-        BlockTask(
+    problems = [
+        BlockProblem(
             positions=b,
             embeddings=np.ascontiguousarray(embeddings[b], dtype=np.float32),
             modular=modular[b],
@@ -192,9 +192,9 @@ def partitioned_select(
         # The pool already occupies every core; multi-threaded BLAS on top of it only adds
         # synchronization (6x slower per small sgemm when oversubscribed).
         with threadpool_limits(1, user_api="blas"):
-            results = list(thread_map(solve_block, tasks))
+            results = list(thread_map(solve_block, problems))
     else:
-        results = list(map_fn(solve_block, tasks))
+        results = list(map_fn(solve_block, problems))
     picked = np.concatenate([np.zeros(0, dtype=np.int64), *results])
     if not merge or picked.shape[0] == k:
         return picked
