@@ -109,6 +109,23 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blocking", action="store_true", help="stay in the foreground")
 
 
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    # The suites' own parser reads the arguments: importing it here would load the benchmark
+    # modules (and their settings for a throwaway local Ray) for every other command too.
+    p = sub.add_parser(
+        "bench",
+        help="run the benchmark suites: curriculum bench [SUITE ...] [--quick] [--out DIR]",
+        add_help=False,
+    )
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from benchmarks.__main__ import main as bench_main
+
+    return bench_main(argv)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from trainers.driver import find_resume_point, init_ray, run_training
 
@@ -178,12 +195,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return cmd_bench(argv[1:])
     parser = argparse.ArgumentParser(prog="curriculum", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _serve_parser(sub)
     add_query_parsers(sub)
     add_report_parser(sub)
+    _bench_parser(sub)
     args = parser.parse_args(argv)
     try:
         commands = {
