@@ -481,6 +481,20 @@ class HardnessStore:
             self.snapshot(completed_round=-1)
             return
         seq = snaps[-1]["seq"]
+        saved = snaps[-1]["config"]
+        mine = asdict(self.config)
+        differ = [
+            k
+            for k in ("n", "method", "metric", "epochs", "output_width", "embedding_dim")
+            if saved[k] != mine[k]
+        ]
+        if differ:
+            # Restoring another run's scores would silently mix two runs (or fail later on n).
+            raise ValueError(
+                f"the snapshots of run {self.config.run!r} (incarnation {self.config.incarnation!r}) under "
+                f"{self.config.snapshot_dir} were written with a different {', '.join(differ)}; "
+                "start the run with a new incarnation or run name"
+            )
         self._load(seq)
         self._replaying = True
         try:

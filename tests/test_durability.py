@@ -149,3 +149,9 @@ def test_rewind_to_the_beginning_needs_no_snapshot_and_is_a_no_op_when_not_ahead
         drive(s, range(0, 1))  # and a new attempt starts cleanly at step 0
         assert s.counters["ingested"] == 20
     assert HardnessStore(config(tmp_path, run="bFalse")).counters["ingested"] == 20
+
+
+def test_snapshots_of_another_configuration_are_refused(tmp_path):
+    drive(HardnessStore(config(tmp_path)), range(0, 1))
+    with pytest.raises(ValueError, match="different n"):
+        HardnessStore(config(tmp_path, n=30))

@@ -1,0 +1,119 @@
+"""The benchmark harness on tiny settings: result structure, JSON round trip, tables and sane values."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import noisy, outcomes, overhead, rest
+from benchmarks.__main__ import main, run_suite
+from benchmarks.report import markdown_table, quiet_progress, write_json
+
+TINY = {
+    "overhead": overhead.Settings(
+        (overhead.Workload("synthetic:n=256,classes=3,dim=8", "mlp-small", 64),), reps=3
+    ),
+    "rest": rest.Settings(
+        latency_requests=20,
+        throughput_requests=40,
+        concurrency=4,
+        store_n=500,
+        parquet_n=5_000,
+        parquet_reps=1,
+        servers=("project",),
+    ),
+    "outcomes": outcomes.Settings(
+        tuple(v for v in outcomes.VARIANTS if v.label in ("random", "dihcl-exp")),
+        (("tiny", "synthetic:n=200,classes=3,dim=8,noise=0.2"),),
+        seeds=(0,),
+        epochs=3,
+        warm_start=1,
+        cycle_length=1,
+    ),
+    "noisy": noisy.Settings(
+        "synthetic:n=300,classes=3,dim=8,noise=0.4", noisy.RUNS[:1], epochs=3, warm_start=1, cycle_length=1
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def results(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    done = {}
+    for name, settings in TINY.items():
+        result = run_suite(name, settings, out, quiet_progress)
+        write_json(out / f"{name}.json", result)
+        done[name] = json.loads((out / f"{name}.json").read_text())
+    return out, done
+
+
+def test_every_suite_has_a_table_json_and_no_problems(results):
+    out, done = results
+    for name, r in done.items():
+        assert r["problems"] == [], (name, r["problems"])
+        assert r["table"].startswith("|") or "\n|" in r["table"], name
+        assert r["wall_s"] > 0
+        if r.get("plot"):
+            assert (out / r["plot"]).stat().st_size > 1000
+
+
+def test_overhead_values(results):
+    (row,) = results[1]["overhead"]["rows"]
+    assert len(row["ratios"]) == 3 and all(x > 0 for x in row["ratios"])
+    assert row["median_ratio"] > 0 and row["plain_step_us"] > 0
+    assert row["samples_sent"] == row["samples_ingested"] == 256 * (3 + overhead.WARMUP_EPOCHS)
+
+
+def test_rest_values(results):
+    r = results[1]["rest"]
+    (server,) = r["servers"]
+    assert server["errors"] == 0 and server["requests"] == 20
+    assert 0 < server["p50_ms"] <= server["p99_ms"] and server["requests_per_s"] > 0
+    assert r["export"]["n"] == 5_000 and r["export"]["total_s"] > 0
+
+
+def test_outcomes_values(results):
+    (d,) = results[1]["outcomes"]["datasets"]
+    assert [row["variant"] for row in d["rows"]] == ["random", "dihcl-exp"]
+    for row in d["rows"]:
+        assert 0 <= row["final_acc_mean"] <= 100 and row["sample_passes"] > 0
+    for run in d["runs"]:
+        passes = [r["passes"] for r in run["rounds"]]
+        assert len(passes) == 3 and passes == sorted(passes) and passes[-1] == run["sample_passes"]
+    random_row = d["rows"][0]
+    assert random_row["reached"] == 1 and random_row["speedup_vs_random"] == pytest.approx(1.0)
+
+
+def test_noisy_values(results):
+    r = results[1]["noisy"]
+    assert r["noisy"] > 0 and len(r["runs"]) == 1
+    rounds = r["runs"][0]["rounds"]
+    assert [x["round"] for x in rounds] == [0, 1, 2]
+    for x in rounds:
+        for q in x["scores"].values():
+            assert 0 <= q["auroc"] <= 1 and 0 <= q["top_noisy_fraction"] <= 1
+            assert 0 <= q["noisy_above_all_clean"] <= 1
+
+
+def test_ranking_quality_extremes():
+    noisy_mask = np.array([True, True, False, False, False])
+    perfect = noisy.ranking_quality(np.array([5.0, 4.0, 1.0, 2.0, 0.0]), noisy_mask)
+    assert perfect == {"auroc": 1.0, "top_noisy_fraction": 1.0, "noisy_above_all_clean": 1.0}
+    reversed_ = noisy.ranking_quality(np.array([0.0, 1.0, 3.0, 4.0, np.nan]), noisy_mask)
+    assert reversed_["auroc"] < 0.5 and reversed_["noisy_above_all_clean"] == 0.0
+
+
+def test_passes_to_reach_and_table():
+    rounds = [{"passes": 10, "test_accuracy": 0.5}, {"passes": 20, "test_accuracy": 0.9}]
+    assert outcomes.passes_to_reach(rounds, 0.8) == 20
+    assert outcomes.passes_to_reach(rounds, 0.95) is None
+    assert markdown_table(["a", "b"], [["x", 1.5]]).splitlines() == [
+        "| a | b |",
+        "|:---|---:|",
+        "| x | 1.5 |",
+    ]
+
+
+def test_unknown_suite_is_an_error(tmp_path, capsys):
+    assert main(["nope", "--out", str(tmp_path)]) == 2
+    assert "unknown suite" in capsys.readouterr().err
