@@ -35,6 +35,7 @@ import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
 from benchmarks.report import describe, machine, markdown_table, percentile, write_json  # noqa: E402
+from benchmarks.rest import _wait_ready  # noqa: E402
 from scorer_service.actor import create_store  # noqa: E402
 from scorer_service.store import StoreConfig  # noqa: E402
 
@@ -241,19 +242,6 @@ class Load:
         except httpx.HTTPError:
             status = "error"
         self.done.append(Query(sent_at, kind, 1e3 * (time.perf_counter() - t0), status))
-
-
-def _wait_ready(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer /v1/health within {timeout:g} s")
-        time.sleep(0.2)
 
 
 def _latency_stats(queries: list[Query]) -> dict[str, Any]:
