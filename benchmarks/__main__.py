@@ -25,7 +25,7 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from benchmarks.report import Progress, ProgressFn, describe, machine, write_json  # noqa: E402
+from benchmarks.report import Progress, ProgressFn, describe, machine, start_local_ray, write_json  # noqa: E402
 
 IN_PROCESS = ("overhead", "rest", "outcomes", "noisy")
 # name -> (arguments with --quick, arguments without, seconds before it is stopped as hung).
@@ -67,20 +67,12 @@ def _module(name: str) -> ModuleType:
 
 
 def _start_ray() -> None:
-    import ray
-
     from scorer_service.actor import NAMESPACE
 
     # Ray Train logs every report at INFO; the suites print their own progress.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    ray.init(
-        address="local",
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=512 << 20,
-    )
+    start_local_ray(NAMESPACE)
 
 
 def run_suite(name: str, settings: Any, out: Path, progress: ProgressFn) -> dict[str, Any]:

@@ -27,6 +27,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
+from benchmarks.report import start_local_ray  # noqa: E402
 from scorer_service.actor import create_store  # noqa: E402
 from scorer_service.store import StoreConfig  # noqa: E402
 
@@ -231,14 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if __name__ != "__main__":
         # Imported (not run with -m): workers cannot import this package, so ship its classes by value.
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=False,
-        object_store_memory=512 << 20,
-    )
+    start_local_ray(NAMESPACE, num_cpus=2)
     rows: list[Row] = []
     try:
         writers = [WriterActor.remote(rank) for rank in range(max(WRITER_COUNTS))]

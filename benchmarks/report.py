@@ -18,6 +18,20 @@ from typing import Any
 import numpy as np
 
 
+def start_local_ray(namespace: str, num_cpus: int | None = None) -> None:
+    """A throwaway local Ray for one benchmark process: no dashboard, a bounded object store."""
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        namespace=namespace,
+        log_to_driver=False,
+        object_store_memory=512 << 20,
+    )
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on; the load average matters on a shared box."""
     import torch

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
-from benchmarks.report import describe, machine, markdown_table, percentile, write_json  # noqa: E402
+from benchmarks.report import describe, machine, markdown_table, percentile, start_local_ray, write_json  # noqa: E402
 from benchmarks.rest import _wait_ready  # noqa: E402
 from scorer_service.actor import create_store  # noqa: E402
 from scorer_service.store import StoreConfig  # noqa: E402
@@ -443,14 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     snap_dir = Path(tempfile.mkdtemp(prefix="soak-snapshots-"))
     mach = machine()
     print(describe(mach), flush=True)
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=False,
-        object_store_memory=512 << 20,
-    )
+    start_local_ray(NAMESPACE, num_cpus=2)
     store = None
     writers: list[ray.actor.ActorHandle] = []
     serve_started = False
