@@ -88,16 +88,21 @@ def diversity_gain(kind: int, data: tuple, memo: np.ndarray, e: int) -> float:
                 acc += d
     elif kind == FEATURE:
         row = features[e]
+        d = row.shape[0]
         if concave == SQRT:
-            for f in range(row.shape[0]):
+            # float32 throughout: twice the SIMD lanes of float64 and a hardware float32 sqrt, about
+            # 4x faster per gain. Every step rounds monotonically, so the bound property holds.
+            m32 = memo[d:].view(np.float32)
+            a32 = np.float32(0.0)
+            for f in range(d):
                 x = row[f]
-                c = memo[f]
-                # sqrt(c + x) - sqrt(c) without cancellation, and monotone in c after rounding;
-                # branch-free (x = c = 0 gives 0) so the loop vectorizes.
-                den = math.sqrt(c + x) + math.sqrt(c)
-                acc += x / den if den > 0.0 else 0.0
+                # sqrt(c + x) - sqrt(c) without cancellation, sqrt(c) kept in the memo; branch-free
+                # (x = c = 0 gives 0) so the loop vectorizes.
+                den = np.float32(math.sqrt(m32[f] + x)) + m32[d + f]
+                a32 += x / den if den > np.float32(0.0) else np.float32(0.0)
+            acc = np.float64(a32)
         else:
-            for f in range(row.shape[0]):
+            for f in range(d):
                 acc += math.log1p(row[f] / (1.0 + memo[f]))
     return acc
 
@@ -143,8 +148,13 @@ def diversity_update(kind: int, data: tuple, memo: np.ndarray, e: int) -> None:
                 memo[j] = weights[p]
     elif kind == FEATURE:
         row = features[e]
-        for f in range(row.shape[0]):
+        d = row.shape[0]
+        m32 = memo[d:].view(np.float32)
+        for f in range(d):
             memo[f] += row[f]
+            # Rounded from the float64 sum, not accumulated in float32: no drift over many adds.
+            m32[f] = np.float32(memo[f])
+            m32[d + f] = np.float32(math.sqrt(m32[f]))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -521,7 +531,8 @@ class FeatureBased(SetFunction):
 
     Wei, Iyer & Bilmes (ICML 2015, "Submodularity in data subset selection and active learning").
     ``features`` must be non-negative (see :func:`nonnegative_features`); the memo is the per-feature
-    sum over S, so a gain costs O(#features) and memory is O(n * #features).
+    sum over S, so a gain costs O(#features) and memory is O(n * #features). The sqrt gain is computed
+    in float32 (relative error about 1e-6), the log gain in float64.
     """
 
     kind = FEATURE
@@ -535,7 +546,9 @@ class FeatureBased(SetFunction):
         self.features = x
         self.concave = concave
         self.n = x.shape[0]
-        self.memo_size = x.shape[1]
+        # The per-feature float64 sums, then the same sums and their square roots as float32
+        # (2d float32 in the other d float64 slots) for the sqrt gain.
+        self.memo_size = 2 * x.shape[1]
         self.data = _pack(features=x, concave=CONCAVE[concave])
         super().__init__()
 
