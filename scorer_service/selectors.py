@@ -171,6 +171,8 @@ def select_mcl(ctx: SelectionContext, k: int) -> Selection:
         k,
         function=ctx.params.get("diversity", "fl"),
         lam=lam,
+        optimizer=ctx.params.get("diversity_optimizer", "stochastic"),
+        epsilon=ctx.params.get("diversity_epsilon", 0.1),
         rng=ctx.rng,
     )
     return Selection(cand[keep])

@@ -7,6 +7,7 @@ in a Ray actor unchanged.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -24,7 +25,7 @@ from scorer_service.schedule import Budget, Cycles
 from scorer_service.selectors import DEFAULT_BUDGETS, SelectionContext, get_selector
 from scorer_service.sharding import shard, usable_size
 from scorer_service.state import METRICS, LearningRateLog, SampleState
-from scorer_service.submodular import FUNCTIONS, select_diverse
+from scorer_service.submodular import FUNCTIONS, OPTIMIZERS, select_diverse
 
 HISTOGRAM_BINS = 20
 # The per-sample score each selector ranks by, used as the modular term of the diversity objective.
@@ -54,11 +55,14 @@ class StoreConfig:
     full_pass_each_cycle: bool = False
     # Diversity (DIHCL Eq. 3): after the selector, keep ``diversity_keep`` of its pick maximizing
     # hardness + lambda_c * G(S), G = "fl" | "fl-knn" | "feature" on embedding sketches, lambda_c =
-    # diversity_lambda * diversity_decay**(cycle - 1). MCL always uses G ("fl" unless set).
+    # diversity_lambda * diversity_decay**(cycle - 1). MCL always uses G ("fl" unless set). Solved by
+    # diversity_optimizer: "stochastic" (lazier than lazy greedy at diversity_epsilon), "lazy" or "naive".
     diversity: str = "none"
     diversity_keep: float = 0.4
     diversity_lambda: float = 1.0
     diversity_decay: float = 0.8
+    diversity_optimizer: str = "stochastic"
+    diversity_epsilon: float = 0.1
     seed: int = 0
     selector_params: dict[str, Any] = field(default_factory=dict)
     # Widths of the per-sample vectors kept (0: not kept): outputs for DoCL, embedding for diversity.
@@ -90,6 +94,17 @@ class StoreConfig:
             raise ValueError("diversity needs embedding sketches: set embedding_dim")
         if not 0.0 < self.diversity_keep <= 1.0:
             raise ValueError(f"diversity_keep must be in (0, 1], got {self.diversity_keep}")
+        if not (math.isfinite(self.diversity_lambda) and self.diversity_lambda >= 0.0):
+            raise ValueError(f"diversity_lambda must be a finite number >= 0, got {self.diversity_lambda}")
+        if not 0.0 < self.diversity_decay <= 1.0:
+            raise ValueError(f"diversity_decay must be in (0, 1], got {self.diversity_decay}")
+        if self.diversity_optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown diversity_optimizer {self.diversity_optimizer!r}; "
+                f"expected one of {', '.join(sorted(OPTIMIZERS))}"
+            )
+        if not 0.0 < self.diversity_epsilon < 1.0:
+            raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")
 
     @property
     def cycles(self) -> Cycles:
@@ -365,6 +380,8 @@ class HardnessStore:
                 "diversity": "fl" if cfg.diversity == "none" else cfg.diversity,
                 "diversity_lambda": cfg.diversity_lambda,
                 "diversity_decay": cfg.diversity_decay,
+                "diversity_optimizer": cfg.diversity_optimizer,
+                "diversity_epsilon": cfg.diversity_epsilon,
                 **cfg.selector_params,
             }
             sel = self._selector(SelectionContext(self.state, cycle, rng, params), k)
@@ -393,7 +410,14 @@ class HardnessStore:
             hardness = -hardness  # SPL prefers easy samples: smaller loss scores higher
         hardness = np.nan_to_num(hardness, nan=0.0)
         pos = select_diverse(
-            self.state.embedding[ids], hardness, keep, function=cfg.diversity, lam=lam, rng=rng
+            self.state.embedding[ids],
+            hardness,
+            keep,
+            function=cfg.diversity,
+            lam=lam,
+            optimizer=cfg.diversity_optimizer,
+            epsilon=cfg.diversity_epsilon,
+            rng=rng,
         )
         return ids[pos]
 

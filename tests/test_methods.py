@@ -9,6 +9,7 @@ from scorer_service.docl import OutputSketch, residual
 from scorer_service.errors import InvalidBatch
 from scorer_service.selectors import SelectionContext, get_selector
 from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.submodular import select_diverse
 from tests.helpers import batch
 from trainers import data_parameters as dp
 from trainers.config import TrainConfig
@@ -179,3 +180,40 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
         StoreConfig(n=10, epochs=3, diversity="fl")
     with pytest.raises(ValueError, match="unknown diversity"):
         StoreConfig(n=10, epochs=3, diversity="vibes", embedding_dim=2)
+
+
+def test_diversity_optimizer_settings_reach_the_solver():
+    # Exact greedy in the store equals select_diverse's exact greedy on the same candidates.
+    n = 300
+    rng = np.random.default_rng(5)
+    cfg = StoreConfig(
+        n=n,
+        epochs=3,
+        method="dihcl-greedy",
+        warm_start=1,
+        cycle_length=1,
+        budget_start=0.5,
+        diversity="feature",
+        diversity_optimizer="lazy",
+        diversity_lambda=2.0,
+        embedding_dim=4,
+    )
+    s = HardnessStore(cfg)
+    s.state.dih[:] = rng.random(n) + 1.0
+    s.state.embedding[:] = rng.normal(size=(n, 4))
+    s.subset(0, 0, 1)
+    s.subset(1, 0, 1)
+    cand = np.sort(np.argsort(-s.state.dih)[:150])
+    pos = select_diverse(
+        s.state.embedding[cand], s.state.dih[cand], 60, function="feature", lam=2.0, optimizer="lazy"
+    )
+    np.testing.assert_array_equal(np.sort(s.rounds[1].selected), np.sort(cand[pos]))
+    for bad, match in (
+        ({"diversity_optimizer": "greedyish"}, "unknown diversity_optimizer"),
+        ({"diversity_epsilon": 0.0}, "diversity_epsilon"),
+        ({"diversity_epsilon": 1.0}, "diversity_epsilon"),
+        ({"diversity_lambda": -1.0}, "diversity_lambda"),
+        ({"diversity_decay": 0.0}, "diversity_decay"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            StoreConfig(n=10, epochs=3, diversity="fl", embedding_dim=2, **bad)

@@ -69,7 +69,29 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "--diversity",
         choices=("none", "fl", "fl-knn", "feature"),
         default=d.diversity,
-        help="keep 0.4 of each selection by hardness + diversity (DIHCL Eq. 3)",
+        help="keep a share of each selection by hardness + diversity (DIHCL Eq. 3)",
+    )
+    p.add_argument(
+        "--diversity-keep", type=float, default=d.diversity_keep, help="share of the selection kept"
+    )
+    p.add_argument(
+        "--diversity-lambda",
+        type=float,
+        default=d.diversity_lambda,
+        help="weight of the diversity term in the first selection cycle (x decay per cycle)",
+    )
+    p.add_argument("--diversity-decay", type=float, default=d.diversity_decay)
+    p.add_argument(
+        "--diversity-optimizer",
+        choices=("stochastic", "lazy", "naive"),
+        default=d.diversity_optimizer,
+        help="stochastic: lazier-than-lazy greedy; lazy: exact greedy",
+    )
+    p.add_argument(
+        "--diversity-epsilon",
+        type=float,
+        default=d.diversity_epsilon,
+        help="stochastic greedy's epsilon: (n/k) ln(1/epsilon) candidates per step",
     )
     p.add_argument(
         "--full-pass",
@@ -150,6 +172,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_params=args.data_params,
         lerac=args.lerac,
         diversity=args.diversity,
+        diversity_keep=args.diversity_keep,
+        diversity_lambda=args.diversity_lambda,
+        diversity_decay=args.diversity_decay,
+        diversity_optimizer=args.diversity_optimizer,
+        diversity_epsilon=args.diversity_epsilon,
         seed=args.seed,
         workers=args.workers[0],
         max_workers=args.workers[1],

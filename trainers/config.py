@@ -45,7 +45,13 @@ class TrainConfig:
     lerac: bool = False
     # Width of the random projections sent as byproducts (DoCL outputs when C > 128, embeddings).
     sketch_dim: int = 32
+    # Diversity (DIHCL Eq. 3): G, the share kept, lambda and its decay per cycle, the optimizer.
     diversity: str = "none"
+    diversity_keep: float = 0.4
+    diversity_lambda: float = 1.0
+    diversity_decay: float = 0.8
+    diversity_optimizer: str = "stochastic"
+    diversity_epsilon: float = 0.1
     # Durability: store snapshots + write-ahead log (shared storage on clusters), the run's
     # incarnation (set by the driver), and where Ray Train keeps model checkpoints.
     snapshot_dir: str | None = None
