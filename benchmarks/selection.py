@@ -12,14 +12,15 @@ n in {10k, 50k} (``--quick``: 5k), k in {n/10, n/2}, on clustered Gaussian data 
 
 Each (library, optimizer, size) runs in a fresh subprocess: time is the median wall time of the
 call from the in-memory numpy inputs to the selected indices (library object construction
-included, structure building excluded); memory is that subprocess's peak RSS (``ru_maxrss``,
-which includes the interpreter, the imports and the inputs) and the part above the RSS measured
-after loading (the selection's own working memory). One warm-up call on a tiny instance loads
-each library's imports and our compiled code before timing; apricot re-compiles on every ``fit``,
-which is part of its cost. Runs of milliseconds are repeated for up to a second. The
-libraries' stochastic greedy runs at epsilon 0.1 (apricot's own default of 0.9 makes its sample
-about 1 element at k >= n/10, i.e. a random subset); ours at 0.1 and at 0.01, a row each (a
-smaller epsilon only makes a library's stochastic run slower, so its fastest run stays the bar).
+included, structure building excluded); memory is that subprocess's peak RSS (VmHWM, which
+includes the interpreter, the imports and the inputs) and the part above the RSS measured after
+loading the inputs and one warm-up call on a tiny instance (the selection's own working memory).
+The warm-up loads each library's imports and our compiled code before timing; apricot
+re-compiles on every ``fit``, which is part of its cost. Runs of milliseconds are repeated for
+up to a second. The libraries' stochastic greedy runs at epsilon 0.1 (apricot's own default of
+0.9 makes its sample about 1 element at k >= n/10, i.e. a random subset); ours at 0.1 and at
+0.01, a row each (a smaller epsilon only makes a library's stochastic run slower, so its fastest
+run stays the bar).
 The objective of every returned set is recomputed independently and reported relative to our
 lazy greedy (exact greedy).
 
@@ -550,11 +551,17 @@ def main(argv: list[str] | None = None) -> None:
         f"# stochastic greedy epsilon: libraries {args.epsilon}, ours {ours_eps}; "
         f"median of at least {args.reps} reps (fast runs repeated for up to 1 s)"
     )
-    print("# 'peak MiB' = peak RSS of the run's subprocess; '+sel MiB' = peak minus RSS after loading inputs")
+    print(
+        "# 'peak MiB' = peak RSS of the run's subprocess; "
+        "'+sel MiB' = peak minus RSS after loading inputs and a warm-up call"
+    )
     print(HEADER)
     with tempfile.TemporaryDirectory(prefix="selbench-") as tmp:
         rows = compare(sizes, args, Path(tmp))
-    print("\n# speed-up of ours over the fastest library run (target >= 20x at an objective within 0.5 %)")
+    print(
+        "\n# speed-up of ours over the fastest library run "
+        "(target >= 20x at an objective no more than 0.5 % below it)"
+    )
     ups = speedups(rows)
     for u in ups:
         print(
