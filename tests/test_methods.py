@@ -112,6 +112,7 @@ E2E = {
     "spl-lerac": {"method": "spl", "lerac": True},
     "mcl": {"method": "mcl"},
     "dp-joint": {"method": "dihcl-beta", "metric": "flip", "data_params": "joint"},
+    "exp-feature": {"method": "dihcl-exp", "diversity": "feature", "diversity_epsilon": 0.05},
 }
 
 
@@ -136,6 +137,12 @@ def test_method_runs_end_to_end_with_two_workers(ray_session, name):
         if name == "mcl":
             rounds = ray.get(store.round_summaries.remote())
             assert rounds[1]["selector"] == "mcl" and rounds[1]["size"] < rounds[3]["size"]
+        if name == "exp-feature":
+            # the selector picks the budget (0.85 n), of which the diversity term keeps 0.4
+            rounds = ray.get(store.round_summaries.remote())
+            assert rounds[1]["selector"] == "dihcl-exp+feature"
+            assert rounds[1]["budget"] > 0.8 * rounds[0]["size"]
+            assert abs(rounds[1]["size"] - 0.4 * rounds[1]["budget"]) <= 2
     finally:
         ray.kill(store)
 
