@@ -97,8 +97,8 @@ class Settings:
 class RoundEndStore(HardnessStore):
     """A store that also keeps a copy of the score columns as they are at the end of every round."""
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
+    def __init__(self, config: Any, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
         self.round_end: dict[int, dict[str, np.ndarray]] = {}
 
     def record_round(self, round_: int, metrics: dict[str, float]) -> None:

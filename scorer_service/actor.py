@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ray
 
+from scorer_service.block_tasks import ray_block_map
 from scorer_service.store import HardnessStore, StoreConfig
 
 NAMESPACE = "curriculum"
@@ -50,7 +51,10 @@ def create_store(
             raise ValueError(f"a store for run {config.run!r} already exists")
         ray.kill(old, no_restart=True)
     actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
-    handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(config)
+    # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
+    handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(
+        config, block_map=ray_block_map
+    )
     ray.get(handle.info.remote())
     return handle
 

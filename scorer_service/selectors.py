@@ -33,6 +33,8 @@ class SelectionContext:
     cycle: int
     rng: np.random.Generator
     params: dict
+    # How diversity blocks are solved (see submodular.partition); None: a thread pool.
+    map_fn: Callable | None = None
 
 
 Selector = Callable[[SelectionContext, int], Selection]
@@ -174,6 +176,7 @@ def select_mcl(ctx: SelectionContext, k: int) -> Selection:
         optimizer=ctx.params.get("diversity_optimizer", "stochastic"),
         epsilon=ctx.params.get("diversity_epsilon", 0.1),
         rng=ctx.rng,
+        map_fn=ctx.map_fn,
     )
     return Selection(cand[keep])
 

@@ -26,6 +26,7 @@ from scorer_service.selectors import DEFAULT_BUDGETS, SelectionContext, get_sele
 from scorer_service.sharding import shard, usable_size
 from scorer_service.state import METRICS, LearningRateLog, SampleState
 from scorer_service.submodular import FUNCTIONS, OPTIMIZERS, select_diverse
+from scorer_service.submodular.partition import MapFn
 
 HISTOGRAM_BINS = 20
 # The per-sample score each selector ranks by, used as the modular term of the diversity objective.
@@ -194,8 +195,10 @@ class HardnessStore:
     the latest snapshot and replays the log after it.
     """
 
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, *, block_map: MapFn | None = None) -> None:
         self.config = config
+        # How diversity blocks are solved (partitioned selection's map_fn); None: a thread pool.
+        self._block_map = block_map
         self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
         self._scratch = np.zeros(config.n, dtype=np.int64)
         self._selector = get_selector(config.method)
@@ -384,7 +387,7 @@ class HardnessStore:
                 "diversity_epsilon": cfg.diversity_epsilon,
                 **cfg.selector_params,
             }
-            sel = self._selector(SelectionContext(self.state, cycle, rng, params), k)
+            sel = self._selector(SelectionContext(self.state, cycle, rng, params, self._block_map), k)
             selected, name = sel.ids, cfg.method
             if sel.importance is not None:
                 self.state.importance[sel.ids] = sel.importance
@@ -418,6 +421,7 @@ class HardnessStore:
             optimizer=cfg.diversity_optimizer,
             epsilon=cfg.diversity_epsilon,
             rng=rng,
+            map_fn=self._block_map,
         )
         return ids[pos]
 

@@ -15,8 +15,8 @@ from trainers.driver import run_training
 class TapStore(HardnessStore):
     """The real store, also keeping every applied batch so a test can recompute the scores."""
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
         self.tap = []
 
     def _apply(self, batch, new_lrs):

@@ -188,13 +188,10 @@ def partitioned_select(
         for b, kb, seed in zip(blocks, budgets, seeds, strict=True)
         if kb > 0
     ]
-    if map_fn is None:
-        # The pool already occupies every core; multi-threaded BLAS on top of it only adds
-        # synchronization (6x slower per small sgemm when oversubscribed).
-        with threadpool_limits(1, user_api="blas"):
-            results = list(thread_map(solve_block, problems))
-    else:
-        results = list(map_fn(solve_block, problems))
+    # Blocks run side by side on every core; multi-threaded BLAS on top of that only adds
+    # synchronization (6x slower per small sgemm when oversubscribed).
+    with threadpool_limits(1, user_api="blas"):
+        results = list((map_fn or thread_map)(solve_block, problems))
     picked = np.concatenate([np.zeros(0, dtype=np.int64), *results])
     if not merge or picked.shape[0] == k:
         return picked
