@@ -117,3 +117,30 @@ def test_passes_to_reach_and_table():
 def test_unknown_suite_is_an_error(tmp_path, capsys):
     assert main(["nope", "--out", str(tmp_path)]) == 2
     assert "unknown suite" in capsys.readouterr().err
+
+
+def test_selection_speedups_compare_each_of_our_runs_with_the_fastest_library_run():
+    from benchmarks.selection import speedups
+
+    def row(lib, opt, t, obj, eps=None):
+        r = {"n": 10, "k": 2, "function": "feature", "library": lib, "optimizer": opt}
+        r |= {"time_s": t, "objective": obj} | ({"epsilon": eps} if eps else {})
+        return r
+
+    rows = [
+        row("ours", "stochastic", 0.01, 99.0, 0.1),
+        row("ours", "stochastic", 0.02, 99.8, 0.01),
+        row("ours", "lazy", 0.1, 100.0),
+        row("apricot", "stochastic", 3.0, 99.0, 0.1),
+        row("apricot", "lazy", 2.0, 100.0),
+        row("submodlib", "stochastic", 0.5, 98.0, 0.1),
+        row("submodlib", "lazy", 0.8, 100.0),
+        {"n": 10, "k": 2, "function": "feature", "library": "apricot", "optimizer": "x", "skipped": "no"},
+    ]
+    got = {u["ours"]: u for u in speedups(rows)}
+    assert set(got) == {"stochastic 0.1", "stochastic 0.01", "lazy"}
+    assert got["stochastic 0.1"]["fastest_library"] == "submodlib stochastic 0.1"
+    assert got["stochastic 0.1"]["speedup"] == pytest.approx(50.0)
+    assert got["stochastic 0.01"]["objective_vs_it_pct"] == pytest.approx(100 * (99.8 / 98.0 - 1))
+    # exact greedy is only compared with exact greedy
+    assert got["lazy"]["fastest_library"] == "submodlib lazy" and got["lazy"]["speedup"] == pytest.approx(8.0)
