@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from scorer_service.store import StoreConfig
+
 
 def batch(ids, loss, correct, step, lr, *, round_=0, rank=0, writer="w", seq=0) -> dict:
     """A byproduct batch dict; scalars ``step``/``lr`` are broadcast over the samples."""
@@ -29,6 +31,21 @@ def batch(ids, loss, correct, step, lr, *, round_=0, rank=0, writer="w", seq=0) 
         "writer": writer,
         "seq": seq,
     }
+
+
+def diversity_config(n: int, **kw) -> StoreConfig:
+    """A store that warms up for one round, then picks the hardest half (dihcl-greedy) and keeps
+    a diverse 0.4 of it: round 1 is the first selection with the diversity term."""
+    base = {
+        "n": n,
+        "epochs": 3,
+        "method": "dihcl-greedy",
+        "warm_start": 1,
+        "cycle_length": 1,
+        "budget_start": 0.5,
+        "diversity": "fl",
+    }
+    return StoreConfig(**(base | kw))
 
 
 def reference_dih(observations, n: int, metric: str, gamma: float) -> np.ndarray:

@@ -12,9 +12,9 @@ import ray
 from scorer_service import block_tasks
 from scorer_service.actor import create_store
 from scorer_service.block_tasks import balanced_chunks, ray_block_map
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.store import HardnessStore
 from scorer_service.submodular import select_diverse
-from tests.helpers import batch
+from tests.helpers import batch, diversity_config
 
 
 @dataclass
@@ -64,17 +64,7 @@ def test_partitioned_selection_through_ray_tasks_equals_the_thread_pool(ray_sess
 def test_store_actor_selects_what_a_local_store_selects(ray_session):
     # 15k candidates: dense facility location is solved in 8 random blocks of <= 2048.
     n = 30_000
-    cfg = StoreConfig(
-        run="block-tasks",
-        n=n,
-        epochs=3,
-        method="dihcl-greedy",
-        warm_start=1,
-        cycle_length=1,
-        budget_start=0.5,
-        diversity="fl",
-        embedding_dim=8,
-    )
+    cfg = diversity_config(n, run="block-tasks", embedding_dim=8)
     rng = np.random.default_rng(2)
     ingest = batch(np.arange(n), rng.random(n) * 3, rng.random(n) < 0.5, 0, 0.1)
     ingest["embedding"] = rng.normal(size=(n, 8)).astype(np.float16)

@@ -10,7 +10,7 @@ from scorer_service.errors import InvalidBatch
 from scorer_service.selectors import SelectionContext, get_selector
 from scorer_service.store import HardnessStore, StoreConfig
 from scorer_service.submodular import select_diverse
-from tests.helpers import batch
+from tests.helpers import batch, diversity_config
 from trainers import data_parameters as dp
 from trainers.config import TrainConfig
 from trainers.driver import run_training
@@ -161,18 +161,7 @@ def test_class_data_parameters_in_the_model_move_only_present_classes():
 
 def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
     n = 200
-    s = HardnessStore(
-        StoreConfig(
-            n=n,
-            epochs=4,
-            method="dihcl-greedy",
-            warm_start=1,
-            cycle_length=1,
-            budget_start=0.5,
-            diversity="fl",
-            embedding_dim=2,
-        )
-    )
+    s = HardnessStore(diversity_config(n, embedding_dim=2))
     s.state.dih[:] = np.linspace(1.0, 2.0, n)
     # the 100 hardest: 90 in one tight cluster, 10 in another; the diverse pick must reach both
     s.state.embedding[:] = [0.0, 0.0]
@@ -193,13 +182,8 @@ def test_diversity_optimizer_settings_reach_the_solver():
     # Exact greedy in the store equals select_diverse's exact greedy on the same candidates.
     n = 300
     rng = np.random.default_rng(5)
-    cfg = StoreConfig(
-        n=n,
-        epochs=3,
-        method="dihcl-greedy",
-        warm_start=1,
-        cycle_length=1,
-        budget_start=0.5,
+    cfg = diversity_config(
+        n,
         diversity="feature",
         diversity_optimizer="lazy",
         diversity_lambda=2.0,
