@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from scorer_service.hardness import HARDNESS_METRICS
 from scorer_service.selectors import SELECTORS
+from scorer_service.submodular import FUNCTIONS, OPTIMIZERS
 from trainers.config import TrainConfig
 from trainers.queries import add_query_parsers, cmd_export, cmd_scores
 from trainers.report import add_report_parser, cmd_report
@@ -67,7 +68,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lerac", action="store_true", help="LeRaC per-layer learning-rate curriculum")
     p.add_argument(
         "--diversity",
-        choices=("none", "fl", "fl-knn", "feature"),
+        choices=("none", *sorted(FUNCTIONS)),
         default=d.diversity,
         help="keep a share of each selection by hardness + diversity (DIHCL Eq. 3)",
     )
@@ -83,7 +84,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--diversity-decay", type=float, default=d.diversity_decay)
     p.add_argument(
         "--diversity-optimizer",
-        choices=("stochastic", "lazy", "naive"),
+        choices=sorted(OPTIMIZERS),
         default=d.diversity_optimizer,
         help="stochastic: lazier-than-lazy greedy; lazy: exact greedy",
     )
