@@ -67,7 +67,7 @@ def _module(name: str) -> ModuleType:
 
 
 def _start_ray() -> None:
-    from scorer_service.actor import NAMESPACE
+    from scorer_service.ray.actor import NAMESPACE
 
     # Ray Train logs every report at INFO; the suites print their own progress.
     logging.getLogger("ray.train").setLevel(logging.WARNING)

@@ -28,8 +28,8 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from benchmarks.report import start_local_ray  # noqa: E402
-from scorer_service.actor import create_store  # noqa: E402
-from scorer_service.store import StoreConfig  # noqa: E402
+from scorer_service.config import StoreConfig  # noqa: E402
+from scorer_service.ray.actor import create_store  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
 STEP_SAMPLES = 256  # per rank and optimizer step; divides N // 2, so both ranks share whole steps
@@ -128,7 +128,7 @@ class Writer:
         return t0, time.time(), sent
 
 
-# The store actor is created with num_cpus=0 (scorer_service.actor); the null actor matches it and
+# The store actor is created with num_cpus=0 (scorer_service.ray.actor); the null actor matches it and
 # its retry options, which change how the caller tracks each call.
 NullStoreActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(NullStore)
 WriterActor = ray.remote(num_cpus=1)(Writer)

@@ -30,7 +30,7 @@ import ray
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
-from scorer_service.actor import create_store
+from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
@@ -125,7 +125,7 @@ def ranking_quality(score: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
 
 
 def _one(settings: Settings, sr: ScoreRun, data: Dataset, index: int, storage: str) -> dict[str, Any]:
-    cfg = TrainConfig(
+    cfg = TrainConfig.create(
         run=f"bench-noisy-{index}",
         dataset=settings.dataset,
         epochs=settings.epochs,

@@ -73,7 +73,7 @@ class Settings:
 
 
 def _one(settings: Settings, spec: str, v: Variant, seed: int, index: int, storage: str) -> dict[str, Any]:
-    cfg = TrainConfig(
+    cfg = TrainConfig.create(
         run=f"bench-outcomes-{index}",
         dataset=spec,
         method=v.method,

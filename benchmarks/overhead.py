@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
-from scorer_service.actor import create_store
-from scorer_service.store import StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.ray.actor import create_store
 from trainers.client import StoreClient
 from trainers.datasets import load_dataset
 from trainers.models import build_model

@@ -176,7 +176,7 @@ def save_figure(fig: Any, path: Path) -> str:
 
 def drop_store(run: str) -> None:
     """Kill a benchmark run's store actor (stores are detached and would otherwise outlive the run)."""
-    from scorer_service.actor import delete_store
+    from scorer_service.ray.actor import delete_store
 
     with contextlib.suppress(KeyError):
         delete_store(run)

@@ -2,8 +2,8 @@
 
 Three servers answer the same route, ``GET /v1/runs/{run}/samples/{id}``, on loopback:
 
-* the project's Ray Serve app (``scorer_service.serve_app``: HTTP proxy -> replica -> store actor);
-* the project's FastAPI app (``scorer_service.api.build_app``) over an in-process store, served by
+* the project's Ray Serve app (``scorer_service.ray.serve``: HTTP proxy -> replica -> store actor);
+* the project's FastAPI app (``scorer_service.web.app.build_app``) over an in-process store, served by
   plain uvicorn in its own process (no Ray anywhere on the request path);
 * a trivial FastAPI app under uvicorn that returns a constant, the floor of the stack.
 
@@ -32,8 +32,9 @@ import httpx
 import numpy as np
 
 from benchmarks.report import ProgressFn, markdown_table, percentile, pyplot, save_figure
-from scorer_service.state import COLUMNS
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.state import COLUMNS
+from scorer_service.store import HardnessStore
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "bench-rest"
@@ -104,7 +105,8 @@ def _serve_uvicorn(kind: str, port: int, n: int) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from scorer_service.api import LocalDirectory, build_app
+    from scorer_service.web.app import build_app
+    from scorer_service.web.directory import LocalDirectory
 
     if kind == "project":
         app = build_app(LocalDirectory({RUN: filled_store(n)}))
@@ -229,8 +231,8 @@ def _serve_server(settings: Settings) -> dict[str, Any]:
     import ray
     from ray import serve
 
-    from scorer_service.actor import create_store, delete_store
-    from scorer_service.serve_app import start
+    from scorer_service.ray.actor import create_store, delete_store
+    from scorer_service.ray.serve import start
 
     store = create_store(StoreConfig(n=settings.store_n, epochs=10, run=RUN))
     rng = np.random.default_rng(0)

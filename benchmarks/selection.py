@@ -296,7 +296,7 @@ def worker_imagenet(spec: dict) -> dict:
     if spec["parts"].endswith("/ray"):
         # The store actor's way: blocks as Ray tasks, one per idle CPU of a local Ray.
         from benchmarks.report import start_local_ray
-        from scorer_service.block_tasks import ray_block_map
+        from scorer_service.ray.block_tasks import ray_block_map
 
         start_local_ray("selection-bench")
         # Forced onto tasks: by default they need more idle CPUs than this node has cores.

@@ -36,8 +36,8 @@ from ray import serve  # noqa: E402
 
 from benchmarks.report import describe, machine, markdown_table, percentile, start_local_ray, write_json  # noqa: E402
 from benchmarks.rest import _wait_ready  # noqa: E402
-from scorer_service.actor import create_store  # noqa: E402
-from scorer_service.store import StoreConfig  # noqa: E402
+from scorer_service.config import StoreConfig  # noqa: E402
+from scorer_service.ray.actor import create_store  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
 WRITERS = 2
@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     writers: list[ray.actor.ActorHandle] = []
     serve_started = False
     try:
-        from scorer_service.serve_app import start
+        from scorer_service.ray.serve import start
 
         config = StoreConfig(
             n=N,

@@ -1,5 +1,13 @@
-"""The hardness store: per-sample scores and the central subset selection.
+"""The hardness store: per-sample scores and the central subset selection, in layers.
 
-The modules at this level are pure Python + numpy (no Ray, no web framework) so they can be
-unit-tested fast; ``actor`` and ``serve_app`` are the thin Ray shells over them.
+- ``core``: state columns, learning-rate log, byproduct batches, dedup, update rules, queries;
+- ``selection``: selector registry, schedules, sampling, the diversity term, round planning;
+- ``submodular``: set functions, greedy optimizers, partitioned selection;
+- ``durability``: Arrow codec, snapshots and write-ahead log storage, the journal;
+- ``config`` and ``store``: the store's settings and :class:`~scorer_service.store.HardnessStore`;
+- ``web``: the FastAPI application (REST, dashboard, export, Prometheus);
+- ``ray``: the thin Ray shells (store actor, diversity block tasks, Serve deployment).
+
+Each layer imports only those listed before it; everything up to ``store`` is plain Python and
+numpy (no Ray, no web framework, no torch). ``.importlinter`` states and CI checks the rules.
 """

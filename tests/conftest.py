@@ -17,7 +17,7 @@ def ray_session():
     """One local Ray instance for the whole session (starting Ray costs about 5 s)."""
     import ray
 
-    from scorer_service.actor import NAMESPACE
+    from scorer_service.ray.actor import NAMESPACE
 
     if not ray.is_initialized():
         ray.init(

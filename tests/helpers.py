@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from scorer_service.store import StoreConfig
+from scorer_service.config import StoreConfig
 
 
 def batch(ids, loss, correct, step, lr, *, round_=0, rank=0, writer="w", seq=0) -> dict:

@@ -9,9 +9,9 @@ from functools import partial
 import numpy as np
 import ray
 
-from scorer_service import block_tasks
-from scorer_service.actor import create_store
-from scorer_service.block_tasks import balanced_chunks, ray_block_map
+from scorer_service.ray import block_tasks
+from scorer_service.ray.actor import create_store
+from scorer_service.ray.block_tasks import balanced_chunks, ray_block_map
 from scorer_service.store import HardnessStore
 from scorer_service.submodular import select_diverse
 from tests.helpers import batch, diversity_config

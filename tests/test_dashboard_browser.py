@@ -13,10 +13,13 @@ import httpx
 import numpy as np
 import pytest
 
-from scorer_service.api import LocalDirectory, build_app
-from scorer_service.dashboard import SAMPLES_SHOWN
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.store import HardnessStore
+from scorer_service.web.app import build_app
+from scorer_service.web.dashboard import SAMPLES_SHOWN
+from scorer_service.web.directory import LocalDirectory
 from tests.helpers import batch, uvicorn_server
+from trainers.images import training_images
 
 RUN = "digits-dihcl-greedy"
 N = 1437  # the digits training split, so the page draws the real images
@@ -32,7 +35,9 @@ needs_chromium = pytest.mark.skipif(
 def finished_store() -> HardnessStore:
     """Four rounds (one warm start, three greedy selections), every round's subset ingested."""
     store = HardnessStore(
-        StoreConfig(n=N, epochs=4, run=RUN, method="dihcl-greedy", warm_start=1, cycle_length=1)
+        StoreConfig(
+            n=N, epochs=4, run=RUN, dataset="digits", method="dihcl-greedy", warm_start=1, cycle_length=1
+        )
     )
     rng = np.random.default_rng(0)
     for r, acc in enumerate(ACCURACIES):
@@ -104,7 +109,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def server():
     store = finished_store()
-    app = build_app(LocalDirectory({RUN: store}))
+    app = build_app(LocalDirectory({RUN: store}), images=training_images)
     with uvicorn_server(app) as url:
         yield url, store
 
@@ -209,7 +214,7 @@ def test_rising_ranks_by_the_change_of_dih():
     rise = np.zeros(30)
     rise[[4, 17, 9]] = [0.5, 0.3, 0.1]
     store.state.dih_prev[:] = store.column("dih") - rise
-    app = build_app(LocalDirectory({"synthetic-x": store}))
+    app = build_app(LocalDirectory({"synthetic-x": store}), images=training_images)
     page = asyncio.run(get(app, "/runs/synthetic-x"))
     assert page.status_code == 200
     items = parse(page.text).by_id("rising").find("li", "sample")

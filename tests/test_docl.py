@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scorer_service.docl import OutputSketch, docl_observation, docl_update, residual
+from scorer_service.core.docl import OutputSketch, docl_observation, docl_update, residual
 
 C, M = 1000, 32
 

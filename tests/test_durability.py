@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from scorer_service.errors import InvalidQuery
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.errors import InvalidQuery
+from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
 

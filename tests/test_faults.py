@@ -6,15 +6,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
 
-from scorer_service.actor import create_store, get_store
-from scorer_service.state import COLUMNS
+from scorer_service.core.state import COLUMNS
+from scorer_service.ray.actor import create_store, get_store
 from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.driver import prepare, run_training
@@ -28,7 +27,7 @@ def score_table(run: str) -> dict[str, np.ndarray]:
 
 
 def config(run: str, tmp_path: Path, **kw) -> TrainConfig:
-    return TrainConfig(
+    return TrainConfig.create(
         run=run,
         epochs=8,
         warm_start=2,
@@ -87,7 +86,7 @@ def _train_worker_pids() -> list[int]:
 def test_killing_a_trainer_worker_restores_from_checkpoint_and_keeps_the_store_consistent(
     ray_session, tmp_path
 ):
-    cfg = prepare(replace(config("worker-kill", tmp_path), method="dihcl-greedy"))
+    cfg = prepare(config("worker-kill", tmp_path).replace(method="dihcl-greedy"))
     data = load_dataset(cfg.dataset)
     store = create_store(cfg.store_config(data.n, data.num_classes))
 

@@ -5,10 +5,11 @@ import pytest
 import ray
 import torch
 
-from scorer_service.docl import OutputSketch, residual
-from scorer_service.errors import InvalidBatch
-from scorer_service.selectors import SelectionContext, get_selector
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.docl import OutputSketch, residual
+from scorer_service.core.errors import InvalidBatch
+from scorer_service.selection import SelectionContext, get_selector
+from scorer_service.store import HardnessStore
 from scorer_service.submodular import select_diverse
 from tests.helpers import batch, diversity_config
 from trainers import data_parameters as dp
@@ -119,9 +120,9 @@ E2E = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(E2E))
 def test_method_runs_end_to_end_with_two_workers(ray_session, name):
-    cfg = TrainConfig(run=f"m-{name}", epochs=4, warm_start=1, cycle_length=1, workers=2, **E2E[name])
+    cfg = TrainConfig.create(run=f"m-{name}", epochs=4, warm_start=1, cycle_length=1, workers=2, **E2E[name])
     summary = run_training(cfg, out=lambda _: None)
-    from scorer_service.actor import get_store
+    from scorer_service.ray.actor import get_store
 
     store = get_store(cfg.run)
     try:

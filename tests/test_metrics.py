@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scorer_service.api import LocalDirectory, build_app
-from scorer_service.errors import InvalidBatch
-from scorer_service.metrics import SELECTION_BUCKETS_S
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.errors import InvalidBatch
+from scorer_service.store import HardnessStore
+from scorer_service.web.app import build_app
+from scorer_service.web.directory import LocalDirectory
+from scorer_service.web.prometheus import SELECTION_BUCKETS_S
 from tests.helpers import batch
 
 RUN = "metrics-test"

@@ -4,8 +4,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scorer_service.errors import InvalidBatch
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.errors import InvalidBatch
+from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
 N = 16

@@ -13,12 +13,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from scorer_service.api import LocalDirectory, build_app
-from scorer_service.state import COLUMNS
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.state import COLUMNS
+from scorer_service.store import HardnessStore
+from scorer_service.web.app import build_app
+from scorer_service.web.directory import LocalDirectory
 from tests.helpers import batch, uvicorn_server
-from trainers.queries import ApiError, add_query_parsers, cmd_export, cmd_scores, format_table
-from trainers.report import add_report_parser, cmd_report
+from trainers.cli.report import add_report_parser, cmd_report
+from trainers.cli.scores import ApiError, add_query_parsers, cmd_export, cmd_scores, format_table
 
 RUN, CONTROL = "synthetic-dihcl-greedy", "synthetic-random"
 N = 40

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import ray
 
-from scorer_service.actor import create_store
-from scorer_service.store import StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.ray.actor import create_store
 from tests.helpers import batch, free_ports
 
 RUN = "rest-test"
@@ -16,7 +16,7 @@ RUN = "rest-test"
 def api(ray_session):
     from ray import serve
 
-    from scorer_service.serve_app import start
+    from scorer_service.ray.serve import start
 
     store = create_store(
         StoreConfig(n=10, epochs=4, run=RUN, method="dihcl-greedy", warm_start=1, cycle_length=1)

@@ -7,8 +7,10 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from scorer_service.api import LocalDirectory, build_app
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.store import HardnessStore
+from scorer_service.web.app import build_app
+from scorer_service.web.directory import LocalDirectory
 from tests.helpers import batch
 
 

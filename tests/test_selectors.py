@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 
-from scorer_service.sampling import top_k, weighted_sample
-from scorer_service.selectors import SelectionContext, exp_probabilities, get_selector
-from scorer_service.state import SampleState
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.ranking import top_k
+from scorer_service.core.state import SampleState
+from scorer_service.selection import SelectionContext, get_selector
+from scorer_service.selection.sampling import weighted_sample
+from scorer_service.selection.selectors import exp_probabilities
+from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from scorer_service.errors import InvalidBatch, InvalidQuery, NotFound
-from scorer_service.schedule import Budget, Cycles, cyclic_cosine_lr
-from scorer_service.sharding import shard
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
+from scorer_service.core.rounds import shard
+from scorer_service.selection.schedule import Budget, Cycles, cyclic_cosine_lr
+from scorer_service.store import HardnessStore
 from tests.helpers import batch, reference_dih
 
 

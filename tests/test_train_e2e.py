@@ -1,10 +1,12 @@
 """A real 2-worker TorchTrainer run against the real store actor."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import ray
 
-from scorer_service.actor import create_store
+from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
 from tests.helpers import reference_dih
 from trainers.config import TrainConfig
@@ -19,11 +21,11 @@ class TapStore(HardnessStore):
         super().__init__(config, **kwargs)
         self.tap = []
 
-    def _apply(self, batch, new_lrs):
-        super()._apply(batch, new_lrs)
-        self.tap.append(
-            {k: getattr(batch, k) for k in ("sample_id", "loss", "correct", "step", "lr", "round", "rank")}
-        )
+    def ingest(self, data):
+        out = super().ingest(data)
+        if out["applied"]:
+            self.tap.append({k: data[k] for k in ("sample_id", "loss", "correct", "step", "lr", "round", "rank")})
+        return out
 
     def tapped(self):
         return self.tap
@@ -31,7 +33,7 @@ class TapStore(HardnessStore):
 
 @pytest.fixture(scope="module")
 def run(ray_session):
-    cfg = TrainConfig(
+    cfg = TrainConfig.create(
         # dihcl-rand: no importance weights, so DIH is exactly Eqs. 1-2 of the observations.
         run="e2e",
         method="dihcl-rand",
@@ -100,8 +102,7 @@ def test_dih_equals_the_sample_by_sample_trace(run, metric):
     if metric == cfg.metric:  # the live actor's own scores
         actual = ray.get(store.column.remote("dih"))
     else:  # the same training trace replayed into a store scoring by another metric
-        replay = HardnessStore(cfg.store_config(n))
-        replay.config.metric = metric
+        replay = HardnessStore(replace(cfg.store_config(n), metric=metric))
         for seq, b in enumerate(tap):
             replay.ingest(
                 {

@@ -1,106 +1,126 @@
-"""One flat, serializable configuration for a training run (CLI -> driver -> workers -> store)."""
+"""A training run's configuration: the store's settings (:class:`StoreConfig`, composed) and the trainer's.
+
+Serializable (CLI -> driver -> workers), and every field's help text and flag are declared here or in
+:mod:`scorer_service.config`; ``trainers.flags`` builds the command line from them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from scorer_service.store import StoreConfig
+from scorer_service.config import StoreConfig, setting
+
+DATA_PARAMS = ("class", "instance", "joint")
+_STORE_FIELDS = frozenset(f.name for f in fields(StoreConfig))
+
+
+def parse_workers(text: str) -> int | tuple[int, int]:
+    """``N`` or ``MIN-MAX`` (elastic)."""
+    lo, sep, hi = text.partition("-")
+    try:
+        return (int(lo), int(hi)) if sep else int(lo)
+    except ValueError:
+        raise ValueError(f"expected N or MIN-MAX, got {text!r}") from None
 
 
 @dataclass
 class TrainConfig:
-    run: str = "digits-dihcl-exp"
-    dataset: str = "digits"
-    model: str = "mlp"
-    method: str = "dihcl-exp"
-    metric: str = "loss"
-    epochs: int = 30
-    batch_size: int = 64
-    lr_max: float = 0.1
-    lr_min: float = 5e-4
-    lr_decay: float = 0.85
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warm_start: int = 5
-    cycle_length: int = 5
-    gamma: float = 0.95
-    # None: the method's own budget schedule (see scorer_service.selectors.DEFAULT_BUDGETS).
-    budget_start: float | None = None
-    budget_factor: float | None = None
-    budget_floor: float | None = None
-    budget_cap: float | None = None
-    full_pass_each_cycle: bool = False
-    seed: int = 0
-    workers: int = 2
-    # Elastic training: with max_workers > workers, Ray Train starts with any number in
-    # [workers, max_workers] and resizes between attempts; the store re-shards each round.
-    max_workers: int | None = None
-    gpu: bool = False
-    flush_samples: int = 4096
-    max_in_flight: int = 8
-    selector_params: dict[str, Any] = field(default_factory=dict)
-    # Data Parameters: None, "class", "instance" or "joint".
-    data_params: str | None = None
-    lerac: bool = False
-    # Width of the random projections sent as byproducts (DoCL outputs when C > 128, embeddings).
-    sketch_dim: int = 32
-    # Diversity (DIHCL Eq. 3): G, the share kept, lambda and its decay per cycle, the optimizer.
-    diversity: str = "none"
-    diversity_keep: float = 0.4
-    diversity_lambda: float = 1.0
-    diversity_decay: float = 0.8
-    diversity_optimizer: str = "stochastic"
-    diversity_epsilon: float = 0.1
-    # Durability: store snapshots + write-ahead log (shared storage on clusters), the run's
-    # incarnation (set by the driver), and where Ray Train keeps model checkpoints.
-    snapshot_dir: str | None = None
-    incarnation: str = ""
-    storage_path: str | None = None
-    # A model checkpoint (directory or URI) to start from: set by ``--resume``.
-    resume_checkpoint: str | None = None
+    store: StoreConfig = field(default_factory=StoreConfig, metadata={"cli": "flatten"})
+    model: str = setting("mlp", "model registry name, or module:callable returning an nn.Module")
+    batch_size: int = setting(64, "per-rank batch size")
+    lr_max: float = setting(0.1, "peak learning rate of the first cycle", flag="--lr")
+    lr_min: float = setting(5e-4, "learning rate at the end of the first cycle")
+    lr_decay: float = setting(0.85, "factor on both ends of the learning rate per cycle")
+    momentum: float = setting(0.9, "SGD momentum (Nesterov)")
+    weight_decay: float = setting(5e-4, "SGD weight decay")
+    # Elastic training: a (min, max) range; Ray Train starts with any number in it and resizes
+    # between attempts, and the store re-shards each round.
+    workers: int | tuple[int, int] = setting(
+        2, "Ray Train workers (0 = local mode; MIN-MAX = elastic)", parse=parse_workers
+    )
+    gpu: bool = setting(False, "one GPU per worker")
+    flush_samples: int = setting(4096, "byproducts buffered per send to the store")
+    max_in_flight: int = setting(8, "sends to the store in flight per rank")
+    data_params: str | None = setting(
+        None, "Data Parameters: learned class / instance / joint temperatures", choices=lambda: DATA_PARAMS
+    )
+    lerac: bool = setting(False, "LeRaC per-layer learning-rate curriculum")
+    sketch_dim: int = setting(
+        32, "width of the random projections sent (DoCL outputs when C > 128, embeddings)"
+    )
+    storage_path: str | None = setting(None, "Ray Train checkpoint storage (shared on clusters)")
+    resume_checkpoint: str | None = setting(
+        None, "model checkpoint to start from (set by --resume)", cli=False
+    )
 
     def __post_init__(self) -> None:
-        if self.max_workers is not None and not 1 <= self.workers <= self.max_workers:
-            raise ValueError(f"elastic workers need 1 <= min <= max, got {self.workers}-{self.max_workers}")
-        if self.data_params not in (None, "class", "instance", "joint"):
+        w = self.workers
+        if isinstance(w, tuple | list):
+            if len(w) != 2 or not 1 <= w[0] <= w[1]:
+                raise ValueError(f"elastic workers need 1 <= min <= max, got {w}")
+            self.workers = (int(w[0]), int(w[1]))
+        elif w < 0:
+            raise ValueError(f"workers must be >= 0, got {w}")
+        if self.data_params not in (None, *DATA_PARAMS):
             raise ValueError(f"data_params must be class, instance or joint, got {self.data_params!r}")
+
+    def __getattr__(self, name: str) -> Any:
+        # The store's settings read as the run's own: cfg.method is cfg.store.method.
+        store = self.__dict__.get("store")
+        if store is not None and name in _STORE_FIELDS:
+            return getattr(store, name)
+        raise AttributeError(name)
 
     @property
     def num_workers(self) -> int | tuple[int, int]:
         """Ray Train's ``num_workers``: a count, or a ``(min, max)`` range for elastic training."""
-        return self.workers if self.max_workers is None else (self.workers, self.max_workers)
+        return self.workers
 
     @property
     def tracks_outputs(self) -> bool:
-        return self.method == "docl"
+        return "outputs" in self.store.selector.byproducts
 
     @property
     def tracks_embeddings(self) -> bool:
-        return self.diversity != "none" or self.method == "mcl"
+        return self.store.uses_embeddings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
+        """From :meth:`to_dict`'s nested form, or flat: store settings beside the trainer's."""
+        data = dict(data)
+        store = dict(data.pop("store", None) or {})
+        store |= {k: data.pop(k) for k in list(data) if k in _STORE_FIELDS}
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        if isinstance(data.get("workers"), list):
+            data["workers"] = tuple(data["workers"])
+        return cls(store=StoreConfig(**store), **data)
+
+    @classmethod
+    def create(cls, **settings: Any) -> TrainConfig:
+        """A configuration from flat keyword settings (store and trainer fields alike)."""
+        return cls.from_dict(settings)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with flat ``changes`` applied (store and trainer fields alike)."""
+        store = {k: changes.pop(k) for k in list(changes) if k in _STORE_FIELDS}
+        return replace(self, store=replace(self.store, **store), **changes)
 
     def store_config(self, n: int, num_classes: int = 2) -> StoreConfig:
-        """The store's part of this configuration, for ``n`` training samples of ``num_classes``."""
-        from scorer_service.docl import OutputSketch
+        """The store's configuration for ``n`` training samples of ``num_classes``."""
+        from scorer_service.core.docl import OutputSketch
         from trainers.data_parameters import init_log_sigma
 
-        shared = {f.name for f in fields(StoreConfig)} - {"n"}
-        kw = {k: v for k, v in self.to_dict().items() if k in shared}
+        derived: dict[str, Any] = {"n": n}
         if self.tracks_outputs:
-            kw["output_width"] = OutputSketch(num_classes, self.sketch_dim, self.seed).width
+            derived["output_width"] = OutputSketch(num_classes, self.sketch_dim, self.seed).width
         if self.tracks_embeddings:
-            kw["embedding_dim"] = self.sketch_dim
+            derived["embedding_dim"] = self.sketch_dim
         if self.data_params in ("instance", "joint"):
-            kw["log_sigma_init"] = init_log_sigma(self.data_params)[1]
-        return StoreConfig(n=n, **kw)
+            derived["log_sigma_init"] = init_log_sigma(self.data_params)[1]
+        return replace(self.store, **derived)

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainers.images import digits_arrays
+
 
 @dataclass
 class Dataset:
@@ -57,10 +59,7 @@ def digits() -> Dataset:
 
     Fixed stratified split (seed 0): 1,437 train / 360 test; pixels scaled to [0, 1].
     """
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x_tr, x_te, y_tr, y_te = _split(d.data.astype(np.float32) / 16.0, d.target, 0.2, 0)
+    x_tr, x_te, y_tr, y_te = digits_arrays()
     return _tensors("digits", x_tr, y_tr, x_te, y_te)
 
 

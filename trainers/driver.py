@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from scorer_service.actor import NAMESPACE, create_store
-from scorer_service.persistence import RunStorage, latest_incarnation, open_filesystem
+from scorer_service.durability.storage import RunStorage, latest_incarnation, open_filesystem
+from scorer_service.ray.actor import NAMESPACE, create_store
 from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.loop import train_loop_per_worker
@@ -55,8 +54,7 @@ def default_snapshot_dir() -> str:
 
 def prepare(cfg: TrainConfig) -> TrainConfig:
     """Fill in where a fresh run keeps its state: a new incarnation under the snapshot directory."""
-    return replace(
-        cfg,
+    return cfg.replace(
         snapshot_dir=cfg.snapshot_dir or default_snapshot_dir(),
         incarnation=cfg.incarnation or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
         storage_path=cfg.storage_path or os.path.expanduser("~/ray_results"),
@@ -85,7 +83,7 @@ def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainC
     incarnation = latest_incarnation(root, run)
     if incarnation is None:
         raise ValueError(f"no snapshots of run {run!r} under {root}")
-    probe = TrainConfig(run=run, snapshot_dir=root, incarnation=incarnation)
+    probe = TrainConfig.create(run=run, snapshot_dir=root, incarnation=incarnation)
     fs, path = _config_path(probe)
     with fs.open_input_stream(path) as f:
         cfg = TrainConfig.from_dict(json.loads(f.read()))
@@ -102,7 +100,7 @@ def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainC
             f"the store of run {run!r} is at the end of round {store_round}, but no model checkpoint of that "
             f"round is under {cfg.storage_path} (checkpoints of rounds {sorted(found)}); refusing to resume"
         )
-    return replace(cfg, resume_checkpoint=found[store_round]), store_round
+    return cfg.replace(resume_checkpoint=found[store_round]), store_round
 
 
 def run_training(

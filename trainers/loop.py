@@ -23,9 +23,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from scorer_service.actor import get_store
-from scorer_service.docl import OutputSketch
-from scorer_service.schedule import cyclic_cosine_lr
+from scorer_service.core.docl import OutputSketch
+from scorer_service.ray.actor import get_store
+from scorer_service.selection.schedule import cyclic_cosine_lr
 from trainers import data_parameters as dp
 from trainers.client import StoreClient
 from trainers.config import TrainConfig

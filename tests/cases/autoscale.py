@@ -22,7 +22,7 @@ from pathlib import Path
 import ray
 import yaml
 
-from scorer_service.actor import NAMESPACE, get_store
+from scorer_service.ray.actor import NAMESPACE, get_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.helpers import free_ports, kill_cluster  # noqa: E402

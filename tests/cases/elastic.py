@@ -1,6 +1,6 @@
 """Elastic training on a ray.cluster_utils.Cluster: the world size shrinks and grows between rounds.
 
-Two one-CPU worker nodes and ``workers=1, max_workers=2``: training starts with 2 ranks; a worker
+Two one-CPU worker nodes and ``workers=(1, 2)``: training starts with 2 ranks; a worker
 node is SIGKILLed mid-run (Ray Train restarts from its last checkpoint with 1 rank), then a node is
 added back (the elastic resize monitor restarts it with 2 ranks). Run as a script (it owns its
 cluster); asserts that every round's shards and the store's counters stayed consistent, prints what
@@ -28,7 +28,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from ray.train import ScalingConfig  # noqa: E402
 
 import trainers.driver  # noqa: E402
-from scorer_service.actor import NAMESPACE, create_store, get_store  # noqa: E402
+from scorer_service.ray.actor import NAMESPACE, create_store, get_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
 from trainers.config import TrainConfig  # noqa: E402
 from trainers.datasets import load_dataset  # noqa: E402
@@ -56,7 +56,7 @@ class GatedStore(HardnessStore):
     gate = ""
 
     def subset(self, round_: int, rank: int, world_size: int) -> np.ndarray:
-        if world_size == 1 and not self._replaying and round_ not in self.rounds:
+        if world_size == 1 and not self.journal.replaying and round_ not in self.rounds:
             done_by_one = [r for r, rec in self.rounds.items() if rec.world_size == 1 and rec.metrics]
             if done_by_one:
                 Path(self.gate, "waiting").write_text(str(round_))
@@ -107,13 +107,12 @@ def main(cluster: Cluster, tmp: str) -> None:
     )
     storage = os.path.join(tmp, "ckpt")
     cfg = trainers.driver.prepare(
-        TrainConfig(
+        TrainConfig.create(
             run=RUN,
             epochs=EPOCHS,
             warm_start=1,
             cycle_length=2,
-            workers=1,
-            max_workers=2,
+            workers=(1, 2),
             seed=3,
             snapshot_dir=os.path.join(tmp, "snapshots"),
             storage_path=storage,

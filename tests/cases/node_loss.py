@@ -11,7 +11,7 @@ import time
 import ray
 from ray.cluster_utils import Cluster
 
-from scorer_service.actor import NAMESPACE, get_store
+from scorer_service.ray.actor import NAMESPACE, get_store
 from trainers.config import TrainConfig
 from trainers.driver import run_training
 
@@ -39,7 +39,7 @@ def main(tmp: str) -> None:
     nodes = [cluster.add_node(num_cpus=1, object_store_memory=100 << 20) for _ in range(3)]
     ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
     cluster.wait_for_nodes()
-    cfg = TrainConfig(
+    cfg = TrainConfig.create(
         run="node-loss",
         epochs=6,
         warm_start=2,

@@ -1,64 +1,27 @@
 """Selectors: given the per-sample state, pick the next round's subset of size k.
 
-Each selector is a small function registered by name (as apricot maps names to optimizers), so
-the store and the CLI look them up the same way and each is tested on known inputs. A selector
-returns the chosen ids and, for the importance-weighted ones, the weight that the next
-observation of each chosen sample is multiplied by.
+Each is a small function registered by name with what the store needs to know about it
+(:mod:`.registry`), and each is tested on known inputs. A selector returns the chosen ids and, for
+the importance-weighted ones, the weight that the next observation of each chosen sample is
+multiplied by. Budget schedules: DIHCL shrinks (paper: 0.85 per cycle to 0.2); the official DoCL
+and MCL code grow (x1.1 / x1.2 per cycle up to 0.9); SPL grows to all data (its threshold anneals
+until every sample is included).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from scorer_service.sampling import log_weights, softmax, top_k, weighted_sample
-from scorer_service.schedule import Budget
-from scorer_service.state import SampleState
+from scorer_service.core.ranking import top_k
+from scorer_service.core.state import SampleState
+from scorer_service.selection.registry import Selection, SelectionContext, register
+from scorer_service.selection.sampling import log_weights, softmax, weighted_sample
+from scorer_service.selection.schedule import Budget
 
 
-@dataclass(frozen=True)
-class Selection:
-    ids: np.ndarray
-    importance: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class SelectionContext:
-    """What a selector may look at: the state, the 1-based selection cycle and the generator."""
-
-    state: SampleState
-    cycle: int
-    rng: np.random.Generator
-    params: dict
-    # How diversity blocks are solved (see submodular.partition); None: a thread pool.
-    map_fn: Callable | None = None
-
-
-Selector = Callable[[SelectionContext, int], Selection]
-SELECTORS: dict[str, Selector] = {}
-
-
-def register(name: str) -> Callable[[Selector], Selector]:
-    def deco(fn: Selector) -> Selector:
-        SELECTORS[name] = fn
-        return fn
-
-    return deco
-
-
-def get_selector(name: str) -> Selector:
-    try:
-        return SELECTORS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown selector {name!r}; expected one of {', '.join(sorted(SELECTORS))}"
-        ) from None
-
-
-@register("random")
+@register("random", score="seen")
 def select_random(ctx: SelectionContext, k: int) -> Selection:
     """Uniform without replacement: the honest control (same loop, same budget)."""
     return Selection(ctx.rng.choice(ctx.state.n, size=k, replace=False).astype(np.int64))
@@ -116,7 +79,7 @@ def select_exp(ctx: SelectionContext, k: int) -> Selection:
     return Selection(ids, importance=(1.0 / (n * p[ids])).astype(np.float32))
 
 
-@register("dihcl-beta")
+@register("dihcl-beta", byproducts=frozenset({"correct"}))
 def select_beta(ctx: SelectionContext, k: int) -> Selection:
     """DIHCL-Beta (Thompson sampling on prediction flips): draw ``theta_i ~ Beta(alpha_i, beta_i)``, top-k.
 
@@ -127,7 +90,12 @@ def select_beta(ctx: SelectionContext, k: int) -> Selection:
     return Selection(top_k(theta, k))
 
 
-@register("docl")
+@register(
+    "docl",
+    score="docl",
+    budget=Budget(start=0.2, factor=1.1, floor=0.2, cap=0.9),
+    byproducts=frozenset({"outputs"}),
+)
 def select_docl(ctx: SelectionContext, k: int) -> Selection:
     """DoCL: k draws without replacement with ``p = softmax(tau * (score - min score))``.
 
@@ -144,14 +112,22 @@ def _last_loss(state: SampleState, unseen: float) -> np.ndarray:
     return np.where(np.isnan(loss), unseen, loss)
 
 
-@register("spl")
+@register(
+    "spl", score="last_loss", prefers_low=True, budget=Budget(start=0.3, factor=1.2, floor=0.3, cap=1.0)
+)
 def select_spl(ctx: SelectionContext, k: int) -> Selection:
     """Self-paced learning (Kumar et al. 2010), as compared in DIHCL: the k samples of smallest current
     loss (the loss at each sample's last observation; unseen samples last)."""
     return Selection(top_k(_last_loss(ctx.state, np.inf), k, largest=False))
 
 
-@register("mcl")
+@register(
+    "mcl",
+    score="last_loss",
+    budget=Budget(start=0.1, factor=1.2, floor=0.1, cap=0.9),
+    byproducts=frozenset({"embedding"}),
+    diversifies=True,
+)
 def select_mcl(ctx: SelectionContext, k: int) -> Selection:
     """Minimax curriculum (Zhou & Bilmes, ICLR 2018): hard *and* diverse, diversity weight shrinking.
 
@@ -164,28 +140,14 @@ def select_mcl(ctx: SelectionContext, k: int) -> Selection:
     cand = top_k(loss, min(ctx.state.n, 2 * k))
     if "embedding" not in ctx.state.matrices:
         return Selection(ctx.rng.choice(cand, size=k, replace=False).astype(np.int64))
-    from scorer_service.submodular import select_diverse
-
-    lam = ctx.params.get("diversity_lambda", 1.0) * ctx.params.get("diversity_decay", 0.8) ** (ctx.cycle - 1)
-    keep = select_diverse(
+    term = ctx.diversity
+    keep = term.select(
         ctx.state.embedding[cand],
         loss[cand],
         k,
-        function=ctx.params.get("diversity", "fl"),
-        lam=lam,
-        optimizer=ctx.params.get("diversity_optimizer", "stochastic"),
-        epsilon=ctx.params.get("diversity_epsilon", 0.1),
-        rng=ctx.rng,
-        map_fn=ctx.map_fn,
+        ctx.cycle,
+        ctx.rng,
+        ctx.map_fn,
+        function=term.function_or("fl"),
     )
     return Selection(cand[keep])
-
-
-# Budget schedules per selector (fraction of n per selection cycle). DIHCL shrinks (paper: 0.85 per
-# cycle to 0.2); the official DoCL and MCL code grow (x1.1 / x1.2 per cycle up to 0.9); SPL grows to
-# all data (its threshold anneals until every sample is included).
-DEFAULT_BUDGETS: dict[str, Budget] = {
-    "docl": Budget(start=0.2, factor=1.1, floor=0.2, cap=0.9),
-    "mcl": Budget(start=0.1, factor=1.2, floor=0.1, cap=0.9),
-    "spl": Budget(start=0.3, factor=1.2, floor=0.3, cap=1.0),
-}

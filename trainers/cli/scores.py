@@ -1,7 +1,7 @@
 """``curriculum scores`` and ``curriculum export``: score queries over the REST API.
 
 They talk HTTP, not Ray, so they work from any machine that can reach the API. The server half of
-``export`` is ``scorer_service.export``.
+``export`` is ``scorer_service.web.export``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from urllib.parse import quote
 
 import httpx
 
-from scorer_service.export import CHUNK, EXPORT_FORMATS
+from scorer_service.core.table import EXPORT_FORMATS
 
 DEFAULT_API = "http://127.0.0.1:8000"
 # Columns shown next to the ranked metric by ``scores --top``.
 CONTEXT_COLUMNS = ("seen", "last_loss", "flips", "last_seen_round")
 MAX_IDS_PER_REQUEST = 1000
+CHUNK = 1 << 20
 
 
 class ApiError(ValueError):

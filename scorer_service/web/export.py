@@ -10,26 +10,11 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from scorer_service.api import StoreDirectory, call_store
-from scorer_service.state import COLUMNS
+from scorer_service.core.state import COLUMNS
+from scorer_service.core.table import EXPORT_FORMATS, serialize
+from scorer_service.web.directory import StoreDirectory, call_store
 
-EXPORT_FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 CHUNK = 1 << 20
-
-
-def _serialize(columns: dict[str, np.ndarray], fmt: str) -> bytes:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    n = len(next(iter(columns.values())))
-    table = pa.table({"id": pa.array(np.arange(n, dtype=np.int64)), **columns})
-    sink = pa.BufferOutputStream()
-    if fmt == "parquet":
-        pq.write_table(table, sink)
-    else:
-        pacsv.write_csv(table, sink)
-    return sink.getvalue().to_pybytes()
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:
@@ -61,7 +46,7 @@ def add_export(app: FastAPI, directory: StoreDirectory) -> None:
                     raise
         if not columns:
             raise HTTPException(404, f"run {run!r} has no score columns")
-        data = await asyncio.to_thread(_serialize, columns, format)
+        data = await asyncio.to_thread(serialize, columns, format)
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in run)
         headers = {
             "Content-Disposition": f'attachment; filename="{name}.{format}"',

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from trainers.queries import DEFAULT_API, api_client, get_json, run_path
+from trainers.cli.scores import DEFAULT_API, api_client, get_json, run_path
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.errors import InvalidBatch
+from scorer_service.core.errors import InvalidBatch
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "sample_id": ("i",),

@@ -20,7 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from scorer_service.api import CALL_TIMEOUT_S, StoreDirectory, _message
+from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, error_message
 
 # Selection runs once per round and takes from well under a millisecond (top-k of a few thousand)
 # to seconds (submodular selection over millions), hence the wide range.
@@ -114,7 +114,9 @@ def add_metrics(app: FastAPI, directory: StoreDirectory) -> None:
         try:
             names = await asyncio.wait_for(directory.runs(), CALL_TIMEOUT_S)
         except Exception as e:  # the cluster itself is unreachable: say so instead of a bare 500
-            return Response(f"cannot list runs: {_message(e)}\n", status_code=503, media_type="text/plain")
+            return Response(
+                f"cannot list runs: {error_message(e)}\n", status_code=503, media_type="text/plain"
+            )
         answers = await asyncio.gather(*(_ask(directory, run) for run in names))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Snapshot(_families(dict(zip(names, answers, strict=True)))))

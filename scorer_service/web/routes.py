@@ -1,8 +1,8 @@
-"""The REST API (FastAPI), independent of how stores are reached.
+"""The REST routes over a :class:`~scorer_service.web.directory.StoreDirectory`.
 
-``build_app`` takes a :class:`StoreDirectory`: in production ``serve_app`` passes one that calls
-Ray actors; tests may pass in-process stores. Bad parameters are 4xx with a message, unknown runs,
-samples and rounds are 404, and a store that does not answer in time is a 503, never a hang.
+Bad parameters are 4xx with a message, unknown runs, samples and rounds are 404, and a store that
+does not answer in time is a 503, never a hang. Reads are open; the routes that change state need
+a bearer token (:func:`api_token`) and are refused outright when none is configured.
 """
 
 from __future__ import annotations
@@ -10,70 +10,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
 
-from scorer_service.state import METRICS
+from scorer_service.core.state import METRICS
+from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, call_store, error_message
 
 MAX_IDS = 1000
 MAX_K = 10_000
 MAX_BINS = 1000
 MAX_LIMIT = 10_000
-CALL_TIMEOUT_S = 10.0
 
-
-class StoreDirectory(Protocol):
-    """How the API finds and calls the store of a run."""
-
-    async def runs(self) -> list[str]:
-        """Names of the runs with a live store."""
-
-    async def call(self, run: str, method: str, *args: Any) -> Any:
-        """Call ``method(*args)`` on the run's store; ``KeyError`` when the run has none."""
-
-    async def delete(self, run: str) -> None:
-        """Stop the run's store; ``KeyError`` when the run has none."""
-
-
-class LocalDirectory:
-    """In-process stores by run name (tests, notebooks)."""
-
-    def __init__(self, stores: dict[str, Any]) -> None:
-        self.stores = stores
-
-    async def runs(self) -> list[str]:
-        return sorted(self.stores)
-
-    async def call(self, run: str, method: str, *args: Any) -> Any:
-        if run not in self.stores:
-            raise KeyError(f"no store for run {run!r}")
-        return getattr(self.stores[run], method)(*args)
-
-    async def delete(self, run: str) -> None:
-        if self.stores.pop(run, None) is None:
-            raise KeyError(f"no store for run {run!r}")
-
-
-def _message(e: BaseException) -> str:
-    # Errors raised in a Ray actor arrive wrapped; the first line of the cause is what the user needs.
-    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
-    return text.strip().splitlines()[-1] if "Traceback" in text else text
-
-
-async def call_store(directory: StoreDirectory, run: str, method: str, *args: Any) -> Any:
-    """``directory.call`` with the API's error mapping: 404 unknown, 400 bad query, 503 no answer in time."""
-    try:
-        return await asyncio.wait_for(directory.call(run, method, *args), CALL_TIMEOUT_S)
-    except TimeoutError:
-        raise HTTPException(
-            503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s"
-        ) from None
-    except KeyError as e:
-        raise HTTPException(404, _message(e)) from None
-    except ValueError as e:
-        raise HTTPException(400, _message(e)) from None
+RunName = Path(..., min_length=1, max_length=200, description="run name")
 
 
 def api_token() -> str | None:
@@ -87,34 +36,12 @@ def api_token() -> str | None:
     return token or None
 
 
-def build_app(directory: StoreDirectory, token: str | None = None) -> FastAPI:
-    """The FastAPI application over ``directory``.
-
-    Reads are open; endpoints that change state need ``Authorization: Bearer <token>`` with
-    ``token`` (default: :func:`api_token`) and are refused outright when no token is configured.
-    """
-    token = token if token is not None else api_token()
-    app = FastAPI(
-        title="curriculum",
-        version="0.1.0",
-        description="Per-sample hardness scores and round subsets of curriculum-learning runs.",
-    )
+def add_score_routes(app: FastAPI, directory: StoreDirectory) -> None:
+    """The read-only API: health, runs, samples, top, histogram, rounds and their subsets."""
 
     async def call(run: str, method: str, *args: Any) -> Any:
         return await call_store(directory, run, method, *args)
 
-    def authorize(request: Request) -> None:
-        if token is None:
-            raise HTTPException(403, "state-changing endpoints are disabled: set CURRICULUM_API_TOKEN")
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token")
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-
-    RunName = Path(..., min_length=1, max_length=200, description="run name")
     Metric = Query("dih", description=f"one of {', '.join(METRICS)}")
 
     @app.get("/v1/health")
@@ -123,7 +50,7 @@ def build_app(directory: StoreDirectory, token: str | None = None) -> FastAPI:
         try:
             runs = await asyncio.wait_for(directory.runs(), CALL_TIMEOUT_S)
         except Exception as e:  # the health check reports failures instead of raising them
-            return {"status": "degraded", "store_reachable": False, "runs": [], "error": _message(e)}
+            return {"status": "degraded", "store_reachable": False, "runs": [], "error": error_message(e)}
         reachable = True
         for run in runs:
             try:
@@ -203,20 +130,22 @@ def build_app(directory: StoreDirectory, token: str | None = None) -> FastAPI:
         """The ids trained on in round ``round_``, paged by ``offset`` / ``limit``."""
         return await call(run, "round_subset", round_, offset, limit)
 
-    # Imported here: these modules build on this one.
-    from scorer_service.dashboard import add_dashboard
-    from scorer_service.export import add_export
-    from scorer_service.metrics import add_metrics
 
-    add_dashboard(app, directory)
-    add_metrics(app, directory)
-    add_export(app, directory)
+def add_admin_routes(app: FastAPI, directory: StoreDirectory, token: str | None) -> None:
+    """The routes that change state, behind ``Authorization: Bearer <token>``."""
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            raise HTTPException(403, "state-changing endpoints are disabled: set CURRICULUM_API_TOKEN")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
 
     @app.post("/v1/runs/{run}/snapshot", status_code=201)
     async def force_snapshot(request: Request, run: str = RunName) -> dict[str, Any]:
         """Write a snapshot of the run's store now (bearer token required)."""
         authorize(request)
-        return {"run": run, "snapshot": await call(run, "snapshot")}
+        return {"run": run, "snapshot": await call_store(directory, run, "snapshot")}
 
     @app.delete("/v1/runs/{run}")
     async def delete_run(request: Request, run: str = RunName) -> dict[str, Any]:
@@ -225,7 +154,5 @@ def build_app(directory: StoreDirectory, token: str | None = None) -> FastAPI:
         try:
             await asyncio.wait_for(directory.delete(run), CALL_TIMEOUT_S)
         except KeyError as e:
-            raise HTTPException(404, _message(e)) from None
+            raise HTTPException(404, error_message(e)) from None
         return {"run": run, "deleted": True}
-
-    return app

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ray
 
-from scorer_service.block_tasks import ray_block_map
-from scorer_service.store import HardnessStore, StoreConfig
+from scorer_service.config import StoreConfig
+from scorer_service.ray.block_tasks import ray_block_map
+from scorer_service.store import HardnessStore
 
 NAMESPACE = "curriculum"
 _PREFIX = "hardness-store:"

@@ -1,0 +1,198 @@
+"""The store's settings, declared once.
+
+Every field carries its help text (and, where it differs from ``--field-name``, its command-line
+flag) as metadata: the trainer's configuration composes :class:`StoreConfig`, and the CLI builds
+one flag per field from these declarations, so a setting is written down in exactly one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from scorer_service.core.hardness import HARDNESS_METRICS
+from scorer_service.core.ingest import Ingestor
+from scorer_service.durability.journal import Journal
+from scorer_service.selection import SELECTORS, SelectorSpec, selector_spec
+from scorer_service.selection.diversity import DiversityTerm
+from scorer_service.selection.planner import RoundPlanner
+from scorer_service.selection.schedule import Budget, Cycles
+from scorer_service.submodular import FUNCTIONS, OPTIMIZERS
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: Callable[[], Iterable[str]] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    cli: bool = True,
+) -> Any:
+    """A dataclass field with its user-facing description.
+
+    ``choices`` is called when the flag is built (registries fill up at import); ``parse`` turns the
+    flag's text into the value (default: the field's type); ``cli=False`` marks a field that is
+    derived or set by the program, not by the user.
+    """
+    meta = {"help": help, "flag": flag, "choices": choices, "parse": parse, "cli": cli}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class StoreConfig:
+    """Everything that determines a run's scores and selections (with the seed, reproducibly)."""
+
+    n: int = setting(0, "training samples (0: set from the training data)", cli=False)
+    epochs: int = setting(30, "rounds (one epoch over the round's subset each)")
+    run: str = setting("run", "run name (default for `curriculum train`: DATASET-METHOD)")
+    # The training data's spec (as given to the trainers): lets the dashboard show sample images.
+    dataset: str = setting("digits", "training data: digits | synthetic[:n=..,classes=..,noise=..] | path")
+    method: str = setting("dihcl-exp", "subset selector", choices=lambda: sorted(SELECTORS))
+    metric: str = setting("loss", "instantaneous hardness for DIH", choices=lambda: HARDNESS_METRICS)
+    gamma: float = setting(0.95, "DIH weight of the newest observation")
+    warm_start: int = setting(5, "rounds on all data before selection")
+    cycle_length: int = setting(5, "rounds per cosine cycle", flag="--cycle")
+    # None: the selector's own schedule (shrinking for DIHCL, growing for DoCL / SPL / MCL).
+    budget_start: float | None = setting(
+        None, "selected fraction in the first selection cycle (default: the method's)"
+    )
+    budget_factor: float | None = setting(None, "budget factor per selection cycle (default: the method's)")
+    budget_floor: float | None = setting(None, "smallest budget fraction (default: the method's)")
+    budget_cap: float | None = setting(None, "largest budget fraction (default: the method's)")
+    full_pass_each_cycle: bool = setting(
+        False,
+        "train on all data in the first round of every cycle (DoCL's cyclical training)",
+        flag="--full-pass",
+    )
+    diversity: str = setting(
+        "none",
+        "keep a share of each selection by hardness + diversity (DIHCL Eq. 3)",
+        choices=lambda: ("none", *sorted(FUNCTIONS)),
+    )
+    diversity_keep: float = setting(0.4, "share of the selection the diversity term keeps")
+    diversity_lambda: float = setting(1.0, "weight of the diversity term in the first selection cycle")
+    diversity_decay: float = setting(0.8, "factor on the diversity weight per selection cycle")
+    diversity_optimizer: str = setting(
+        "stochastic",
+        "stochastic: lazier-than-lazy greedy; lazy: exact greedy",
+        choices=lambda: sorted(OPTIMIZERS),
+    )
+    diversity_epsilon: float = setting(
+        0.1, "stochastic greedy's epsilon: (n/k) ln(1/epsilon) candidates per step"
+    )
+    seed: int = setting(0, "seed of the model, the data order and every selection")
+    selector_params: dict[str, Any] = setting({}, "selector options as JSON, e.g. '{\"temperature\": 10}'")
+    # Widths of the per-sample vectors kept (0: not kept): outputs for DoCL, embedding for diversity.
+    output_width: int = setting(0, "width of the output sketches kept (DoCL)", cli=False)
+    embedding_dim: int = setting(0, "width of the embedding sketches kept (diversity)", cli=False)
+    log_sigma_init: float = setting(0.0, "initial instance log temperature (Data Parameters)", cli=False)
+    snapshot_dir: str | None = setting(
+        None, "store snapshots and log (default: $CURRICULUM_SNAPSHOT_DIR or ~/.curriculum/snapshots)"
+    )
+    # Tells a fresh run from an earlier run of the same name; a restarted actor keeps it and so
+    # restores its own state.
+    incarnation: str = setting("0", "which run of this name the snapshots belong to", cli=False)
+    snapshot_every_s: float = setting(60.0, "seconds between snapshots within a round")
+    keep_snapshots: int = setting(3, "end-of-round snapshots kept (rewind targets)")
+
+    def __post_init__(self) -> None:
+        selector_spec(self.method)
+        if self.metric not in HARDNESS_METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(HARDNESS_METRICS)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        # Build both once so that a bad layout fails here, at run creation, not at round 5.
+        _ = (self.cycles, self.budget)
+        if self.diversity not in ("none", *FUNCTIONS):
+            raise ValueError(
+                f"unknown diversity {self.diversity!r}; expected none or one of {', '.join(FUNCTIONS)}"
+            )
+        # Without n this is a template that the trainer completes with the byproduct widths.
+        if self.n and self.diversity != "none" and not self.embedding_dim:
+            raise ValueError("diversity needs embedding sketches: set embedding_dim")
+        if not 0.0 < self.diversity_keep <= 1.0:
+            raise ValueError(f"diversity_keep must be in (0, 1], got {self.diversity_keep}")
+        if not (math.isfinite(self.diversity_lambda) and self.diversity_lambda >= 0.0):
+            raise ValueError(f"diversity_lambda must be a finite number >= 0, got {self.diversity_lambda}")
+        if not 0.0 < self.diversity_decay <= 1.0:
+            raise ValueError(f"diversity_decay must be in (0, 1], got {self.diversity_decay}")
+        if self.diversity_optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown diversity_optimizer {self.diversity_optimizer!r}; "
+                f"expected one of {', '.join(sorted(OPTIMIZERS))}"
+            )
+        if not 0.0 < self.diversity_epsilon < 1.0:
+            raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")
+
+    @property
+    def selector(self) -> SelectorSpec:
+        return selector_spec(self.method)
+
+    @property
+    def cycles(self) -> Cycles:
+        return Cycles(self.epochs, self.warm_start, self.cycle_length)
+
+    @property
+    def budget(self) -> Budget:
+        given = {
+            "start": self.budget_start,
+            "factor": self.budget_factor,
+            "floor": self.budget_floor,
+            "cap": self.budget_cap,
+        }
+        return replace(self.selector.budget, **{k: v for k, v in given.items() if v is not None})
+
+    @property
+    def diversity_term(self) -> DiversityTerm:
+        return DiversityTerm(
+            self.diversity,
+            self.diversity_keep,
+            self.diversity_lambda,
+            self.diversity_decay,
+            self.diversity_optimizer,
+            self.diversity_epsilon,
+        )
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether trainers send embedding sketches: for the diversity term or a selector reading them."""
+        return self.diversity != "none" or "embedding" in self.selector.byproducts
+
+    def ingestor(self) -> Ingestor:
+        """A fresh ingest component for a store of this configuration."""
+        widths = {"outputs": self.output_width, "embedding": self.embedding_dim}
+        return Ingestor(
+            self.n, metric=self.metric, gamma=self.gamma, widths=widths, log_sigma_init=self.log_sigma_init
+        )
+
+    def planner(self, block_map: Callable | None = None) -> RoundPlanner:
+        """A fresh round planner for a store of this configuration."""
+        return RoundPlanner(
+            self.selector,
+            n=self.n,
+            cycles=self.cycles,
+            budget=self.budget,
+            diversity=self.diversity_term,
+            seed=self.seed,
+            params=self.selector_params,
+            full_pass_each_cycle=self.full_pass_each_cycle,
+            block_map=block_map,
+        )
+
+    def journal(self) -> Journal:
+        """The write-ahead log and snapshots of this run's store (memory only without snapshot_dir)."""
+        return Journal(
+            self.snapshot_dir,
+            self.run,
+            self.incarnation,
+            every_s=self.snapshot_every_s,
+            keep=self.keep_snapshots,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Per-sample state, its update rules and the questions asked of it; numpy only."""

@@ -1,0 +1,126 @@
+"""Ingest: validate a byproduct batch whole, drop retried sends, apply it exactly once."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scorer_service.core.byproducts import ByproductBatch
+from scorer_service.core.dedup import AppliedSequences
+from scorer_service.core.errors import InvalidBatch
+from scorer_service.core.lr_log import LearningRateLog
+from scorer_service.core.state import SampleState
+from scorer_service.core.updates import apply_batch
+
+
+@dataclass
+class StateImage:
+    """Everything of an :class:`Ingestor` that a snapshot holds."""
+
+    columns: dict[str, np.ndarray]  # 1-d columns and 2-d matrices by name
+    lr: np.ndarray
+    # Prefix sums of ``lr`` as computed incrementally (recomputing them would round differently).
+    cum: np.ndarray
+    applied: dict[str, list]
+    counters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """A batch that passed every check, and the learning rates it adds to the log."""
+
+    batch: ByproductBatch
+    new_lrs: np.ndarray
+
+
+class Ingestor:
+    """The per-sample state of a run, the learning-rate log and the exactly-once bookkeeping.
+
+    :meth:`plan` checks a batch against everything (columns, ranges, duplicate ids, steps older
+    than a sample's last observation, learning rates that disagree with the log) without
+    changing anything; :meth:`apply` then cannot fail half way.
+    """
+
+    def __init__(
+        self, n: int, *, metric: str, gamma: float, widths: dict[str, int], log_sigma_init: float = 0.0
+    ) -> None:
+        self.n, self.metric, self.gamma = n, metric, gamma
+        self.widths = widths
+        self.log_sigma_init = log_sigma_init
+        # Scratch for the O(batch) duplicate-id check (see byproducts._has_duplicates).
+        self._scratch = np.zeros(n, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """The initial state: nothing observed."""
+        self.state = SampleState(
+            self.n,
+            output_width=self.widths.get("outputs", 0),
+            embedding_dim=self.widths.get("embedding", 0),
+            log_sigma_init=self.log_sigma_init,
+        )
+        self.lr_log = LearningRateLog()
+        self.applied = AppliedSequences()
+        self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0}
+        self.ingest_seconds = 0.0
+
+    def plan(self, data: dict[str, Any]) -> IngestPlan | None:
+        """Validate ``data``; None for a batch already applied (a retried send), which is counted."""
+        try:
+            plan = self._check(data)
+        except InvalidBatch:
+            self.counters["rejected"] += 1
+            raise
+        if plan is None:
+            self.counters["duplicates"] += 1
+        return plan
+
+    def _check(self, data: dict[str, Any]) -> IngestPlan | None:
+        batch = ByproductBatch.from_mapping(data, self.n, self.widths, self._scratch)
+        if (batch.writer, batch.seq) in self.applied:
+            return None
+        last = self.state.last_seen_step[batch.sample_id]
+        stale = batch.step < last
+        if np.any(stale):
+            i = int(np.argmax(stale))
+            raise InvalidBatch(
+                f"sample {int(batch.sample_id[i])} observed at step {int(batch.step[i])}, "
+                f"but it was already observed at the later step {int(last[i])}"
+            )
+        try:
+            new_lrs = self.lr_log.plan(batch.step, batch.lr)
+        except ValueError as e:
+            raise InvalidBatch(str(e)) from None
+        return IngestPlan(batch, new_lrs)
+
+    def apply(self, plan: IngestPlan, started: float) -> None:
+        """Apply a plan from :meth:`plan`; ``started`` is its ``perf_counter`` time (ingest rate)."""
+        batch = plan.batch
+        apply_batch(self.state, self.lr_log, batch, plan.new_lrs, self.metric, self.gamma)
+        self.applied.add(batch.writer, batch.seq)
+        self.counters["ingested"] += len(batch)
+        self.counters["batches"] += 1
+        self.ingest_seconds += time.perf_counter() - started
+
+    def image(self) -> StateImage:
+        """The state as a snapshot holds it (live arrays: write it before the next change)."""
+        s = self.state
+        counters = {**self.counters, "ingest_seconds": self.ingest_seconds}
+        return StateImage(
+            {**s.columns, **s.matrices}, self.lr_log.lr, self.lr_log.cum, self.applied.state(), counters
+        )
+
+    def restore(self, image: StateImage) -> None:
+        """Set the state to a snapshot's."""
+        for name, values in image.columns.items():
+            target = self.state.matrices if values.ndim == 2 else self.state.columns
+            target[name] = values.astype(target[name].dtype)
+        self.lr_log = LearningRateLog()
+        self.lr_log.restore(image.lr, image.cum)
+        self.applied = AppliedSequences(image.applied)
+        counters = dict(image.counters)
+        self.ingest_seconds = float(counters.pop("ingest_seconds", 0.0))
+        self.counters = counters

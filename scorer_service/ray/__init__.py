@@ -1,0 +1,1 @@
+"""The Ray shells: the store actor, diversity blocks as Ray tasks, the Serve deployment."""

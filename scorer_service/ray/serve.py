@@ -1,0 +1,82 @@
+"""The REST API as a Ray Serve deployment: stateless replicas that call the runs' store actors.
+
+``app`` is the bound application without sample images: ``serve run scorer_service.ray.serve:app``.
+Every Ray call that blocks (listing, looking up and killing actors) runs in a worker thread, so
+the replica's event loop keeps serving other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from fastapi import FastAPI
+from ray import serve
+
+from scorer_service.ray.actor import QUERY_METHODS, delete_store, get_store, list_runs
+from scorer_service.web.app import build_app
+from scorer_service.web.dashboard import ImageSource
+
+
+def _method(handle: ray.actor.ActorHandle, name: str) -> Any:
+    method = getattr(handle, name)
+    return method.options(concurrency_group="query") if name in QUERY_METHODS else method
+
+
+class RayDirectory:
+    """Finds stores by run name; re-resolves a handle whose actor was recreated."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, ray.actor.ActorHandle] = {}
+
+    async def _handle(self, run: str) -> ray.actor.ActorHandle:
+        handle = self._handles.get(run)
+        if handle is None:
+            handle = self._handles[run] = await asyncio.to_thread(get_store, run)
+        return handle
+
+    async def runs(self) -> list[str]:
+        return await asyncio.to_thread(list_runs)
+
+    async def call(self, run: str, method: str, *args: Any) -> Any:
+        handle = await self._handle(run)
+        try:
+            return await _method(handle, method).remote(*args)
+        except ray.exceptions.ActorDiedError:
+            self._handles.pop(run, None)
+            return await _method(await self._handle(run), method).remote(*args)
+
+    async def delete(self, run: str) -> None:
+        self._handles.pop(run, None)
+        await asyncio.to_thread(delete_store, run)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)
+@serve.ingress()
+class ScoreAPI:
+    """A replica hosting :func:`~scorer_service.web.app.build_app` over the cluster's stores."""
+
+    def __init__(self, images: ImageSource | None = None) -> None:
+        self.images = images
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_app(RayDirectory(), images=self.images)
+
+
+app = ScoreAPI.bind()
+
+
+def start(
+    host: str = "127.0.0.1", port: int = 8000, blocking: bool = False, images: ImageSource | None = None
+) -> str:
+    """Deploy the API on the connected cluster; returns its base URL."""
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(
+        ScoreAPI.bind(images),
+        name="curriculum",
+        route_prefix="/",
+        blocking=blocking,
+        logging_config={"enable_access_log": False},
+    )
+    return f"http://{host}:{port}"

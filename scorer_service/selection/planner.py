@@ -1,0 +1,118 @@
+"""Round planning: each round's subset selected once, cached, and cut into equal rank shards.
+
+Warm-start rounds (and DoCL's full-pass rounds) train on everything; every other round asks the
+run's selector for its budget, optionally refined by the diversity term. Selection is seeded by
+(seed, round), so a rewound store selects a round again exactly as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from scorer_service.core.rounds import RoundRecord, shard
+from scorer_service.core.state import SampleState
+from scorer_service.selection.diversity import DiversityTerm
+from scorer_service.selection.registry import SelectionContext, SelectorSpec
+from scorer_service.selection.schedule import Budget, Cycles
+
+HISTOGRAM_BINS = 20
+
+
+class RoundPlanner:
+    """The rounds of one run: what each selected and its shards for any world size."""
+
+    def __init__(
+        self,
+        spec: SelectorSpec,
+        *,
+        n: int,
+        cycles: Cycles,
+        budget: Budget,
+        diversity: DiversityTerm,
+        seed: int,
+        params: dict[str, Any],
+        full_pass_each_cycle: bool = False,
+        block_map: Callable | None = None,
+    ) -> None:
+        self.spec, self.n, self.cycles, self.budget = spec, n, cycles, budget
+        self.diversity, self.seed, self.params = diversity, seed, params
+        self.full_pass_each_cycle = full_pass_each_cycle
+        self.block_map = block_map
+        self.rounds: dict[int, RoundRecord] = {}
+
+    def change(self, round_: int, world_size: int) -> str | None:
+        """What serving ``(round_, world_size)`` changes: "select", "world" (a re-shard) or nothing."""
+        rec = self.rounds.get(round_)
+        if rec is None:
+            return "select"
+        return "world" if rec.world_size != world_size else None
+
+    def shard(self, state: SampleState, round_: int, rank: int, world_size: int) -> np.ndarray:
+        """Rank ``rank``'s shard of round ``round_``, selecting the round first if needed."""
+        rec = self.rounds.get(round_)
+        if rec is None:
+            rec = self.rounds[round_] = self._select(state, round_, world_size)
+        else:
+            # A different world size (elastic training) re-shards the same selection.
+            rec.world_size = world_size
+        return shard(rec.ids, rank, world_size)
+
+    def count_ingested(self, round_: int, samples: int) -> None:
+        if round_ in self.rounds:
+            self.rounds[round_].ingested += samples
+
+    def _select(self, state: SampleState, round_: int, world_size: int) -> RoundRecord:
+        t0 = time.perf_counter()
+        cycle = self.cycles.selection_cycle(round_)
+        rng = np.random.default_rng([self.seed, round_])
+        state.importance[:] = 1.0
+        first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
+        if cycle == 0 or (self.full_pass_each_cycle and first_of_cycle):
+            selected, name, k = self._warm_order(round_, rng), "all", self.n
+        else:
+            k = max(world_size, self.budget.size(cycle, self.n))
+            ctx = SelectionContext(state, cycle, rng, self.params, self.diversity, self.block_map)
+            sel = self.spec.select(ctx, k)
+            selected, name = sel.ids, self.spec.name
+            if sel.importance is not None:
+                state.importance[sel.ids] = sel.importance
+            if self.diversity.enabled and not self.spec.diversifies:
+                selected = self._diversify(state, selected, cycle, rng, world_size)
+                name = f"{self.spec.name}+{self.diversity.function}"
+        ms = (time.perf_counter() - t0) * 1e3
+        counts, edges = np.histogram(state.dih, bins=HISTOGRAM_BINS)
+        hist = {"counts": counts.tolist(), "edges": edges.tolist()}
+        return RoundRecord(
+            round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms, dih_histogram=hist
+        )
+
+    def _diversify(
+        self, state: SampleState, ids: np.ndarray, cycle: int, rng: np.random.Generator, world_size: int
+    ) -> np.ndarray:
+        """Keep the diversity term's share of the selector's pick (DIHCL Eq. 3)."""
+        hardness = state.metric(self.spec.score)[ids]
+        if self.spec.prefers_low:
+            hardness = -hardness
+        hardness = np.nan_to_num(hardness, nan=0.0)
+        keep = self.diversity.kept(len(ids), world_size)
+        pos = self.diversity.select(state.embedding[ids], hardness, keep, cycle, rng, self.block_map)
+        return ids[pos]
+
+    def _warm_order(self, round_: int, rng: np.random.Generator) -> np.ndarray:
+        """A fresh permutation of all samples, led by those trimmed from the previous round.
+
+        Equal shards drop ``n mod world_size`` samples per round; putting last round's dropped
+        samples first guarantees every sample is trained on during a warm start of >= 2 rounds.
+        """
+        order = rng.permutation(self.n)
+        prev = self.rounds.get(round_ - 1)
+        if prev is None:
+            return order
+        dropped = prev.selected[len(prev.ids) :]
+        keep = np.ones(self.n, dtype=bool)
+        keep[dropped] = False
+        return np.concatenate([dropped, order[keep[order]]])
