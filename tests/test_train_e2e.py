@@ -24,7 +24,9 @@ class TapStore(HardnessStore):
     def ingest(self, data):
         out = super().ingest(data)
         if out["applied"]:
-            self.tap.append({k: data[k] for k in ("sample_id", "loss", "correct", "step", "lr", "round", "rank")})
+            self.tap.append(
+                {k: data[k] for k in ("sample_id", "loss", "correct", "step", "lr", "round", "rank")}
+            )
         return out
 
     def tapped(self):
