@@ -51,7 +51,7 @@ class StoreConfig:
     epochs: int = setting(30, "rounds (one epoch over the round's subset each)")
     run: str = setting("run", "run name (default for `curriculum train`: DATASET-METHOD)")
     # The training data's spec (as given to the trainers): lets the dashboard show sample images.
-    dataset: str = setting("digits", "training data: digits | synthetic[:n=..,classes=..,noise=..] | path")
+    dataset: str = setting("", "training data: digits | synthetic[:n=..,classes=..,noise=..] | path")
     method: str = setting("dihcl-exp", "subset selector", choices=lambda: sorted(SELECTORS))
     metric: str = setting("loss", "instantaneous hardness for DIH", choices=lambda: HARDNESS_METRICS)
     gamma: float = setting(0.95, "DIH weight of the newest observation")
@@ -85,7 +85,12 @@ class StoreConfig:
     diversity_epsilon: float = setting(
         0.1, "stochastic greedy's epsilon: (n/k) ln(1/epsilon) candidates per step"
     )
-    seed: int = setting(0, "seed of the model, the data order and every selection")
+    seed: int = setting(0, "seed of the model, the data order, the sketches and every selection")
+    num_classes: int = setting(0, "classes of the labels (0: not a classification run)", cli=False)
+    correct: bool = setting(True, "trainers send whether each prediction was correct (False: regression, LM)")
+    sketch_dim: int = setting(
+        32, "width of the random projections sent (DoCL outputs when C > 128, embeddings)"
+    )
     selector_params: dict[str, Any] = setting({}, "selector options as JSON, e.g. '{\"temperature\": 10}'")
     # Widths of the per-sample vectors kept (0: not kept): outputs for DoCL, embedding for diversity.
     output_width: int = setting(0, "width of the output sketches kept (DoCL)", cli=False)
@@ -112,9 +117,8 @@ class StoreConfig:
             raise ValueError(
                 f"unknown diversity {self.diversity!r}; expected none or one of {', '.join(FUNCTIONS)}"
             )
-        # Without n this is a template that the trainer completes with the byproduct widths.
-        if self.n and self.diversity != "none" and not self.embedding_dim:
-            raise ValueError("diversity needs embedding sketches: set embedding_dim")
+        if self.n:
+            self._check_byproducts()
         if not 0.0 < self.diversity_keep <= 1.0:
             raise ValueError(f"diversity_keep must be in (0, 1], got {self.diversity_keep}")
         if not (math.isfinite(self.diversity_lambda) and self.diversity_lambda >= 0.0):
@@ -128,6 +132,34 @@ class StoreConfig:
             )
         if not 0.0 < self.diversity_epsilon < 1.0:
             raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")
+
+    def _check_byproducts(self) -> None:
+        """Refuse, at run creation, a method that needs a byproduct the trainers will not send."""
+        needs = set(self.selector.byproducts) - {"embedding"}  # MCL falls back without embeddings
+        if self.metric == "flip":
+            needs.add("correct")
+        if "correct" in needs and not self.correct:
+            what = "metric flip" if self.metric == "flip" else f"method {self.method!r}"
+            raise ValueError(
+                f"{what} needs correctness byproducts, but this run is created with correct=False"
+            )
+        if "outputs" in needs and not self.output_width:
+            raise ValueError(f"method {self.method!r} needs the logits: give num_classes (or output_width)")
+        if self.diversity != "none" and not self.embedding_dim:
+            raise ValueError("diversity needs embedding sketches: set embedding_dim (or sketch_dim)")
+
+    def completed(self, n: int, num_classes: int | None = None, **derived: Any) -> StoreConfig:
+        """This configuration for ``n`` training samples of ``num_classes``, with the widths of the
+        byproduct sketches the run's method needs (and any other ``derived`` settings)."""
+        from scorer_service.core.docl import OutputSketch
+
+        classes = self.num_classes if num_classes is None else num_classes
+        widths: dict[str, Any] = {}
+        if "outputs" in self.selector.byproducts and classes:
+            widths["output_width"] = OutputSketch(classes, self.sketch_dim, self.seed).width
+        if self.uses_embeddings:
+            widths["embedding_dim"] = self.sketch_dim
+        return replace(self, n=n, num_classes=classes, **(widths | derived))
 
     @property
     def selector(self) -> SelectorSpec:
@@ -167,7 +199,12 @@ class StoreConfig:
         """A fresh ingest component for a store of this configuration."""
         widths = {"outputs": self.output_width, "embedding": self.embedding_dim}
         return Ingestor(
-            self.n, metric=self.metric, gamma=self.gamma, widths=widths, log_sigma_init=self.log_sigma_init
+            self.n,
+            metric=self.metric,
+            gamma=self.gamma,
+            widths=widths,
+            log_sigma_init=self.log_sigma_init,
+            correct=self.correct,
         )
 
     def planner(self, block_map: Callable | None = None) -> RoundPlanner:

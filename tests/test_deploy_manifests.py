@@ -55,12 +55,20 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPTS = set(PYPROJECT["project"]["scripts"])
 
 
+CONSTRAINTS = (ROOT / ".ci" / "constraints.txt").read_text().splitlines()
+
+
 def _pin(name: str) -> str:
-    for dep in PYPROJECT["project"]["dependencies"]:
-        m = re.fullmatch(rf"{name}(\[[^\]]*\])?\s*==\s*(\S+)", dep.strip())
+    """The version CI tests (``.ci/constraints.txt``), which pyproject.toml's range must admit."""
+    for line in CONSTRAINTS:
+        m = re.fullmatch(rf"{name}\s*==\s*(\S+)", line.strip())
         if m:
-            return m.group(2)
-    raise AssertionError(f"pyproject.toml has no exact pin for {name}")
+            ranges = [d for d in PYPROJECT["project"]["dependencies"] if re.match(rf"{name}\b", d)]
+            assert ranges, f"pyproject.toml does not depend on {name}"
+            spec = SpecifierSet(re.sub(rf"^{name}(\[[^\]]*\])?", "", ranges[0]).strip())
+            assert spec.contains(m.group(1)), f"pyproject.toml's {ranges[0]} excludes the tested {m.group(1)}"
+            return m.group(1)
+    raise AssertionError(f".ci/constraints.txt has no pin for {name}")
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,7 @@ def test_mcl_prefers_hard_then_diverse():
 
 def test_method_budgets_grow_for_docl_spl_mcl_and_shrink_for_dihcl():
     frac = {
-        m: [StoreConfig(n=100, epochs=30, method=m).budget.fraction(c) for c in (1, 2, 30)]
+        m: [StoreConfig(n=100, epochs=30, method=m, output_width=10).budget.fraction(c) for c in (1, 2, 30)]
         for m in ("docl", "spl", "mcl", "dihcl-exp")
     }
     assert frac["docl"] == pytest.approx([0.2, 0.22, 0.9])

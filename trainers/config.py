@@ -15,6 +15,11 @@ DATA_PARAMS = ("class", "instance", "joint")
 _STORE_FIELDS = frozenset(f.name for f in fields(StoreConfig))
 
 
+def default_run_name(dataset: str, method: str) -> str:
+    """``DATASET-METHOD``, the dataset named by its file stem or built-in name without parameters."""
+    return f"{dataset.split(':')[0].split('/')[-1]}-{method}"
+
+
 def parse_workers(text: str) -> int | tuple[int, int]:
     """``N`` or ``MIN-MAX`` (elastic)."""
     lo, sep, hi = text.partition("-")
@@ -26,7 +31,10 @@ def parse_workers(text: str) -> int | tuple[int, int]:
 
 @dataclass
 class TrainConfig:
-    store: StoreConfig = field(default_factory=StoreConfig, metadata={"cli": "flatten"})
+    # The built-in recipe trains on the embedded digits unless told otherwise.
+    store: StoreConfig = field(
+        default_factory=lambda: StoreConfig(dataset="digits"), metadata={"cli": "flatten"}
+    )
     model: str = setting("mlp", "model registry name, or module:callable returning an nn.Module")
     batch_size: int = setting(64, "per-rank batch size")
     lr_max: float = setting(0.1, "peak learning rate of the first cycle", flag="--lr")
@@ -46,9 +54,6 @@ class TrainConfig:
         None, "Data Parameters: learned class / instance / joint temperatures", choices=lambda: DATA_PARAMS
     )
     lerac: bool = setting(False, "LeRaC per-layer learning-rate curriculum")
-    sketch_dim: int = setting(
-        32, "width of the random projections sent (DoCL outputs when C > 128, embeddings)"
-    )
     storage_path: str | None = setting(None, "Ray Train checkpoint storage (shared on clusters)")
     resume_checkpoint: str | None = setting(
         None, "model checkpoint to start from (set by --resume)", cli=False
@@ -99,7 +104,7 @@ class TrainConfig:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         if isinstance(data.get("workers"), list):
             data["workers"] = tuple(data["workers"])
-        return cls(store=StoreConfig(**store), **data)
+        return cls(store=StoreConfig(**({"dataset": "digits"} | store)), **data)
 
     @classmethod
     def create(cls, **settings: Any) -> TrainConfig:
@@ -113,14 +118,9 @@ class TrainConfig:
 
     def store_config(self, n: int, num_classes: int = 2) -> StoreConfig:
         """The store's configuration for ``n`` training samples of ``num_classes``."""
-        from scorer_service.core.docl import OutputSketch
         from trainers.data_parameters import init_log_sigma
 
-        derived: dict[str, Any] = {"n": n}
-        if self.tracks_outputs:
-            derived["output_width"] = OutputSketch(num_classes, self.sketch_dim, self.seed).width
-        if self.tracks_embeddings:
-            derived["embedding_dim"] = self.sketch_dim
+        derived: dict[str, Any] = {}
         if self.data_params in ("instance", "joint"):
             derived["log_sigma_init"] = init_log_sigma(self.data_params)[1]
-        return replace(self.store, **derived)
+        return self.store.completed(n, num_classes, **derived)

@@ -5,9 +5,9 @@ Columns (one row per observed sample, all from the training forward pass):
 =============  ==========  ==============================================================
 ``sample_id``  int64       index in ``[0, n)``; unique within a batch
 ``loss``       float32     unreduced cross-entropy, before any data-parameter scaling
-``correct``    bool        ``argmax(logits) == label``
+``correct``    bool        ``argmax(logits) == label`` (optional: runs created with correct=False)
 ``step``       int64       global optimizer step at which the sample was observed
-``lr``         float32/64  learning rate of that step (same for every sample of a step)
+``lr``         float32/64  learning rate of that step (same for every sample of a step; >= 0)
 =============  ==========  ==============================================================
 
 Per batch: ``round``, ``rank``, ``writer`` (a stable id of the sending process) and ``seq`` (that
@@ -30,6 +30,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "step": ("i",),
     "lr": ("f",),
 }
+# Required unless the store was told that its trainers send no correctness (regression, LM losses).
+OPTIONAL_CORE = frozenset({"correct"})
 # Optional per-sample columns: name -> (dtype kinds, ndim, the store matrix fixing a 2-d column's width).
 OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], int, str | None]] = {
     "logit_sketch": (("f",), 2, "outputs"),  # logits (C <= 128) or their fixed random projection
@@ -46,7 +48,7 @@ class ByproductBatch:
 
     sample_id: np.ndarray
     loss: np.ndarray
-    correct: np.ndarray
+    correct: np.ndarray | None
     step: np.ndarray
     lr: np.ndarray
     round: int
@@ -65,11 +67,17 @@ class ByproductBatch:
         n: int,
         widths: dict[str, int] | None = None,
         scratch: np.ndarray | None = None,
+        *,
+        correct: bool = True,
     ) -> ByproductBatch:
-        """Validate ``data`` for a store of ``n`` samples; raise :class:`InvalidBatch` naming the problem."""
+        """Validate ``data`` for a store of ``n`` samples; raise :class:`InvalidBatch` naming the problem.
+
+        ``correct=False``: the run's trainers send no correctness, so the column may be absent.
+        """
         if not isinstance(data, dict):
             raise InvalidBatch(f"a batch must be a dict of columns, got {type(data).__name__}")
-        missing = [c for c in (*REQUIRED_COLUMNS, "round", "rank", "writer", "seq") if c not in data]
+        needed = [c for c in REQUIRED_COLUMNS if correct or c not in OPTIONAL_CORE]
+        missing = [c for c in (*needed, "round", "rank", "writer", "seq") if c not in data]
         if missing:
             raise InvalidBatch(f"batch is missing {', '.join(missing)}")
         known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "round", "rank", "writer", "seq"}
@@ -122,15 +130,15 @@ class ByproductBatch:
         if np.any(cols["loss"] < 0):
             raise InvalidBatch("loss has negative values")
         lr = cols["lr"]
-        if not np.all(np.isfinite(lr)) or np.any(lr <= 0):
-            raise InvalidBatch("lr must be finite and positive")
+        if not np.all(np.isfinite(lr)) or np.any(lr < 0):
+            raise InvalidBatch("lr must be finite and >= 0")
         if np.any(cols["step"] < 0):
             raise InvalidBatch("step has negative values")
 
         return cls(
             sample_id=ids.astype(np.int64, copy=False),
             loss=cols["loss"].astype(np.float64),
-            correct=cols["correct"],
+            correct=cols.get("correct"),
             step=cols["step"].astype(np.int64, copy=False),
             lr=lr.astype(np.float64),
             round=int(data["round"]),

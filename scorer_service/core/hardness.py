@@ -12,6 +12,8 @@ default 0.95; unobserved samples keep their stale value). ``a`` is normalized by
 "Sum of lr since then" covers the steps from the last observation to this one inclusive, as
 Eq. 2's sum from ``tau_t(i)`` to ``t``. ``dloss`` and ``flip`` need a previous observation: a
 sample's first observation only records its loss and correctness and leaves ``r`` at ``r0``.
+A normalizer of 0 (a warm-up that starts from lr = 0) leaves ``r`` as it is too: the step did not
+move the model, so the observation says nothing about how hard the sample is to learn.
 """
 
 from __future__ import annotations
@@ -24,23 +26,26 @@ HARDNESS_METRICS: tuple[str, ...] = ("loss", "dloss", "flip")
 def instantaneous_hardness(
     metric: str,
     loss: np.ndarray,
-    correct: np.ndarray,
+    correct: np.ndarray | None,
     lr: np.ndarray,
     prev_loss: np.ndarray,
     prev_correct: np.ndarray,
     lr_since: np.ndarray,
     first: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized instantaneous hardness ``a`` and the mask of samples whose DIH it updates."""
+    """Normalized instantaneous hardness ``a`` and the mask of samples whose DIH it updates
+    (``a`` is only meaningful under the mask). ``correct`` may be None unless ``metric`` is flip."""
     if metric == "loss":
-        return loss / lr, np.ones(loss.shape, dtype=bool)
+        moved = lr > 0
+        return loss / np.where(moved, lr, 1.0), moved
     if metric == "dloss":
         change = np.abs(loss - np.where(first, loss, prev_loss))
     elif metric == "flip":
         change = (correct.astype(np.int8) != prev_correct).astype(np.float64)
     else:
         raise ValueError(f"unknown hardness metric {metric!r}; expected one of {', '.join(HARDNESS_METRICS)}")
-    return change / lr_since, ~first
+    moved = lr_since > 0
+    return change / np.where(moved, lr_since, 1.0), ~first & moved
 
 
 def dih_update(r: np.ndarray, a: np.ndarray, gamma: float) -> np.ndarray:

@@ -45,9 +45,16 @@ class Ingestor:
     """
 
     def __init__(
-        self, n: int, *, metric: str, gamma: float, widths: dict[str, int], log_sigma_init: float = 0.0
+        self,
+        n: int,
+        *,
+        metric: str,
+        gamma: float,
+        widths: dict[str, int],
+        log_sigma_init: float = 0.0,
+        correct: bool = True,
     ) -> None:
-        self.n, self.metric, self.gamma = n, metric, gamma
+        self.n, self.metric, self.gamma, self.correct = n, metric, gamma, correct
         self.widths = widths
         self.log_sigma_init = log_sigma_init
         # Scratch for the O(batch) duplicate-id check (see byproducts._has_duplicates).
@@ -79,7 +86,7 @@ class Ingestor:
         return plan
 
     def _check(self, data: dict[str, Any]) -> IngestPlan | None:
-        batch = ByproductBatch.from_mapping(data, self.n, self.widths, self._scratch)
+        batch = ByproductBatch.from_mapping(data, self.n, self.widths, self._scratch, correct=self.correct)
         if (batch.writer, batch.seq) in self.applied:
             return None
         last = self.state.last_seen_step[batch.sample_id]

@@ -52,12 +52,13 @@ def apply_batch(
         if name in batch.extra:
             s.columns[name][ids] = batch.extra[name]
 
-    flip = ~first & (batch.correct.astype(np.int8) != prev_correct)
-    s.flips[ids] += flip
-    s.beta_alpha[ids] += flip
-    s.beta_beta[ids] += ~first & ~flip
+    if batch.correct is not None:
+        flip = ~first & (batch.correct.astype(np.int8) != prev_correct)
+        s.flips[ids] += flip
+        s.beta_alpha[ids] += flip
+        s.beta_beta[ids] += ~first & ~flip
+        s.last_correct[ids] = batch.correct
     s.last_loss[ids] = batch.loss
-    s.last_correct[ids] = batch.correct
     s.last_seen_step[ids] = batch.step
     s.last_seen_round[ids] = batch.round
     s.seen[ids] += 1
@@ -68,7 +69,8 @@ def _apply_docl(s: SampleState, batch: ByproductBatch, lr_since: np.ndarray) -> 
     ids = batch.sample_id
     now = batch.extra["logit_sketch"]
     count = s.outputs_seen[ids]
-    has_prev = count > 0
+    # Outputs are compared over learning-rate progress: none (lr = 0 so far) is not scored.
+    has_prev = (count > 0) & (lr_since > 0)
     if np.any(has_prev) and "residual_sketch" in batch.extra:
         scored = ids[has_prev]
         a = docl_observation(
@@ -76,4 +78,5 @@ def _apply_docl(s: SampleState, batch: ByproductBatch, lr_since: np.ndarray) -> 
         )
         s.docl[scored] = docl_update(s.docl[scored], a, count[has_prev] == 1)
     s.outputs[ids] = now
-    s.outputs_seen[ids] = count + 1
+    # A comparison skipped for lack of progress leaves the count, so the next one still initializes.
+    s.outputs_seen[ids] = count + ((count == 0) | has_prev)

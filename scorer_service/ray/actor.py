@@ -33,14 +33,28 @@ def actor_name(run: str) -> str:
     return _PREFIX + run
 
 
+class RunExists(ValueError):
+    """A run of that name has a live store; creating it again would destroy it."""
+
+
+def _describe(handle: ray.actor.ActorHandle, run: str) -> str:
+    try:
+        info = ray.get(handle.info.remote(), timeout=10)
+    except Exception:
+        return f"run {run!r} already has a store (not answering)"
+    done, total = info["rounds_completed"], info["epochs"]
+    state = "finished" if done >= total else "in progress"
+    return f"run {run!r} already exists and is {state} ({done}/{total} rounds)"
+
+
 def create_store(
-    config: StoreConfig, *, replace: bool = True, store_cls: type = HardnessStore
+    config: StoreConfig, *, replace: bool = False, store_cls: type = HardnessStore
 ) -> ray.actor.ActorHandle:
     """Create the run's store actor (detached, so scores stay queryable after the job ends).
 
-    An existing store of the same run name is killed first when ``replace`` is true; otherwise
-    it is an error, so a new run never silently mixes into an old run's scores. ``store_cls``
-    may be a subclass of :class:`HardnessStore` (extra bookkeeping, instrumentation).
+    A run whose store exists is refused with :class:`RunExists` (naming its state), so a new run
+    never destroys or mixes into another; ``replace=True`` kills the old store first (its snapshots
+    stay on disk). ``store_cls`` may be a subclass of :class:`HardnessStore` (instrumentation).
     """
     name = actor_name(config.run)
     try:
@@ -49,7 +63,10 @@ def create_store(
         old = None
     if old is not None:
         if not replace:
-            raise ValueError(f"a store for run {config.run!r} already exists")
+            raise RunExists(
+                f"{_describe(old, config.run)}; attach to it (--resume, curriculum.attach_run) "
+                "or replace it (--replace, replace=True)"
+            )
         ray.kill(old, no_restart=True)
     actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).

@@ -10,7 +10,7 @@ import time
 from trainers.cli.flags import add_config_flags, settings_from_args
 from trainers.cli.report import add_report_parser, cmd_report
 from trainers.cli.scores import add_query_parsers, cmd_export, cmd_scores
-from trainers.config import TrainConfig
+from trainers.config import TrainConfig, default_run_name
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +45,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The run's configuration from the command line (defaults < --config file < flags)."""
     settings = settings_from_args(args)
-    if "run" not in settings:
-        dataset = settings.get("dataset") or "digits"
-        settings["run"] = f"{dataset.split(':')[0].split('/')[-1]}-{settings.get('method', 'dihcl-exp')}"
-    return TrainConfig.create(**settings)
+    cfg = TrainConfig.create(**settings)
+    return cfg if "run" in settings else cfg.replace(run=default_run_name(cfg.dataset, cfg.method))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import typing
-from dataclasses import MISSING, Field, fields
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,10 @@ def config_fields() -> list[tuple[Field, Any]]:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; parsed values land under the field's name, absent ones are not set."""
+    defaults = TrainConfig()
     for f, hint in config_fields():
         meta = f.metadata
-        default = f.default if f.default is not MISSING else f.default_factory()
+        default = getattr(defaults, f.name)
         kw = _parser_for(f, hint)
         if meta.get("choices"):
             kw["choices"] = list(meta["choices"]())

@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 
 from trainers.cli.scores import DEFAULT_API, api_client, get_json, run_path
+from trainers.config import default_run_name
 
 
 @dataclass
@@ -52,7 +53,7 @@ def find_control(client: httpx.Client, data: RunData, control: str | None) -> Ru
     """The named control, else ``<dataset>-random`` when such a run exists and is not the run itself."""
     if control is not None:
         return fetch_run(client, control)
-    name = f"{data.dataset}-random"
+    name = default_run_name(data.dataset, "random")
     if name == data.run or name not in {r["run"] for r in get_json(client, "/v1/runs")}:
         return None
     return fetch_run(client, name)
