@@ -1,7 +1,7 @@
 """Ingest throughput of the hardness-store actor, next to a null actor that does no work.
 
 Writers are Ray actors (``num_cpus=1``, like a Ray Train worker) that build their byproduct
-batches once and then stream them with ``trainers.client.StoreClient``'s send pattern:
+batches once and then stream them with ``trainers.recorder.Recorder``'s send pattern:
 fire-and-forget ``ingest`` calls, at most ``--window`` in flight, then a wait for all. The same
 batches go to a fresh store actor and to a fresh null actor, so the ratio of the two rates is the
 share of the Ray call path's throughput that the store's own work leaves.
@@ -35,7 +35,7 @@ N = 1_280_000  # an ImageNet-sized store
 STEP_SAMPLES = 256  # per rank and optimizer step; divides N // 2, so both ranks share whole steps
 BATCH_SIZES = (4096, 65536)
 WRITER_COUNTS = (1, 2)
-WINDOW = 8  # StoreClient's default max_in_flight
+WINDOW = 8  # the Recorder's default max_in_flight
 BASE_LR = 0.1
 NAMESPACE = "bench-ingest"
 
@@ -53,7 +53,7 @@ def build_batches(
 
     Ranks own disjoint id ranges and run the same global steps (DDP-style), so the store sees
     each step from every rank with the same learning rate and no step is skipped. A batch never
-    crosses an epoch, as StoreClient flushes on a round change; the last batch of an epoch is short.
+    crosses an epoch, as the Recorder flushes on a round change; the last batch of an epoch is short.
     """
     shard = n // world
     lo = rank * shard
@@ -71,7 +71,7 @@ def build_batches(
         correct = loss < 1.0
         for a in range(0, shard, batch_size):
             b = min(a + batch_size, shard)
-            # Copies, not views: each call then owns one compact buffer, as StoreClient's concat gives.
+            # Copies, not views: each call then owns one compact buffer, as the Recorder's concat gives.
             batches.append(
                 {
                     "sample_id": ids[a:b].copy(),
@@ -121,7 +121,7 @@ class Writer:
         for batch in self.batches:
             if len(in_flight) >= window:
                 ready, in_flight = ray.wait(in_flight, num_returns=len(in_flight) - window + 1)
-                ray.get(ready)  # surfaces a rejected batch here, as StoreClient does
+                ray.get(ready)  # surfaces a rejected batch here, as the Recorder does
             in_flight.append(target.ingest.remote(batch))
             sent += len(batch["sample_id"])
         ray.get(in_flight)

@@ -2,7 +2,7 @@
 
 Two identically initialized models train on the same data, batch size and fixed index order; one
 of them also hands every step's per-sample loss and correctness to the real
-``trainers.client.StoreClient``, which streams them to a real store actor and flushes at the end
+``trainers.recorder.Recorder``, which streams them to a real store actor and flushes at the end
 of every epoch (as ``trainers.loop`` does at the end of every round). Epochs of the two alternate,
 and which goes first alternates too; the overhead is the median over epoch pairs of the ratio of
 their wall times, so drifts in machine load hit both sides of a ratio alike.
@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import create_store
-from trainers.client import StoreClient
 from trainers.datasets import load_dataset
 from trainers.models import build_model
+from trainers.recorder import Recorder
+from trainers.sampler import RoundSampler
 
 LR = 0.05
 WARMUP_EPOCHS = 2
@@ -76,16 +77,16 @@ class _Trainer:
     def __init__(self, wl: Workload, data: Any, order: np.ndarray, device: torch.device) -> None:
         torch.manual_seed(0)
         self.device = device
-        self.net = build_model(wl.model, data.input_dim, data.num_classes).to(device)
+        self.net = build_model(wl.model, data.input_shape, data.num_classes).to(device)
         self.opt = torch.optim.SGD(
             self.net.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4, nesterov=True
         )
-        self.x, self.y = data.x_train.to(device), data.y_train.to(device)
+        self.x, self.y = (t.to(device) for t in data.train.batch(np.arange(data.n)))
         self.batches = [order[i : i + wl.batch_size] for i in range(0, len(order), wl.batch_size)]
         self.index = [torch.as_tensor(b, device=device) for b in self.batches]
         self.step = 0
 
-    def epoch(self, round_: int, client: StoreClient | None) -> tuple[float, float]:
+    def epoch(self, round_: int, client: Recorder | None) -> tuple[float, float]:
         """Wall seconds of one pass, including the end-of-round flush when streaming, and the CPU
         seconds of the training thread itself (the loop's own work, without the waiting)."""
         self._sync()
@@ -99,7 +100,7 @@ class _Trainer:
             loss_i.mean().backward()
             self.opt.step()
             if client is not None:
-                client.add(round_, self.step, LR, ids, loss_i, logits.argmax(1) == y)
+                client.observe(ids, loss_i, correct=logits.argmax(1) == y, step=self.step, lr=LR)
             loss_sum += loss_i.detach().sum()
             self.step += 1
         if client is not None:
@@ -131,7 +132,8 @@ def _measure(
     store = create_store(
         StoreConfig(n=data.n, epochs=1_000_000, run=run, method="random", snapshot_dir=snapshot_dir)
     )
-    client = StoreClient(store, rank=0)
+    sampler = RoundSampler(run, rank=0, world_size=1)
+    client = sampler.recorder()
     # Two identically initialized models on identical batches do identical arithmetic, so one
     # epoch of each can alternate: load drifts then hit both sides of every ratio alike.
     plain, streaming = _Trainer(wl, data, order, device), _Trainer(wl, data, order, device)
@@ -140,6 +142,7 @@ def _measure(
     try:
         for rep in range(-WARMUP_EPOCHS, settings.reps):
             pair = [("plain", plain, None), ("streaming", streaming, client)]
+            sampler.set_epoch(rep + WARMUP_EPOCHS)  # the round the byproducts belong to
             for name, trainer, c in pair if rep % 2 == 0 else pair[::-1]:
                 seconds, cpu_seconds = trainer.epoch(rep + WARMUP_EPOCHS, c)
                 if rep >= 0:

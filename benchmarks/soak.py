@@ -1,7 +1,7 @@
 """Soak test: two writers stream into one durable store at full speed while the REST API is queried.
 
 Two writer actors (``num_cpus=1``, like Ray Train workers) stream byproduct batches the way
-``trainers.client.StoreClient`` sends them (fire-and-forget ``ingest``, at most ``--window`` calls in
+``trainers.recorder.Recorder`` sends them (fire-and-forget ``ingest``, at most ``--window`` calls in
 flight) into one store of n = 1,280,000 with a write-ahead log and a snapshot every 30 s. At the same
 time a steady, bounded query load hits the Ray Serve app on loopback. Every 10 s the store actor's
 RSS, its ingested count and the interval's query latencies are sampled. At the end the store must
@@ -42,8 +42,8 @@ from scorer_service.ray.actor import create_store  # noqa: E402
 N = 1_280_000  # an ImageNet-sized store
 WRITERS = 2
 STEP_SAMPLES = 256  # per rank and optimizer step
-BATCH = 4096  # StoreClient's default flush_samples
-WINDOW = 8  # StoreClient's default max_in_flight
+BATCH = 4096  # the Recorder's default flush_samples
+WINDOW = 8  # the Recorder's default max_in_flight
 BASE_LR = 0.1
 LR_PERIOD_STEPS = 50_000  # a cosine cycle long enough that the rate changes slowly, as in training
 SNAPSHOT_EVERY_S = 30.0
@@ -108,7 +108,7 @@ class Writer:
         duplicates = 0
         while time.time() < stop_at:
             cols = self._epoch(epoch)
-            # A batch never crosses an epoch (StoreClient flushes on a round change), so the last is short.
+            # A batch never crosses an epoch (the Recorder flushes on a round change), so the last is short.
             for a in range(0, self.shard, self.batch_size):
                 if time.time() >= stop_at:
                     break
@@ -117,7 +117,7 @@ class Writer:
                 batch |= {"round": epoch, "rank": self.rank, "writer": self.writer, "seq": seq}
                 if len(in_flight) >= window:
                     ready, in_flight = ray.wait(in_flight, num_returns=len(in_flight) - window + 1)
-                    # Surfaces a rejected batch here, as StoreClient does.
+                    # Surfaces a rejected batch here, as the Recorder does.
                     duplicates += sum(r["duplicate"] for r in ray.get(ready))
                 in_flight.append(store.ingest.remote(batch))
                 sent += b - a

@@ -48,6 +48,7 @@ class TrainConfig:
         2, "Ray Train workers (0 = local mode; MIN-MAX = elastic)", parse=parse_workers
     )
     gpu: bool = setting(False, "one GPU per worker")
+    loader_workers: int = setting(0, "DataLoader worker processes per rank")
     flush_samples: int = setting(4096, "byproducts buffered per send to the store")
     max_in_flight: int = setting(8, "sends to the store in flight per rank")
     data_params: str | None = setting(

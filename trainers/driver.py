@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from scorer_service.ray.actor import NAMESPACE, create_store
 from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.loop import train_loop_per_worker
+from trainers.run import default_snapshot_dir, new_incarnation
 
 
 def init_ray(address: str | None = None, *, quiet: bool = True) -> None:
@@ -48,15 +48,11 @@ def format_round(s: dict[str, Any], epochs: int, ingest_rate: float) -> str:
     )
 
 
-def default_snapshot_dir() -> str:
-    return os.environ.get("CURRICULUM_SNAPSHOT_DIR") or os.path.expanduser("~/.curriculum/snapshots")
-
-
 def prepare(cfg: TrainConfig) -> TrainConfig:
     """Fill in where a fresh run keeps its state: a new incarnation under the snapshot directory."""
     return cfg.replace(
         snapshot_dir=cfg.snapshot_dir or default_snapshot_dir(),
-        incarnation=cfg.incarnation or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        incarnation=cfg.incarnation if cfg.incarnation != "0" else new_incarnation(),
         storage_path=cfg.storage_path or os.path.expanduser("~/ray_results"),
     )
 
@@ -94,7 +90,8 @@ def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainC
         raise ValueError(f"run {run!r} has not finished a round yet; start it again instead")
     found: dict[int, str] = {}
     for state_file in sorted(Path(cfg.storage_path).glob(f"{run}-*/checkpoint_*/state.pt")):
-        found[torch.load(state_file, map_location="cpu", weights_only=True)["round"]] = str(state_file.parent)
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        found[state["sampler"]["round"]] = str(state_file.parent)
     if store_round not in found:
         raise ValueError(
             f"the store of run {run!r} is at the end of round {store_round}, but no model checkpoint of that "
@@ -108,6 +105,7 @@ def run_training(
     *,
     max_failures: int = 1,
     store: ray.actor.ActorHandle | None = None,
+    replace: bool = False,
     out: Callable[[str], None] = print,
     on_round: Callable[[dict[str, Any], ray.actor.ActorHandle], None] | None = None,
 ) -> dict[str, Any]:
@@ -115,7 +113,8 @@ def run_training(
 
     ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
     ``store`` is the run's store actor when the caller created it, else a fresh one is made (for a
-    resumed run, one that restores the run's incarnation from its snapshots).
+    resumed run, one that restores the run's incarnation from its snapshots); a live store of the
+    same run name is refused unless ``replace``.
     ``on_round(summary, store)`` is called in the driver once per finished round, while training
     goes on (benchmarks read score columns as the run proceeds).
     """
@@ -123,7 +122,7 @@ def run_training(
     cfg = prepare(cfg)
     data = load_dataset(cfg.dataset, cfg.seed)
     if store is None:
-        store = create_store(cfg.store_config(data.n, data.num_classes))
+        store = create_store(cfg.store_config(data.n, data.num_classes), replace=replace)
     save_config(cfg)
     out(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "

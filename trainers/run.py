@@ -1,0 +1,112 @@
+"""A run on the driver side: create or attach to a run's store, read its scores, hand out samplers."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+import ray
+
+from scorer_service.config import StoreConfig
+from scorer_service.core.state import COLUMNS
+from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store
+from trainers.endpoint import ActorEndpoint
+
+
+def default_snapshot_dir() -> str:
+    return os.environ.get("CURRICULUM_SNAPSHOT_DIR") or os.path.expanduser("~/.curriculum/snapshots")
+
+
+def new_incarnation() -> str:
+    """Tells this run from an earlier run of the same name in the same snapshot directory."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def connect(address: str | None = None) -> None:
+    """Join the Ray cluster at ``address`` (default: ``RAY_ADDRESS``, else start a local one), once."""
+    if not ray.is_initialized():
+        ray.init(address=address, namespace=NAMESPACE)
+
+
+class Run:
+    """A run's store on the cluster: its configuration, scores and rounds."""
+
+    def __init__(self, name: str) -> None:
+        connect()
+        self.name = name
+        self.endpoint = ActorEndpoint(name, get_store(name))
+
+    @property
+    def config(self) -> StoreConfig:
+        return StoreConfig(**self.endpoint.call("info")["config"])
+
+    def info(self) -> dict[str, Any]:
+        """Counters and settings: samples ingested, rounds selected and completed, ..."""
+        return self.endpoint.call("info")
+
+    def rounds(self) -> list[dict[str, Any]]:
+        """Each round: size, selector, selection time, ingested samples and recorded metrics."""
+        return self.endpoint.call("round_summaries")
+
+    def subset(self, round_: int) -> np.ndarray:
+        """Every id trained on in ``round_``."""
+        page = self.endpoint.call("round_subset", round_, 0, 2**62)
+        return np.asarray(page["ids"], dtype=np.int64)
+
+    def scores(self, columns: tuple[str, ...] = tuple(COLUMNS)) -> dict[str, np.ndarray]:
+        """Whole score columns by name (``dih``, ``last_loss``, ``seen``, ...)."""
+        return {name: self.endpoint.call("column", name) for name in columns}
+
+    def samples(self, ids: Any) -> list[dict[str, Any]]:
+        """Every score of each sample in ``ids``."""
+        return self.endpoint.call("samples", np.asarray(ids, dtype=np.int64))
+
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+        """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
+        return self.endpoint.call("top", metric, k, order)
+
+    def snapshot(self) -> int:
+        """Write a snapshot of the store now; returns its number."""
+        return self.endpoint.call("snapshot")
+
+    def delete(self) -> None:
+        """Stop the run's store (its snapshots stay on disk)."""
+        delete_store(self.name)
+
+
+def create_run(
+    name: str,
+    n: int,
+    *,
+    num_classes: int | None = None,
+    replace: bool = False,
+    **settings: Any,
+) -> Run:
+    """Create the store of a new run of ``n`` training samples and return its :class:`Run`.
+
+    ``settings`` are :class:`~scorer_service.config.StoreConfig` fields: ``epochs``, ``method``,
+    ``metric``, ``warm_start``, ``cycle_length``, the budget and diversity settings, ``seed``,
+    ``correct`` (False when the trainers send no correctness, e.g. a regression loss),
+    ``snapshot_dir`` (default ``$CURRICULUM_SNAPSHOT_DIR`` or ``~/.curriculum/snapshots``; needed to
+    resume after a failure), ... ``num_classes`` is required by methods that read the logits (DoCL).
+    A run whose store exists is refused unless ``replace`` (see :func:`attach_run`).
+    """
+    known = {f.name for f in fields(StoreConfig)} - {"n", "run", "num_classes", "incarnation"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown run settings: {', '.join(unknown)}")
+    settings.setdefault("snapshot_dir", default_snapshot_dir())
+    config = StoreConfig(run=name, incarnation=new_incarnation(), **settings).completed(n, num_classes or 0)
+    connect()
+    create_store(config, replace=replace)
+    return Run(name)
+
+
+def attach_run(name: str) -> Run:
+    """The :class:`Run` of an existing store; ``KeyError`` when there is none."""
+    connect()
+    return Run(name)

@@ -1,0 +1,120 @@
+"""The sampler: which samples this rank trains on in each round, as a ``torch.utils.data.Sampler``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainers.distributed import default_barrier, rank_and_world
+from trainers.endpoint import ActorEndpoint, Endpoint
+from trainers.recorder import Recorder
+
+
+class RoundSampler(torch.utils.data.Sampler[int]):
+    """This rank's equal, disjoint shard of each round's selection, in a seeded per-rank order.
+
+    ``run`` is a run name (its store is found on the connected Ray cluster), a :class:`~trainers.run.Run`
+    or an endpoint. Rank and world size come from Ray Train's context, ``torch.distributed`` or
+    torchrun's environment unless given; ``barrier`` defaults to ``torch.distributed.barrier``.
+
+    :meth:`set_epoch` (``round``) fetches the round's shard; the first call of a sampler starts a
+    training attempt at that round, so rank 0 first rewinds the store to the end of the round
+    before it (what a lost attempt recorded later is forgotten) and every rank waits for that.
+    :meth:`state_dict` / :meth:`load_state_dict` carry the position through the user's own
+    checkpoint; :attr:`start_round` is where a resumed loop continues.
+    """
+
+    def __init__(
+        self,
+        run: Any,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        shuffle: bool = True,
+        seed: int | None = None,
+        barrier: Callable[[], None] | None = None,
+    ) -> None:
+        if isinstance(run, str):
+            self.endpoint: Endpoint = ActorEndpoint(run)
+        else:
+            self.endpoint = getattr(run, "endpoint", run)
+        self.rank, self.world_size = rank_and_world(rank, world_size)
+        self.config: dict[str, Any] = self.endpoint.call("info")["config"]
+        self.shuffle = shuffle
+        self.seed = self.config["seed"] if seed is None else seed
+        self._barrier = barrier
+        self.start_round = 0
+        # Global optimizer steps taken so far (the next step's number); the recorder advances it.
+        self.step = 0
+        self.round: int | None = None
+        self.completed = -1
+        self.ids = np.zeros(0, dtype=np.int64)
+        self._started = False
+
+    @property
+    def run(self) -> str:
+        return self.endpoint.run
+
+    @property
+    def epochs(self) -> int:
+        """The run's number of rounds."""
+        return int(self.config["epochs"])
+
+    def barrier(self) -> None:
+        """Wait until every rank arrives."""
+        if self._barrier is None:
+            self._barrier = default_barrier(self.world_size)
+        self._barrier()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fetch this rank's shard of round ``epoch`` (rounds are the sampler's epochs)."""
+        if not self._started:
+            if self.rank == 0 and not self.endpoint.call("rewind", epoch - 1):
+                raise RuntimeError(
+                    f"the store of run {self.run!r} is ahead of round {epoch} but keeps no snapshots to "
+                    "rewind to; create the run with a snapshot_dir to resume it"
+                )
+            self.barrier()
+            self._started = True
+        self.ids = np.asarray(self.endpoint.call("subset", epoch, self.rank, self.world_size), dtype=np.int64)
+        self.round = epoch
+
+    def order(self) -> np.ndarray:
+        """The shard's positions in this round's order (seeded by seed, round and rank)."""
+        if not self.shuffle:
+            return np.arange(len(self.ids))
+        return np.random.default_rng([self.seed, self.round, self.rank]).permutation(len(self.ids))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids[self.order()].tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def positions(self, ids: Any) -> np.ndarray:
+        """Where each of ``ids`` stands in this rank's shard (rows of :meth:`parameters`)."""
+        ids = np.asarray(ids.numpy() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        sorter = np.argsort(self.ids, kind="stable")
+        return sorter[np.searchsorted(self.ids, ids, sorter=sorter)]
+
+    def parameters(self, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Instance data parameters (log sigma and its momentum) of ``ids`` (default: this shard)."""
+        return self.endpoint.call("parameters", self.ids if ids is None else ids)
+
+    def recorder(self, optimizer: torch.optim.Optimizer | None = None, **kwargs: Any) -> Recorder:
+        """The :class:`~trainers.recorder.Recorder` that streams this rank's byproducts."""
+        return Recorder(self, optimizer, **kwargs)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last completed round and the optimizer steps taken: save it with the model."""
+        return {"run": self.run, "round": self.completed, "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`: :attr:`start_round` is the round after the saved one."""
+        if state.get("run") != self.run:
+            raise ValueError(f"this state belongs to run {state.get('run')!r}, not {self.run!r}")
+        self.completed, self.step = int(state["round"]), int(state["step"])
+        self.start_round = self.completed + 1
