@@ -1,0 +1,107 @@
+"""The examples, run as a user runs them (their own process, joined to the test session's cluster)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import ray
+
+import curriculum
+from scorer_service.ray.actor import get_store
+from scorer_service.ray.serve import RayDirectory
+from scorer_service.web.app import build_app
+from tests.helpers import uvicorn_server
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    address = ray.get_runtime_context().gcs_address
+    cmd = [sys.executable, str(EXAMPLES / name), "--address", address, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def assert_rounds_consistent(run: curriculum.Run, world: int) -> int:
+    """Every round's rank shards are disjoint, equally long and cover its selection; every sample was
+    observed exactly once per round it was selected for. Returns the sample passes."""
+    info = run.info()
+    expected = np.zeros(info["n"], dtype=np.int64)
+    for r in range(info["rounds"]):
+        ids = run.subset(r)
+        shards = [run.endpoint.call("subset", r, rank, world) for rank in range(world)]
+        assert len({len(s) for s in shards}) == 1
+        assert sorted(np.concatenate(shards).tolist()) == sorted(ids.tolist())
+        expected[ids] += 1
+    np.testing.assert_array_equal(run.scores(("seen",))["seen"], expected)
+    assert info["ingested"] == expected.sum()
+    return int(expected.sum())
+
+
+def assert_queryable_over_rest(run: str) -> None:
+    with uvicorn_server(build_app(RayDirectory())) as url:
+        top = httpx.get(f"{url}/v1/runs/{run}/top", params={"metric": "dih", "k": 5}, timeout=30)
+        assert top.status_code == 200 and len(top.json()) == 5
+        one = httpx.get(f"{url}/v1/runs/{run}/samples/{top.json()[0]['id']}", timeout=30).json()
+        assert one["seen"] > 0 and one["dih"] == top.json()[0]["dih"]
+
+
+def test_the_readme_shows_the_own_loop_example_as_it_is():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert (EXAMPLES / "own_ray_train_loop.py").read_text() in blocks
+
+
+def _train_worker_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "ray::RayTrainWorker"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.mark.slow
+def test_own_ray_train_loop_survives_a_killed_worker(ray_session, tmp_path):
+    run_name = "example-own-loop"
+    killed = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if (
+                    get_store(run_name)
+                    and ray.get(get_store(run_name).info.remote())["rounds_completed"] >= 3
+                ):
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside round 3: its byproducts are partly in the store
+        pids = _train_worker_pids()
+        if pids:
+            os.kill(pids[-1], signal.SIGKILL)
+            killed.append(pids[-1])
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    proc = run_example(
+        "own_ray_train_loop.py", "--run", run_name, "--samples", "400", "--epochs", "6",
+        "--max-failures", "2", "--storage-path", str(tmp_path),
+    )  # fmt: skip
+    thread.join()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert killed, "no worker was killed"
+    run = curriculum.attach_run(run_name)
+    assert run.info()["rounds_completed"] == 6
+    passes = assert_rounds_consistent(run, world=2)
+    assert f"6 rounds, {passes} byproducts ingested" in proc.stdout
+    assert_queryable_over_rest(run_name)
+    run.delete()
