@@ -4,7 +4,8 @@ Driver side::
 
     run = curriculum.create_run("cifar-dihcl", n=len(train_set), epochs=200, method="dihcl-exp")
 
-Worker side (any Ray Train loop, or a torchrun process joined to the cluster)::
+Worker side (any Ray Train loop, a torchrun process joined to the cluster, or a trainer outside Ray
+through ``curriculum.HttpEndpoint``)::
 
     sampler = curriculum.RoundSampler("cifar-dihcl")
     loader = DataLoader(curriculum.WithIds(train_set), batch_size=256, sampler=sampler)
@@ -15,17 +16,37 @@ Worker side (any Ray Train loop, or a torchrun process joined to the cluster)::
             ...
             recorder.observe(ids, loss_per_sample, logits=logits, labels=y)
         recorder.end_round({"val_acc": acc})
+
+Names are imported on first use, so a trainer that talks HTTP never imports Ray, and Lightning is
+only needed for the Lightning callback.
 """
 
-from scorer_service.config import StoreConfig
-from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
-from scorer_service.ray.actor import RunExists
-from trainers.ids import WithIds
-from trainers.recorder import Recorder
-from trainers.run import Run, attach_run, connect, create_run
-from trainers.sampler import RoundSampler
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "InvalidBatch": "scorer_service.core.errors",
+    "InvalidQuery": "scorer_service.core.errors",
+    "NotFound": "scorer_service.core.errors",
+    "StoreConfig": "scorer_service.config",
+    "RunExists": "scorer_service.ray.actor",
+    "WithIds": "trainers.ids",
+    "Recorder": "trainers.recorder",
+    "RoundSampler": "trainers.sampler",
+    "HttpEndpoint": "trainers.http_endpoint",
+    "Run": "trainers.run",
+    "attach_run": "trainers.run",
+    "connect": "trainers.run",
+    "create_run": "trainers.run",
+    "CurriculumCallback": "trainers.lightning",
+    "CurriculumDataModule": "trainers.lightning",
+}
 __all__ = [
+    "CurriculumCallback",
+    "CurriculumDataModule",
+    "HttpEndpoint",
     "InvalidBatch",
     "InvalidQuery",
     "NotFound",
@@ -39,3 +60,26 @@ __all__ = [
     "connect",
     "create_run",
 ]
+
+if TYPE_CHECKING:
+    from scorer_service.config import StoreConfig
+    from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
+    from scorer_service.ray.actor import RunExists
+    from trainers.http_endpoint import HttpEndpoint
+    from trainers.ids import WithIds
+    from trainers.lightning import CurriculumCallback, CurriculumDataModule
+    from trainers.recorder import Recorder
+    from trainers.run import Run, attach_run, connect, create_run
+    from trainers.sampler import RoundSampler
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'curriculum' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -20,7 +20,7 @@ import curriculum
 from scorer_service.ray.actor import get_store
 from scorer_service.ray.serve import RayDirectory
 from scorer_service.web.app import build_app
-from tests.helpers import uvicorn_server
+from tests.helpers import free_ports, uvicorn_server
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -104,4 +104,65 @@ def test_own_ray_train_loop_survives_a_killed_worker(ray_session, tmp_path):
     passes = assert_rounds_consistent(run, world=2)
     assert f"6 rounds, {passes} byproducts ingested" in proc.stdout
     assert_queryable_over_rest(run_name)
+    run.delete()
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_with_two_gloo_processes(ray_session):
+    address = ray.get_runtime_context().gcs_address
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", str(free_ports(1)[0]), str(EXAMPLES / "torchrun_ddp.py"),
+        "--address", address, "--name", "example-torchrun", "--samples", "400", "--epochs", "4",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = curriculum.attach_run("example-torchrun")
+    assert run.info()["rounds_completed"] == 4
+    passes = assert_rounds_consistent(run, world=2)
+    assert f"4 rounds, {passes} byproducts ingested" in proc.stdout
+    assert_queryable_over_rest("example-torchrun")
+    run.delete()
+
+
+@pytest.mark.slow
+def test_lightning_run_resumed_from_its_checkpoint_continues_the_curriculum(ray_session, tmp_path):
+    common = ["--run", "example-lightning", "--samples", "320", "--epochs", "5", "--devices", "2",
+              "--checkpoints", str(tmp_path)]  # fmt: skip
+    crashed = run_example("lightning_callback.py", *common, "--crash-in-round", "3")
+    assert crashed.returncode != 0 and "simulated crash in round 3" in crashed.stderr
+    run = curriculum.attach_run("example-lightning")
+    assert run.info()["rounds_completed"] == 3 and run.info()["rounds"] == 4  # round 3 partly ingested
+    resumed = run_example("lightning_callback.py", *common, "--resume", str(tmp_path / "last.ckpt"))
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert [r["round"] for r in run.rounds() if r["metrics"]] == [0, 1, 2, 3, 4]
+    passes = assert_rounds_consistent(run, world=2)  # round 3's lost observations were rewound
+    assert f"5 rounds, {passes} byproducts ingested" in resumed.stdout
+    assert_queryable_over_rest("example-lightning")
+    run.delete()
+
+
+NO_RAY = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+leaked = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
+assert not leaked, f"the HTTP trainer imported {leaked[:5]}"
+print("no ray imported")
+"""
+
+
+@pytest.mark.slow
+def test_http_trainer_without_ray(ray_session):
+    run = curriculum.create_run("example-http", n=300, epochs=4, warm_start=1, cycle_length=1, correct=False)
+    with uvicorn_server(build_app(RayDirectory(), token="tok")) as url:
+        script = str(EXAMPLES / "http_trainer.py")
+        cmd = [sys.executable, "-c", NO_RAY, script, "--api", url, "--run", "example-http", "--token", "tok"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no ray imported" in proc.stdout
+    passes = assert_rounds_consistent(run, world=1)
+    assert f"4 rounds, {passes} byproducts ingested" in proc.stdout
+    assert run.info()["steps"] > 0 and run.scores(("last_correct",))["last_correct"].max() == -1
+    assert_queryable_over_rest("example-http")
     run.delete()

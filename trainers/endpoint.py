@@ -1,17 +1,15 @@
 """How trainers reach a run's store: calls that wait, and byproduct sends that do not.
 
-:class:`ActorEndpoint` calls the store actor through Ray (trainers that are Ray Train workers or
-joined the cluster as drivers). Errors the store raises arrive as the store's own exceptions
-(``InvalidBatch``, ``InvalidQuery``, ``NotFound``) with its message, not wrapped in Ray's.
+Two implementations: :class:`~trainers.ray_endpoint.ActorEndpoint` calls the store actor through
+Ray (Ray Train workers, or processes that joined the cluster as drivers);
+:class:`~trainers.http_endpoint.HttpEndpoint` calls the REST API (trainers that cannot join Ray; it
+imports no Ray). Either raises the store's own errors (``InvalidBatch``, ``InvalidQuery`` — both
+``ValueError`` — and ``NotFound``) with the store's message.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
-
-import ray
-
-from scorer_service.ray.actor import get_store
 
 
 class Endpoint(Protocol):
@@ -29,23 +27,11 @@ class Endpoint(Protocol):
         """Wait for a call from :meth:`submit`; raises the store's error."""
 
 
-class ActorEndpoint:
-    """A run's store actor, looked up by run name on the connected Ray cluster."""
+def endpoint_for(run: Any) -> Endpoint:
+    """``run`` as an endpoint: a run name (its store actor on the connected Ray cluster), an object
+    carrying an ``endpoint`` (a :class:`~trainers.run.Run`), or an endpoint itself."""
+    if isinstance(run, str):
+        from trainers.ray_endpoint import ActorEndpoint
 
-    def __init__(self, run: str, handle: ray.actor.ActorHandle | None = None) -> None:
-        self.run = run
-        self.handle = handle if handle is not None else get_store(run)
-
-    def call(self, method: str, *args: Any) -> Any:
-        return self.result(self.submit(method, *args))
-
-    def submit(self, method: str, *args: Any) -> ray.ObjectRef:
-        return getattr(self.handle, method).remote(*args)
-
-    def result(self, pending: ray.ObjectRef) -> Any:
-        try:
-            return ray.get(pending)
-        except ray.exceptions.RayTaskError as e:
-            if isinstance(e.cause, ValueError | KeyError):
-                raise e.cause from None
-            raise
+        return ActorEndpoint(run)
+    return getattr(run, "endpoint", run)

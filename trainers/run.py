@@ -14,7 +14,7 @@ import ray
 from scorer_service.config import StoreConfig
 from scorer_service.core.state import COLUMNS
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store
-from trainers.endpoint import ActorEndpoint
+from trainers.ray_endpoint import ActorEndpoint
 
 
 def default_snapshot_dir() -> str:
@@ -27,9 +27,13 @@ def new_incarnation() -> str:
 
 
 def connect(address: str | None = None) -> None:
-    """Join the Ray cluster at ``address`` (default: ``RAY_ADDRESS``, else start a local one), once."""
+    """Join the Ray cluster at ``address`` (default: ``RAY_ADDRESS``, else start a local one), once.
+
+    Processes this one starts later (Lightning's DDP workers, ...) join the same cluster.
+    """
     if not ray.is_initialized():
         ray.init(address=address, namespace=NAMESPACE)
+        os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
 
 
 class Run:

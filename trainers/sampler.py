@@ -9,15 +9,16 @@ import numpy as np
 import torch
 
 from trainers.distributed import default_barrier, rank_and_world
-from trainers.endpoint import ActorEndpoint, Endpoint
+from trainers.endpoint import Endpoint, endpoint_for
 from trainers.recorder import Recorder
 
 
 class RoundSampler(torch.utils.data.Sampler[int]):
     """This rank's equal, disjoint shard of each round's selection, in a seeded per-rank order.
 
-    ``run`` is a run name (its store is found on the connected Ray cluster), a :class:`~trainers.run.Run`
-    or an endpoint. Rank and world size come from Ray Train's context, ``torch.distributed`` or
+    ``run`` is a run name (its store is found on the connected Ray cluster), a
+    :class:`~trainers.run.Run` or an endpoint (:class:`~trainers.http_endpoint.HttpEndpoint` for
+    trainers outside Ray). Rank and world size come from Ray Train's context, ``torch.distributed`` or
     torchrun's environment unless given; ``barrier`` defaults to ``torch.distributed.barrier``.
 
     :meth:`set_epoch` (``round``) fetches the round's shard; the first call of a sampler starts a
@@ -37,10 +38,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         seed: int | None = None,
         barrier: Callable[[], None] | None = None,
     ) -> None:
-        if isinstance(run, str):
-            self.endpoint: Endpoint = ActorEndpoint(run)
-        else:
-            self.endpoint = getattr(run, "endpoint", run)
+        self.endpoint: Endpoint = endpoint_for(run)
         self.rank, self.world_size = rank_and_world(rank, world_size)
         self.config: dict[str, Any] = self.endpoint.call("info")["config"]
         self.shuffle = shuffle
@@ -72,6 +70,11 @@ class RoundSampler(torch.utils.data.Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         """Fetch this rank's shard of round ``epoch`` (rounds are the sampler's epochs)."""
         if not self._started:
+            if epoch < self.start_round:
+                raise ValueError(
+                    f"this sampler resumes at round {self.start_round}; starting at round {epoch} would "
+                    "rewind the store to before the checkpoint it was loaded from"
+                )
             if self.rank == 0 and not self.endpoint.call("rewind", epoch - 1):
                 raise RuntimeError(
                     f"the store of run {self.run!r} is ahead of round {epoch} but keeps no snapshots to "

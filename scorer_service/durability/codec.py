@@ -11,33 +11,10 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from scorer_service.core.arrow import to_numpy, to_record_batch
 from scorer_service.core.rounds import RoundRecord
 
-
-def to_record_batch(columns: dict[str, np.ndarray]) -> pa.RecordBatch:
-    """Numpy columns (1-d, or 2-d as fixed-size lists) as one Arrow record batch."""
-    arrays, names = [], []
-    for name, arr in columns.items():
-        if arr.ndim == 2:
-            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1]))
-        else:
-            arrays.append(pa.array(arr))
-        names.append(name)
-    return pa.RecordBatch.from_arrays(arrays, names=names)
-
-
-def to_numpy(batch: pa.RecordBatch | pa.Table) -> dict[str, np.ndarray]:
-    """Inverse of :func:`to_record_batch`."""
-    out = {}
-    for name, col in zip(batch.schema.names, batch.columns, strict=True):
-        if isinstance(col, pa.ChunkedArray):
-            col = col.combine_chunks()
-        if pa.types.is_fixed_size_list(col.type):
-            width = col.type.list_size
-            out[name] = col.values.to_numpy(zero_copy_only=False).reshape(-1, width).copy()
-        else:
-            out[name] = col.to_numpy(zero_copy_only=False).copy()
-    return out
+__all__ = ["rounds_from_table", "rounds_table", "to_numpy", "to_record_batch"]
 
 
 def rounds_table(rounds: dict[int, RoundRecord]) -> pa.Table:

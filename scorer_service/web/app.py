@@ -10,6 +10,7 @@ from scorer_service.web.directory import StoreDirectory
 from scorer_service.web.export import add_export
 from scorer_service.web.prometheus import add_metrics
 from scorer_service.web.routes import add_admin_routes, add_score_routes, api_token
+from scorer_service.web.trainer_routes import add_trainer_routes
 
 
 def build_app(
@@ -34,5 +35,7 @@ def build_app(
     add_dashboard(app, directory, images)
     add_metrics(app, directory)
     add_export(app, directory)
-    add_admin_routes(app, directory, token if token is not None else api_token())
+    token = token if token is not None else api_token()
+    add_admin_routes(app, directory, token)
+    add_trainer_routes(app, directory, token)
     return app

@@ -1,0 +1,147 @@
+"""Routes for trainers that cannot join the Ray cluster: the same contract as the actor, over HTTP.
+
+A trainer POSTs byproduct batches (an Arrow IPC stream, or JSON for small batches) with the same
+``(writer, seq)`` exactly-once semantics and the store's own validation and messages, GETs its
+rank's shard of a round, rewinds on a new attempt and records a round's metrics. Every route needs
+the bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from pydantic import BaseModel
+
+from scorer_service.core.arrow import from_ipc
+from scorer_service.web.auth import bearer_guard
+from scorer_service.web.directory import StoreDirectory, call_store
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+MAX_BODY_BYTES = 256 << 20
+ERRORS = {
+    400: {"description": "the store refused the request; ``detail`` says why"},
+    401: {"description": "missing or wrong bearer token"},
+    403: {"description": "no token configured: these routes are disabled"},
+    404: {"description": "unknown run or round"},
+}
+
+
+class Ingested(BaseModel):
+    applied: int
+    duplicate: bool
+
+
+class Shard(BaseModel):
+    round: int
+    rank: int
+    world_size: int
+    ids: list[int]
+
+
+class Rewound(BaseModel):
+    rewound: bool
+
+
+class Recorded(BaseModel):
+    round: int
+    recorded: bool
+
+
+def decode_byproducts(body: bytes, content_type: str) -> dict[str, np.ndarray]:
+    """A batch's columns from an Arrow IPC stream or a JSON object of lists; 4xx naming the problem."""
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}; send smaller batches")
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == ARROW_STREAM:
+        try:
+            return from_ipc(body)
+        except Exception as e:  # pyarrow raises several types for bytes that are not a stream
+            raise HTTPException(400, f"body is not an Arrow IPC stream: {str(e).splitlines()[0]}") from None
+    if kind == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            raise HTTPException(400, f"body is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, "JSON body must be an object of columns (name -> list)")
+        try:
+            return {name: np.asarray(values) for name, values in data.items()}
+        except ValueError as e:
+            raise HTTPException(400, f"JSON columns must be rectangular lists of numbers: {e}") from None
+    raise HTTPException(415, f"send {ARROW_STREAM} or application/json, not {kind or 'no content type'}")
+
+
+def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | None) -> None:
+    authorize = bearer_guard(token)
+    run_name = Path(..., min_length=1, max_length=200, description="run name")
+    body_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "array"}}},
+            },
+        }
+    }
+
+    @app.post(
+        "/v1/runs/{run}/byproducts",
+        response_model=Ingested,
+        responses={
+            **ERRORS,
+            413: {"description": "body too large"},
+            415: {"description": "unknown body type"},
+        },
+        openapi_extra=body_doc,
+    )
+    async def post_byproducts(
+        request: Request,
+        run: str = run_name,
+        round: int = Query(..., ge=0, description="round the samples were trained in"),
+        rank: int = Query(..., ge=0),
+        writer: str = Query(
+            ..., min_length=1, max_length=200, description="stable id of the sending process"
+        ),
+        seq: int = Query(..., ge=0, description="the writer's sequence number: a retried send counts once"),
+    ) -> Any:
+        """One byproduct batch (columns ``sample_id``, ``loss``, ``step``, ``lr``, optionally ``correct``,
+        sketches, ...), validated whole and applied exactly once."""
+        authorize(request)
+        columns = decode_byproducts(await request.body(), request.headers.get("content-type", ""))
+        batch = {**columns, "round": round, "rank": rank, "writer": writer, "seq": seq}
+        return await call_store(directory, run, "ingest", batch)
+
+    @app.get("/v1/runs/{run}/rounds/{round_}/shard", response_model=Shard, responses=ERRORS)
+    async def get_shard(
+        request: Request,
+        run: str = run_name,
+        round_: int = Path(..., ge=0, description="round"),
+        rank: int = Query(..., ge=0),
+        world_size: int = Query(..., ge=1, le=100_000),
+    ) -> Any:
+        """Rank ``rank``'s equal, disjoint shard of the round's selection (selected on first request)."""
+        authorize(request)
+        ids = await call_store(directory, run, "subset", round_, rank, world_size)
+        return {"round": round_, "rank": rank, "world_size": world_size, "ids": np.asarray(ids).tolist()}
+
+    @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS)
+    async def rewind(
+        request: Request,
+        run: str = run_name,
+        completed_round: int = Query(..., ge=-1, description="-1: before the first round"),
+    ) -> Any:
+        """Start a training attempt after ``completed_round``: forget what was recorded after it."""
+        authorize(request)
+        return {"rewound": bool(await call_store(directory, run, "rewind", completed_round))}
+
+    @app.post("/v1/runs/{run}/rounds/{round_}/metrics", response_model=Recorded, responses=ERRORS)
+    async def record(
+        request: Request, metrics: dict[str, float], run: str = run_name, round_: int = Path(..., ge=0)
+    ) -> Any:
+        """Record a finished round's metrics (numbers: test accuracy, train loss, ...)."""
+        authorize(request)
+        await call_store(directory, run, "record_round", round_, metrics)
+        return {"round": round_, "recorded": True}

@@ -1,0 +1,101 @@
+"""A run's store through the REST API, for trainers that cannot join the Ray cluster (no Ray import).
+
+Byproduct batches travel as Arrow IPC streams; a send whose response is lost is retried with the
+same ``(writer, seq)``, which the store counts once. Errors come back as the store's own exception
+types with its message.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+
+from scorer_service.core.arrow import to_ipc
+from scorer_service.core.errors import InvalidQuery, NotFound
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_BATCH_FIELDS = ("round", "rank", "writer", "seq")
+
+
+class HttpEndpoint:
+    """The store of run ``run`` behind the REST API at ``api`` (``token``: the API's bearer token).
+
+    Pass it to :class:`~trainers.sampler.RoundSampler` in place of a run name. ``retries`` bounds how
+    often a call is repeated after a transport error (connection refused or reset, timeout).
+    """
+
+    def __init__(
+        self, api: str, run: str, *, token: str | None = None, timeout: float = 60.0, retries: int = 5
+    ) -> None:
+        self.run, self.retries = run, retries
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=api.rstrip("/"), headers=headers, timeout=timeout)
+        self._path = f"/v1/runs/{quote(run, safe='')}"
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="curriculum-http")
+
+    def call(self, method: str, *args: Any) -> Any:
+        p = self._path
+        if method == "info":
+            return self._request("GET", p)
+        if method == "subset":
+            round_, rank, world = args
+            params = {"rank": rank, "world_size": world}
+            return np.asarray(
+                self._request("GET", f"{p}/rounds/{round_}/shard", params=params)["ids"], np.int64
+            )
+        if method == "rewind":
+            return self._request("POST", f"{p}/rewind", params={"completed_round": args[0]})["rewound"]
+        if method == "record_round":
+            return self._request("POST", f"{p}/rounds/{args[0]}/metrics", json=dict(args[1]))
+        if method == "ingest":
+            batch = args[0]
+            columns = {k: v for k, v in batch.items() if k not in _BATCH_FIELDS}
+            params = {k: batch[k] for k in _BATCH_FIELDS}
+            body = to_ipc(columns)
+            return self._request("POST", f"{p}/byproducts", params=params, content=body, ctype=ARROW_STREAM)
+        raise ValueError(f"{method!r} is not available over HTTP")
+
+    def submit(self, method: str, *args: Any) -> Future:
+        return self._pool.submit(self.call, method, *args)
+
+    def result(self, pending: Future) -> Any:
+        return pending.result()
+
+    def _request(self, verb: str, path: str, *, ctype: str | None = None, **kwargs: Any) -> Any:
+        headers = {"Content-Type": ctype} if ctype else None
+        for attempt in range(self.retries + 1):
+            try:
+                r = self.client.request(verb, path, headers=headers, **kwargs)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+                continue
+            if r.status_code < 400:
+                return r.json()
+            detail = _detail(r)
+            if r.status_code == 404:
+                raise NotFound(detail)
+            if r.status_code < 500:
+                raise InvalidQuery(detail)
+            if attempt == self.retries:
+                raise RuntimeError(f"{verb} {path}: {r.status_code} {detail}")
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.client.close()
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        detail = r.json().get("detail", r.text)
+    except ValueError:
+        return r.text.strip() or r.reason_phrase
+    return detail if isinstance(detail, str) else str(detail)
