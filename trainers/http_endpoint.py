@@ -36,7 +36,9 @@ class HttpEndpoint:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=api.rstrip("/"), headers=headers, timeout=timeout)
         self._path = f"/v1/runs/{quote(run, safe='')}"
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="curriculum-http")
+        # One thread sends byproducts, in order: the store logs each optimizer step's learning rate
+        # once and needs steps to arrive without gaps (a Ray actor keeps a caller's call order too).
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curriculum-http")
 
     def call(self, method: str, *args: Any) -> Any:
         p = self._path
@@ -61,7 +63,7 @@ class HttpEndpoint:
         raise ValueError(f"{method!r} is not available over HTTP")
 
     def submit(self, method: str, *args: Any) -> Future:
-        return self._pool.submit(self.call, method, *args)
+        return self._sender.submit(self.call, method, *args)
 
     def result(self, pending: Future) -> Any:
         return pending.result()
@@ -89,7 +91,7 @@ class HttpEndpoint:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._sender.shutdown(wait=True)
         self.client.close()
 
 
