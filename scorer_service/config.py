@@ -85,6 +85,10 @@ class StoreConfig:
     diversity_epsilon: float = setting(
         0.1, "stochastic greedy's epsilon: (n/k) ln(1/epsilon) candidates per step"
     )
+    denoise: bool = setting(False, "after warm start, likely mislabeled samples leave the candidate pool")
+    noise_threshold: float = setting(
+        0.5, "noise probability above which a sample counts as likely mislabeled"
+    )
     seed: int = setting(0, "seed of the model, the data order, the sketches and every selection")
     num_classes: int = setting(0, "classes of the labels (0: not a classification run)", cli=False)
     correct: bool = setting(True, "trainers send whether each prediction was correct (False: regression, LM)")
@@ -132,6 +136,8 @@ class StoreConfig:
             )
         if not 0.0 < self.diversity_epsilon < 1.0:
             raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")
+        if not 0.0 < self.noise_threshold < 1.0:
+            raise ValueError(f"noise_threshold must be in (0, 1), got {self.noise_threshold}")
 
     def _check_byproducts(self) -> None:
         """Refuse, at run creation, a method that needs a byproduct the trainers will not send."""
@@ -219,6 +225,7 @@ class StoreConfig:
             params=self.selector_params,
             full_pass_each_cycle=self.full_pass_each_cycle,
             block_map=block_map,
+            denoise=self.noise_threshold if self.denoise else None,
         )
 
     def journal(self) -> Journal:

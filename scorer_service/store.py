@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from scorer_service.config import StoreConfig
-from scorer_service.core import queries
+from scorer_service.core import label_noise, queries
 from scorer_service.core.dedup import AppliedSequences
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.lr_log import LearningRateLog
@@ -85,6 +85,7 @@ class HardnessStore:
             raise InvalidQuery(f"metrics must be numbers, got {bad}")
         self.journal.log({"kind": "record", "round": round_, "metrics": metrics})
         self.planner.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
+        label_noise.refit(self.ingestor.state)
         if self.journal.durable and not self.journal.replaying:
             self.snapshot(completed_round=round_)
 
@@ -162,3 +163,6 @@ class HardnessStore:
 
     def column(self, name: str) -> np.ndarray:
         return queries.column(self.ingestor.state, name)
+
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+        return queries.label_issues(self.ingestor.state, threshold, limit)

@@ -121,6 +121,11 @@ class Recorder:
                     raise ValueError("this run records correctness: pass correct=, or logits= and labels=")
                 correct = logits.argmax(1) == labels
             columns["correct"] = correct.detach()
+        # Label-issue reports name the label trained on and the model's prediction.
+        if labels is not None:
+            columns["label"] = labels.detach()
+        if logits is not None:
+            columns["predicted"] = logits.detach().argmax(1)
         if self.outputs is not None:
             if logits is None or labels is None:
                 raise ValueError("this run's method scores output changes: pass logits= and labels=")

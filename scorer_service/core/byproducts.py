@@ -39,6 +39,8 @@ OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], int, str | None]] = {
     "embedding": (("f",), 2, "embedding"),  # projection of the penultimate features
     "log_sigma": (("f",), 1, None),  # instance data parameter after this step
     "log_sigma_momentum": (("f",), 1, None),
+    "label": (("i", "u"), 1, None),  # the label trained on (for label-issue reports)
+    "predicted": (("i", "u"), 1, None),  # argmax of the logits
 }
 
 
@@ -105,6 +107,8 @@ class ByproductBatch:
                     raise InvalidBatch(f"column {name} has width {arr.shape[1]}, expected {widths[matrix]}")
             if name in OPTIONAL_COLUMNS and not np.all(np.isfinite(arr)):
                 raise InvalidBatch(f"column {name} has NaN or infinite values")
+            if arr.dtype.kind in "iu" and name in OPTIONAL_COLUMNS and np.any(arr < 0):
+                raise InvalidBatch(f"column {name} has negative values")
             cols[name] = arr
         lengths = {name: len(a) for name, a in cols.items()}
         if len(set(lengths.values())) > 1:

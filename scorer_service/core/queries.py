@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from scorer_service.core import label_noise
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.ranking import top_k
 from scorer_service.core.rounds import RoundRecord
@@ -107,6 +108,19 @@ def round_subset(rounds: Mapping[int, RoundRecord], round_: int, offset: int = 0
         "offset": offset,
         "ids": ids[offset : offset + limit].tolist(),
     }
+
+
+def label_issues(state: SampleState, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+    """The likely mislabeled samples (:func:`.label_noise.suspects`), most likely first, with their
+    noise probability, the label trained on and the model's latest prediction (-1: not sent)."""
+    if not 0.0 < threshold < 1.0:
+        raise InvalidQuery(f"threshold must be in (0, 1), got {threshold}")
+    if limit < 1:
+        raise InvalidQuery(f"limit must be >= 1, got {limit}")
+    ids = np.flatnonzero(label_noise.suspects(state, threshold))
+    pick = ids[top_k(state.noise[ids].astype(np.float64), min(limit, ids.size))]
+    cols = ("noise", "label", "predicted", "loss_mean", "seen")
+    return [{"id": int(i), **{c: _py(state.columns[c][i]) for c in cols}} for i in pick]
 
 
 def column(state: SampleState, name: str) -> np.ndarray:

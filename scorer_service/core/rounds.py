@@ -43,6 +43,8 @@ class RoundRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     # DIH distribution at selection time, so the rounds' score distributions can be compared later.
     dih_histogram: dict[str, list[float]] = field(default_factory=dict)
+    # What the selection did besides picking: samples left out as likely mislabeled, ...
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ids(self) -> np.ndarray:
@@ -61,4 +63,5 @@ class RoundRecord:
             "ingested": self.ingested,
             "metrics": dict(self.metrics),
             "dih_histogram": self.dih_histogram,
+            "details": dict(self.details),
         }

@@ -26,6 +26,12 @@ COLUMNS: dict[str, tuple[np.dtype, float]] = {
     # Data Parameters (Saxena et al., NeurIPS 2019): per-instance log temperature and its momentum.
     "log_sigma": (np.dtype(np.float32), 0.0),
     "log_sigma_momentum": (np.dtype(np.float32), 0.0),
+    # Label noise (core.label_noise): the mean loss over all observations, the probability that the
+    # label is wrong (refit at every round's end), and the label and prediction when trainers send them.
+    "loss_mean": (np.dtype(np.float32), np.nan),
+    "noise": (np.dtype(np.float32), np.nan),
+    "label": (np.dtype(np.int32), -1),
+    "predicted": (np.dtype(np.int32), -1),
 }
 
 # Columns a user may rank or histogram by; ``sigma`` is derived as exp(log_sigma).
@@ -39,6 +45,8 @@ METRICS: tuple[str, ...] = (
     "docl",
     "log_sigma",
     "sigma",
+    "loss_mean",
+    "noise",
 )
 
 
@@ -82,6 +90,14 @@ class SampleState:
     def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Every column at ``ids``."""
         return {name: col[ids] for name, col in self.columns.items()}
+
+    def take(self, ids: np.ndarray) -> SampleState:
+        """The samples ``ids`` only, as a state of their own (copies; position j is sample ids[j])."""
+        other = SampleState.__new__(SampleState)
+        other.n = len(ids)
+        other.columns = {k: v[ids] for k, v in self.columns.items()}
+        other.matrices = {k: v[ids] for k, v in self.matrices.items()}
+        return other
 
     def copy(self) -> SampleState:
         """A deep copy (tests compare before and after a rejected batch)."""

@@ -48,9 +48,12 @@ def apply_batch(
         _apply_docl(s, batch, lr_since)
     if "embedding" in batch.extra:
         s.embedding[ids] = batch.extra["embedding"]
-    for name in ("log_sigma", "log_sigma_momentum"):
+    for name in ("log_sigma", "log_sigma_momentum", "label", "predicted"):
         if name in batch.extra:
             s.columns[name][ids] = batch.extra[name]
+    # Running mean of the loss over every observation (the label-noise estimate's input).
+    mean = s.loss_mean[ids].astype(np.float64)
+    s.loss_mean[ids] = np.where(first, batch.loss, mean + (batch.loss - mean) / (s.seen[ids] + 1))
 
     if batch.correct is not None:
         flip = ~first & (batch.correct.astype(np.int8) != prev_correct)

@@ -30,6 +30,7 @@ def rounds_table(rounds: dict[int, RoundRecord]) -> pa.Table:
             "ingested": pa.array([r.ingested for r in recs], pa.int64()),
             "metrics": pa.array([json.dumps(r.metrics) for r in recs], pa.string()),
             "dih_histogram": pa.array([json.dumps(r.dih_histogram) for r in recs], pa.string()),
+            "details": pa.array([json.dumps(r.details) for r in recs], pa.string()),
             "selected": pa.array([r.selected for r in recs], pa.list_(pa.int64())),
         }
     )
@@ -49,5 +50,6 @@ def rounds_from_table(table: pa.Table) -> dict[int, RoundRecord]:
             ingested=row["ingested"],
             metrics=json.loads(row["metrics"]),
             dih_histogram=json.loads(row["dih_histogram"]),
+            details=json.loads(row.get("details") or "{}"),
         )
     return out

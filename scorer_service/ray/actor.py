@@ -15,7 +15,7 @@ _PREFIX = "hardness-store:"
 # Read-only calls a client may send to the "query" concurrency group, so a score query does not
 # wait behind queued ingests and snapshots (it may then see a batch half applied: fine for reads).
 QUERY_METHODS = frozenset(
-    {"info", "samples", "top", "histogram", "round_summaries", "round_subset", "column"}
+    {"info", "samples", "top", "histogram", "round_summaries", "round_subset", "column", "label_issues"}
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from scorer_service.core import label_noise
 from scorer_service.core.rounds import RoundRecord, shard
 from scorer_service.core.state import SampleState
 from scorer_service.selection.diversity import DiversityTerm
@@ -37,11 +38,14 @@ class RoundPlanner:
         params: dict[str, Any],
         full_pass_each_cycle: bool = False,
         block_map: Callable | None = None,
+        denoise: float | None = None,
     ) -> None:
         self.spec, self.n, self.cycles, self.budget = spec, n, cycles, budget
         self.diversity, self.seed, self.params = diversity, seed, params
         self.full_pass_each_cycle = full_pass_each_cycle
         self.block_map = block_map
+        # The noise threshold above which likely mislabeled samples leave the candidate pool (None: off).
+        self.denoise = denoise
         self.rounds: dict[int, RoundRecord] = {}
 
     def change(self, round_: int, world_size: int) -> str | None:
@@ -70,16 +74,21 @@ class RoundPlanner:
         cycle = self.cycles.selection_cycle(round_)
         rng = np.random.default_rng([self.seed, round_])
         state.importance[:] = 1.0
+        label_noise.refit(state)
+        details: dict[str, Any] = {}
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
         if cycle == 0 or (self.full_pass_each_cycle and first_of_cycle):
             selected, name, k = self._warm_order(round_, rng), "all", self.n
         else:
             k = max(world_size, self.budget.size(cycle, self.n))
-            ctx = SelectionContext(state, cycle, rng, self.params, self.diversity, self.block_map)
+            pool = self._pool(state, details)
+            view = state if pool is None else state.take(pool)
+            k = min(k, view.n)
+            ctx = SelectionContext(view, cycle, rng, self.params, self.diversity, self.block_map)
             sel = self.spec.select(ctx, k)
-            selected, name = sel.ids, self.spec.name
+            selected, name = (sel.ids if pool is None else pool[sel.ids]), self.spec.name
             if sel.importance is not None:
-                state.importance[sel.ids] = sel.importance
+                state.importance[selected] = sel.importance
             if self.diversity.enabled and not self.spec.diversifies:
                 selected = self._diversify(state, selected, cycle, rng, world_size)
                 name = f"{self.spec.name}+{self.diversity.function}"
@@ -87,8 +96,29 @@ class RoundPlanner:
         counts, edges = np.histogram(state.dih, bins=HISTOGRAM_BINS)
         hist = {"counts": counts.tolist(), "edges": edges.tolist()}
         return RoundRecord(
-            round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms, dih_histogram=hist
+            round_,
+            cycle,
+            name,
+            k,
+            np.asarray(selected, np.int64),
+            world_size,
+            ms,
+            dih_histogram=hist,
+            details=details,
         )
+
+    def _pool(self, state: SampleState, details: dict[str, Any]) -> np.ndarray | None:
+        """The candidates when denoising: every sample but the likely mislabeled ones (None: all)."""
+        if self.denoise is None:
+            return None
+        out = label_noise.suspects(state, self.denoise)
+        count = int(out.sum())
+        # Never fewer candidates than half the data: a mixture fitted to a degenerate loss spread
+        # must not starve the selector.
+        applied = 0 < count <= state.n // 2
+        details["noise_suspects"] = count
+        details["noise_excluded_share"] = count / state.n if applied else 0.0
+        return np.flatnonzero(~out) if applied else None
 
     def _diversify(
         self, state: SampleState, ids: np.ndarray, cycle: int, rng: np.random.Generator, world_size: int

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from scorer_service.web.dashboard import ImageSource, add_dashboard
 from scorer_service.web.directory import StoreDirectory
 from scorer_service.web.export import add_export
+from scorer_service.web.label_issues import add_label_issue_routes
 from scorer_service.web.prometheus import add_metrics
 from scorer_service.web.routes import add_admin_routes, add_score_routes, api_token
 from scorer_service.web.trainer_routes import add_trainer_routes
@@ -35,6 +36,7 @@ def build_app(
     add_dashboard(app, directory, images)
     add_metrics(app, directory)
     add_export(app, directory)
+    add_label_issue_routes(app, directory)
     token = token if token is not None else api_token()
     add_admin_routes(app, directory, token)
     add_trainer_routes(app, directory, token)

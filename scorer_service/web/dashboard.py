@@ -94,6 +94,7 @@ async def _run_body(directory: StoreDirectory, run: str, source: ImageSource | N
     easiest = await call_store(directory, run, "top", "dih", SAMPLES_SHOWN, "asc")
     now = await call_store(directory, run, "histogram", "dih", 20)
     rising, rising_note = await _rising(directory, run)
+    suspects = await call_store(directory, run, "label_issues", 0.5, SAMPLES_SHOWN)
     images = None
     if source is not None:
         spec = (info.get("config") or {}).get("dataset") or ""
@@ -131,7 +132,9 @@ async def _run_body(directory: StoreDirectory, run: str, source: ImageSource | N
         f"<h2>Hardest samples now (largest DIH)</h2>{_samples('hardest', hardest, 'dih', images)}"
         f"<h2>Easiest samples now (smallest DIH)</h2>{_samples('easiest', easiest, 'dih', images)}"
         f'<h2>DIH rose fastest</h2><p class="note">{esc(rising_note)}</p>'
-        f"{_samples('rising', rising, 'value', images)}</section>"
+        f"{_samples('rising', rising, 'value', images)}"
+        "<h2>Likely mislabeled (noise probability, from each sample's mean loss)</h2>"
+        f"{_samples('label-issues', suspects, 'noise', images)}</section>"
     )
     body = (
         f'{head}<main><section id="rounds"><h2>Rounds</h2><div class="row">{"".join(charts)}</div></section>'
@@ -216,7 +219,9 @@ def _samples(
         if images is not None and 0 <= i < len(images[0]):
             picture = digit_svg(images[0][i].reshape(-1))
             label = f" · label {int(images[1][i])}"
-        dih = f" (DIH {row['dih']:.4g})" if key != "dih" else ""
+        dih = f" (DIH {row['dih']:.4g})" if key != "dih" and "dih" in row else ""
+        if row.get("predicted", -1) >= 0:
+            dih += f" (predicted {row['predicted']})"
         items.append(
             f'<li class="sample" data-id="{i}" data-value="{num(v)}" title="sample {i}: {v:.6g}{dih}">'
             f"{picture}#{i}{label}<br>{v:.4g}</li>"

@@ -9,7 +9,7 @@ import time
 
 from trainers.cli.flags import add_config_flags, settings_from_args
 from trainers.cli.report import add_report_parser, cmd_report
-from trainers.cli.scores import add_query_parsers, cmd_export, cmd_scores
+from trainers.cli.scores import add_query_parsers, cmd_export, cmd_label_issues, cmd_scores
 from trainers.config import TrainConfig, default_run_name
 
 
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "serve": cmd_serve,
         "scores": cmd_scores,
+        "label-issues": cmd_label_issues,
         "export": cmd_export,
         "report": cmd_report,
     }

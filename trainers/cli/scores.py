@@ -133,14 +133,20 @@ def export(client: httpx.Client, run: str, path: Path, fmt: str | None = None) -
     return rows, size
 
 
-# ---- server side ----------------------------------------------------------------------------
+def label_issue_table(client: httpx.Client, run: str, threshold: float, limit: int) -> str:
+    """The run's likely mislabeled samples, most likely first."""
+    issues = get_json(client, run_path(run, "label-issues"), {"threshold": threshold, "limit": limit})
+    cols = ("noise", "label", "predicted", "loss_mean", "seen")
+    return format_table(
+        ["rank", "id", *cols], [[r, i["id"], *(i[c] for c in cols)] for r, i in enumerate(issues, 1)]
+    )
 
 
 # ---- command line ---------------------------------------------------------------------------
 
 
 def add_query_parsers(sub: argparse._SubParsersAction) -> None:
-    """``scores`` and ``export`` subcommands."""
+    """``scores``, ``label-issues`` and ``export`` subcommands."""
     p = sub.add_parser("scores", help="per-sample scores of a run (hardest, easiest, or one sample)")
     p.add_argument("run")
     which = p.add_mutually_exclusive_group()
@@ -148,6 +154,14 @@ def add_query_parsers(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--id", type=int, default=None, help="every score column of one sample")
     p.add_argument("--metric", default="dih", help="metric to rank by (default dih)")
     p.add_argument("--order", choices=("desc", "asc"), default="desc", help="desc: hardest first")
+    p.add_argument("--api", default=DEFAULT_API, help=f"REST API base URL (default {DEFAULT_API})")
+
+    p = sub.add_parser("label-issues", help="the run's likely mislabeled samples, most likely first")
+    p.add_argument("run")
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="noise probability above which a label is suspect"
+    )
+    p.add_argument("--limit", type=int, default=50)
     p.add_argument("--api", default=DEFAULT_API, help=f"REST API base URL (default {DEFAULT_API})")
 
     p = sub.add_parser("export", help="download a run's whole score table as Parquet or CSV")
@@ -163,6 +177,12 @@ def cmd_scores(args: argparse.Namespace) -> int:
             print(sample_table(client, args.run, args.id))
         else:
             print(top_table(client, args.run, args.metric, args.top, args.order))
+    return 0
+
+
+def cmd_label_issues(args: argparse.Namespace) -> int:
+    with api_client(args.api) as client:
+        print(label_issue_table(client, args.run, args.threshold, args.limit))
     return 0
 
 

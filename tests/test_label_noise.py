@@ -1,0 +1,89 @@
+"""Label-noise estimates from the byproducts, the label-issues report, and --denoise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.metrics import roc_auc_score
+
+from scorer_service.config import StoreConfig
+from scorer_service.core.label_noise import noise_probability
+from scorer_service.store import HardnessStore
+from scorer_service.web.app import build_app
+from scorer_service.web.directory import LocalDirectory
+from tests.helpers import batch
+
+
+def test_the_mixture_separates_a_planted_high_loss_group():
+    rng = np.random.default_rng(3)
+    noisy = rng.random(2000) < 0.3
+    loss = np.where(noisy, rng.normal(1.6, 0.3, 2000), rng.gamma(2.0, 0.1, 2000)).clip(0)
+    seen = np.ones(2000, dtype=np.int32)
+    seen[:5] = 0
+    p = noise_probability(loss.astype(np.float32), seen)
+    assert np.isnan(p[:5]).all()
+    assert roc_auc_score(noisy[5:], p[5:]) > 0.99
+    assert ((p[5:] > 0.5) == noisy[5:]).mean() > 0.97
+    assert (noise_probability(np.ones(10, np.float32), np.ones(10)) == 0).all()  # no spread, no noise
+
+
+def planted_store(denoise: bool = False) -> tuple[HardnessStore, np.ndarray]:
+    """Three rounds in which the planted ids keep a high loss and a wrong prediction."""
+    n = 200
+    noisy = np.zeros(n, dtype=bool)
+    noisy[np.random.default_rng(0).choice(n, 40, replace=False)] = True
+    s = HardnessStore(
+        StoreConfig(
+            n=n, epochs=5, run="noise", method="dihcl-greedy", warm_start=2, cycle_length=1, denoise=denoise
+        )
+    )
+    rng = np.random.default_rng(1)
+    for r in range(3):
+        ids = np.concatenate([s.subset(r, 0, 1)])
+        loss = np.where(noisy[ids], rng.uniform(1.5, 3.0, ids.size), rng.uniform(0.0, 0.4, ids.size))
+        b = batch(ids, loss, ~noisy[ids], step=r, lr=0.1, round_=r, seq=r)
+        b["label"] = (ids % 10).astype(np.int64)
+        b["predicted"] = np.where(noisy[ids], (ids + 1) % 10, ids % 10).astype(np.int64)
+        s.ingest(b)
+        s.record_round(r, {"test_accuracy": 0.5})
+    return s, noisy
+
+
+def test_label_issues_rank_the_planted_labels_first():
+    s, noisy = planted_store()
+    client = TestClient(build_app(LocalDirectory({"noise": s})))
+    issues = client.get("/v1/runs/noise/label-issues", params={"threshold": 0.5, "limit": 1000}).json()
+    flagged = np.array([i["id"] for i in issues])
+    assert set(flagged) == set(np.flatnonzero(noisy))
+    assert all(i["label"] == i["id"] % 10 and i["predicted"] == (i["id"] + 1) % 10 for i in issues)
+    noise = np.array(
+        [
+            row["noise"]
+            for row in client.get(
+                "/v1/runs/noise/samples", params={"ids": ",".join(map(str, range(200)))}
+            ).json()
+        ]
+    )
+    assert roc_auc_score(noisy, noise) >= 0.95
+    top = client.get("/v1/runs/noise/top", params={"metric": "noise", "k": 40}).json()
+    assert {t["id"] for t in top} == set(np.flatnonzero(noisy))
+    bad = client.get("/v1/runs/noise/label-issues", params={"threshold": 1.5})
+    assert bad.status_code == 422
+
+
+def test_denoise_keeps_the_planted_labels_out_of_later_subsets():
+    plain, noisy = planted_store(denoise=False)
+    cleaned, _ = planted_store(denoise=True)
+    for store in (plain, cleaned):
+        store.subset(3, 0, 1)
+    # dihcl-greedy picks the hardest: without denoise, the high-loss planted labels first of all.
+    assert noisy[plain.round_subset(3, 0, 200)["ids"]].sum() == 40
+    assert noisy[cleaned.round_subset(3, 0, 200)["ids"]].sum() == 0
+    details = cleaned.round_summaries()[3]["details"]
+    assert details == {"noise_suspects": 40, "noise_excluded_share": 0.2}
+
+
+def test_denoise_settings_are_checked():
+    with pytest.raises(ValueError, match="noise_threshold must be in"):
+        StoreConfig(n=10, noise_threshold=1.0)
