@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from trainers.datasets import NpyRows, load_dataset
+from trainers.datasets import load_dataset
 from trainers.models import build_model
+from trainers.rows import NpyRows
 
 N = 60
 
