@@ -1,11 +1,15 @@
 """What each curriculum buys at equal epochs: test accuracy, sample passes and wall time, per method
-and dataset, over seeds, and the sample passes each method needs to reach random's final accuracy.
+and dataset, over seeds, and the sample passes each method needs to reach random's final accuracy;
+with and without ``--denoise`` and the diversity term; and how well the store's label-noise
+estimate finds the corrupted labels, next to cleanlab's ``find_label_issues`` on the same data.
 
 Every run is ``trainers.driver.run_training`` with the same schedule (rounds, warm start, cycles,
 cyclic cosine learning rate) and Ray Train's local mode (``workers=0``: one process, no DDP), so
 the methods differ only in what the store selects (and, for two variants, in the loss or the
 per-layer learning rates). Test accuracy and subset size of every round come from the
-``on_round`` callback.
+``on_round`` callback; the noise estimate is the store's ``noise`` column after the last round.
+cleanlab gets out-of-sample predicted probabilities from K-fold cross-validation with the same
+model and schedule (``benchmarks.cleanlab_baseline``), its extra training counted in sample passes.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+
+from benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
 from benchmarks.report import ProgressFn, drop_store, markdown_table, mean_std, pyplot, save_figure
+from scorer_service.ray.actor import get_store
 from trainers.config import TrainConfig
+from trainers.datasets import load_dataset
 from trainers.driver import run_training
 
 
@@ -30,34 +39,53 @@ class Variant:
     metric: str = "loss"
     data_params: str | None = None
     lerac: bool = False
+    denoise: bool = False
+    diversity: str = "none"
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("random", "random"),
+    Variant("random + denoise", "random", denoise=True),
     Variant("dihcl-greedy", "dihcl-greedy"),
     Variant("dihcl-rand", "dihcl-rand"),
     Variant("dihcl-exp", "dihcl-exp"),
+    Variant("dihcl-exp + denoise", "dihcl-exp", denoise=True),
+    Variant("dihcl-exp + diversity", "dihcl-exp", diversity="feature"),
+    Variant("dihcl-exp + diversity + denoise", "dihcl-exp", diversity="feature", denoise=True),
     Variant("dihcl-beta flip", "dihcl-beta", metric="flip"),
     Variant("docl", "docl"),
+    Variant("docl + denoise", "docl", denoise=True),
     Variant("spl", "spl"),
+    Variant("spl + denoise", "spl", denoise=True),
     Variant("mcl", "mcl"),
+    Variant("mcl + denoise", "mcl", denoise=True),
     Variant("dihcl-exp + data params (joint)", "dihcl-exp", data_params="joint"),
     Variant("dihcl-exp + lerac", "dihcl-exp", lerac=True),
 )
-QUICK_VARIANTS = ("random", "dihcl-exp", "dihcl-exp + data params (joint)", "dihcl-exp + lerac")
+QUICK_VARIANTS = ("random", "dihcl-exp", "dihcl-exp + denoise", "dihcl-exp + diversity", "spl")
 
-DATASETS: tuple[tuple[str, str], ...] = (
-    ("digits", "digits"),
-    ("synthetic, 0 % noise", "synthetic:n=2000,classes=10,noise=0"),
-    ("synthetic, 20 % noise", "synthetic:n=2000,classes=10,noise=0.2"),
-    ("synthetic, 40 % noise", "synthetic:n=2000,classes=10,noise=0.4"),
+
+@dataclass(frozen=True)
+class Data:
+    name: str
+    spec: str
+    model: str = "mlp"
+
+
+DATASETS: tuple[Data, ...] = (
+    Data("digits", "digits"),
+    Data("synthetic, 0 % noise", "synthetic:n=2000,classes=10,noise=0"),
+    Data("synthetic, 20 % noise", "synthetic:n=2000,classes=10,noise=0.2"),
+    Data("synthetic, 40 % noise", "synthetic:n=2000,classes=10,noise=0.4"),
+    Data("images (CNN), 0 % noise", "images:n=2000,classes=10,noise=0", "cnn"),
+    Data("images (CNN), 40 % noise", "images:n=2000,classes=10,noise=0.4", "cnn"),
 )
 
 
 @dataclass
 class Settings:
     variants: tuple[Variant, ...]
-    datasets: tuple[tuple[str, str], ...]
+    datasets: tuple[Data, ...]
     seeds: tuple[int, ...]
     epochs: int = 30
     warm_start: int = 5
@@ -69,17 +97,23 @@ class Settings:
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(tuple(v for v in VARIANTS if v.label in QUICK_VARIANTS), DATASETS, (0,))
+        quick = tuple(v for v in VARIANTS if v.label in QUICK_VARIANTS)
+        return cls(quick, tuple(d for d in DATASETS if d.model == "mlp"), (0,), cleanlab=False)
+
+    cleanlab: bool = True
 
 
-def _one(settings: Settings, spec: str, v: Variant, seed: int, index: int, storage: str) -> dict[str, Any]:
+def _one(settings: Settings, data: Data, v: Variant, seed: int, index: int, storage: str) -> dict[str, Any]:
     cfg = TrainConfig.create(
         run=f"bench-outcomes-{index}",
-        dataset=spec,
+        dataset=data.spec,
+        model=data.model,
         method=v.method,
         metric=v.metric,
         data_params=v.data_params,
         lerac=v.lerac,
+        denoise=v.denoise,
+        diversity=v.diversity,
         epochs=settings.epochs,
         warm_start=settings.warm_start,
         cycle_length=settings.cycle_length,
@@ -95,6 +129,7 @@ def _one(settings: Settings, spec: str, v: Variant, seed: int, index: int, stora
 
     try:
         s = run_training(cfg, out=lambda _line: None, on_round=on_round)
+        noise = ray.get(get_store(cfg.run).column.remote("noise"))
     finally:
         drop_store(cfg.run)
     passes = 0
@@ -104,6 +139,7 @@ def _one(settings: Settings, spec: str, v: Variant, seed: int, index: int, stora
     return {
         "variant": v.label,
         "seed": seed,
+        "detection": detection(noise, load_dataset(data.spec, seed).noisy),
         "final_test_accuracy": s["final_test_accuracy"],
         "best_test_accuracy": s["best_test_accuracy"],
         "sample_passes": s["sample_passes"],
@@ -131,10 +167,15 @@ def summarize(runs: list[dict[str, Any]], variants: list[str]) -> list[dict[str,
         reach = [passes_to_reach(r["rounds"], target) for r in mine] if target is not None else []
         reached = [p for p in reach if p is not None]
         to_target = statistics.fmean(reached) if reached else None
+        found = [r["detection"] for r in mine if r.get("detection")]
         rows.append(
             {
                 "variant": label,
                 "seeds": len(mine),
+                "noise_auroc": statistics.fmean(d["auroc"] for d in found) if found else None,
+                "noise_precision": statistics.fmean(d["precision_at_noise_rate"] for d in found)
+                if found
+                else None,
                 "final_acc_mean": acc_mean,
                 "final_acc_std": acc_std,
                 "best_acc_mean": 100 * statistics.fmean(r["best_test_accuracy"] for r in mine),
@@ -177,17 +218,29 @@ def run(settings: Settings, out: Path, progress: ProgressFn) -> dict[str, Any]:
     storage = tempfile.mkdtemp(prefix="bench-outcomes-")
     done = 0
     try:
-        for name, spec in settings.datasets:
+        for data in settings.datasets:
             runs = []
             for v in settings.variants:
                 for seed in settings.seeds:
-                    progress("outcomes", done, total, f"{name}: {v.label} seed {seed}")
-                    runs.append(_one(settings, spec, v, seed, done, storage))
+                    progress("outcomes", done, total, f"{data.name}: {v.label} seed {seed}")
+                    runs.append(_one(settings, data, v, seed, done, storage))
                     done += 1
             rows = summarize(runs, labels)
-            datasets.append(
-                {"dataset": name, "spec": spec, "rows": rows, "verdict": verdict(rows), "runs": runs}
-            )
+            entry = {
+                "dataset": data.name,
+                "spec": data.spec,
+                "rows": rows,
+                "verdict": verdict(rows),
+                "runs": runs,
+            }
+            noisy = load_dataset(data.spec, 0).noisy
+            if settings.cleanlab and noisy is not None and noisy.any():
+                progress("outcomes", done, total, f"{data.name}: cleanlab")
+                entry["cleanlab"] = [
+                    cleanlab_detection(data.spec, data.model, seed, settings.epochs)
+                    for seed in settings.seeds
+                ]
+            datasets.append(entry)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     progress("outcomes", total, total, "done")
@@ -220,6 +273,8 @@ def table(result: dict[str, Any]) -> str:
         "passes to random's final acc",
         "reached",
         "speed-up vs random",
+        "noise AUROC",
+        "precision at noise rate",
     ]
     for d in result["datasets"]:
         rows = [
@@ -233,13 +288,23 @@ def table(result: dict[str, Any]) -> str:
                 _fmt(r["passes_to_target"], ",.0f"),
                 f"{r['reached']}/{r['seeds']}",
                 _fmt(r["speedup_vs_random"], ".2f") + ("x" if r["speedup_vs_random"] else ""),
+                _fmt(r["noise_auroc"], ".3f"),
+                _fmt(r["noise_precision"], ".3f"),
             ]
             for r in d["rows"]
         ]
+        if d.get("cleanlab"):
+            cl = d["cleanlab"]
+            extra = f"+{statistics.fmean(c['extra_sample_passes'] for c in cl):,.0f} extra"
+            auroc = f"{statistics.fmean(c['auroc'] for c in cl):.3f}"
+            precision = f"{statistics.fmean(c['precision_at_noise_rate'] for c in cl):.3f}"
+            rows.append(
+                [f"cleanlab find_label_issues ({FOLDS}-fold)", "", "", extra, *[""] * 5, auroc, precision]
+            )
         target = d["rows"][0]["target_acc"] if d["rows"] else None
         parts.append(
             f"**{d['dataset']}** (`{d['spec']}`; random's final accuracy {_fmt(target, '.2f')} %). "
-            f"{d['verdict'][0].upper()}{d['verdict'][1:]}.\n\n" + markdown_table(head, rows, "lrrrrrrrr")
+            f"{d['verdict'][0].upper()}{d['verdict'][1:]}.\n\n" + markdown_table(head, rows, "lrrrrrrrrrr")
         )
     return "\n\n".join(parts)
 

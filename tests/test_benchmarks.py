@@ -24,11 +24,12 @@ TINY = {
     ),
     "outcomes": outcomes.Settings(
         tuple(v for v in outcomes.VARIANTS if v.label in ("random", "dihcl-exp")),
-        (("tiny", "synthetic:n=200,classes=3,dim=8,noise=0.2"),),
+        (outcomes.Data("tiny", "synthetic:n=200,classes=3,dim=8,noise=0.2"),),
         seeds=(0,),
         epochs=3,
         warm_start=1,
         cycle_length=1,
+        cleanlab=False,
     ),
     "noisy": noisy.Settings(
         "synthetic:n=300,classes=3,dim=8,noise=0.4", noisy.RUNS[:1], epochs=3, warm_start=1, cycle_length=1
