@@ -26,7 +26,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
 
 from benchmarks.report import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 from trainers.config import TrainConfig  # noqa: E402
@@ -48,22 +47,41 @@ def write_images(path: Path, rows: int, chunk: int = 8192) -> int:
     return (path / "x.npy").stat().st_size
 
 
+def train_worker_rss(raylet: int) -> dict[int, int]:
+    """Resident bytes of the Ray Train worker processes that ``raylet`` started (Linux /proc): not
+    those of another Ray instance on the same machine."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                not entry.name.isdigit()
+                or int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != raylet
+            ):
+                continue
+            if b"ray::RayTrainWorker" in (entry / "cmdline").read_bytes():
+                status = (entry / "status").read_text()
+                kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+                out[int(entry.name)] = int(kib) * 1024
+        except (OSError, StopIteration):
+            continue
+    return out
+
+
 class RssPoller:
     """Peak resident memory of every Ray Train worker process while it runs."""
 
     def __init__(self, interval: float = 0.1) -> None:
+        import ray
+
         self.interval, self.peaks = interval, {}
+        self.raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            for p in psutil.process_iter(["pid", "cmdline"]):
-                try:
-                    if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or ()):
-                        self.peaks[p.pid] = max(self.peaks.get(p.pid, 0), p.memory_info().rss)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
+            for pid, rss in train_worker_rss(self.raylet).items():
+                self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
             time.sleep(self.interval)
 
     def __enter__(self) -> RssPoller:
