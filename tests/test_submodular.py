@@ -16,6 +16,7 @@ from scorer_service.submodular import (
     KNNFacilityLocation,
     Modular,
     Objective,
+    kmeans_cells,
     knn_graph,
     lazy_greedy,
     make_blocks,
@@ -197,10 +198,27 @@ def test_partition_budgets_and_blocks():
         assert b.sum() == k and (b <= sizes).all() and (b >= 0).all()
         assert np.all(np.abs(b - k * sizes / sizes.sum()) < 1)
     labels = np.array([2, 0, 2, 1, 0, 2, 2, 2])
-    blocks = make_blocks(8, 3, np.random.default_rng(0), labels)
+    # Label 2's five members sit in two places: the split of that group follows them.
+    emb = np.array([[0, 0], [5, 5], [0, 1], [9, 9], [5, 5], [0, 0], [7, 7], [7, 8]], dtype=np.float32)
+    blocks = make_blocks(emb, 3, 0, labels)
     assert sorted(np.concatenate(blocks).tolist()) == list(range(8))
     assert all(len(np.unique(labels[b])) == 1 and len(b) <= 3 for b in blocks)
-    assert len(blocks) == 4  # label 2 has 5 members: split in two
+    assert sorted(map(sorted, (b.tolist() for b in blocks))) == [[0, 2, 5], [1, 4], [3], [6, 7]]
+
+
+def test_blocks_without_labels_are_kmeans_cells_not_random():
+    rng = np.random.default_rng(21)
+    x, cluster = clustered_with_labels(rng, 4000, d=8, centres=8, spread=0.2)
+    for cap in (600, 1000, 4000):
+        blocks = kmeans_cells(x, cap, seed=3)
+        assert sorted(np.concatenate(blocks).tolist()) == list(range(4000))
+        assert max(len(b) for b in blocks) <= cap
+        # Cells never straddle two well-separated clusters (a random block would hold all eight).
+        assert all(len(np.unique(cluster[b])) == 1 for b in blocks) or cap == 4000
+        np.testing.assert_array_equal(np.concatenate(blocks), np.concatenate(kmeans_cells(x, cap, seed=3)))
+    # Points k-means cannot separate are cut into equal runs.
+    same = kmeans_cells(np.zeros((10, 3), dtype=np.float32), 4, seed=0)
+    assert [len(b) for b in same] == [4, 3, 3]
 
 
 def test_select_diverse_returns_k_unique_positions():
@@ -218,8 +236,9 @@ def test_select_diverse_returns_k_unique_positions():
                     )
                     assert out.dtype == np.int64 and out.shape == (k,)
                     assert len(np.unique(out)) == k and (out >= 0).all() and (out < m).all()
-    # Per-class shares are proportional to class sizes.
-    out = select_diverse(emb, scores, 100, partitions=labels, rng=rng)
+    # Without the merge round, per-class shares are proportional to class sizes (the merge round,
+    # on by default, moves budget to the classes where the gains are).
+    out = select_diverse(emb, scores, 100, partitions=labels, rng=rng, merge=False)
     share = np.bincount(labels[out], minlength=5)
     np.testing.assert_array_equal(share, proportional_budgets(np.bincount(labels, minlength=5), 100))
 
@@ -244,7 +263,7 @@ def test_select_diverse_balances_hardness_and_diversity():
 
 def test_select_diverse_partitions_automatically_and_is_deterministic():
     rng = np.random.default_rng(9)
-    m = 9000  # above the dense threshold: random blocks, never a 9000^2 kernel
+    m = 9000  # blocks of at most 1500: k-means cells, never a 9000^2 kernel
     emb = rng.normal(size=(m, 8)).astype(np.float32)
     scores = rng.random(m)
     a = select_diverse(emb, scores, 900, rng=np.random.default_rng(1), max_block=1500)

@@ -555,34 +555,58 @@ class FeatureBased(SetFunction):
     ``features`` must be non-negative (see :func:`nonnegative_features`); the memo is the per-feature
     sum over S, so a gain costs O(#features) and memory is O(n * #features). The sqrt gain is computed
     in float32 (relative error about 1e-6), the log gain in float64.
+
+    ``baseline`` (non-negative, one per feature) is a feature mass already covered from elsewhere:
+    ``G(S) = sum_f phi(b_f + sum_{i in S} x_if) - phi(b_f)``, still normalized, monotone and
+    submodular. A block of a partitioned selection passes what the other blocks are expected to
+    cover, so it does not spend its budget on features that the whole selection saturates anyway.
     """
 
     kind = FEATURE
 
-    def __init__(self, features: np.ndarray, *, concave: str = "sqrt") -> None:
+    def __init__(
+        self, features: np.ndarray, *, concave: str = "sqrt", baseline: np.ndarray | None = None
+    ) -> None:
         x = _as_features(features)
         if (x < 0).any():
             raise ValueError("features must be non-negative; see nonnegative_features()")
         if concave not in CONCAVE:
             raise ValueError(f"unknown concave function {concave!r}; expected one of {sorted(CONCAVE)}")
+        d = x.shape[1]
+        b = np.zeros(d) if baseline is None else np.asarray(baseline, dtype=np.float64)
+        if b.shape != (d,) or not np.isfinite(b).all() or (b < 0).any():
+            raise ValueError(f"baseline must be {d} finite non-negative values")
         self.features = x
         self.concave = concave
+        self.baseline = b
         self.n = x.shape[0]
         # The per-feature float64 sums, then the same sums and their square roots as float32
         # (2d float32 in the other d float64 slots) for the sqrt gain.
-        self.memo_size = 2 * x.shape[1]
+        self.memo_size = 2 * d
         self.data = _pack(features=x, concave=CONCAVE[concave])
         super().__init__()
+
+    def new_memo(self) -> np.ndarray:
+        memo = np.zeros(self.memo_size)
+        d = self.baseline.shape[0]
+        memo[:d] = self.baseline
+        m32 = memo[d:].view(np.float32)
+        m32[:d] = self.baseline
+        m32[d:] = np.sqrt(m32[:d])
+        return memo
 
     def _phi(self, v: np.ndarray) -> np.ndarray:
         return np.sqrt(v) if self.concave == "sqrt" else np.log1p(v)
 
+    def _value(self, sums: np.ndarray) -> float:
+        return float((self._phi(self.baseline + sums) - self._phi(self.baseline)).sum())
+
     def evaluate(self, subset: np.ndarray) -> float:
         subset = np.asarray(subset, dtype=np.int64)
-        return float(self._phi(self.features[subset].astype(np.float64).sum(axis=0)).sum())
+        return self._value(self.features[subset].astype(np.float64).sum(axis=0))
 
     def full_value(self) -> float:
-        return float(self._phi(self.features.astype(np.float64).sum(axis=0)).sum())
+        return self._value(self.features.astype(np.float64).sum(axis=0))
 
 
 class Modular(SetFunction):
