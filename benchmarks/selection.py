@@ -750,11 +750,12 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     versions = {"numpy": np.__version__, "python": platform.python_version()}
-    for mod in ("numba", "apricot", "submodlib"):
+    for mod in ("numba", "faiss", "apricot", "submodlib"):
         try:
             from importlib.metadata import version
 
-            versions[mod] = version({"apricot": "apricot-select", "submodlib": "submodlib-py"}.get(mod, mod))
+            dist = {"apricot": "apricot-select", "submodlib": "submodlib-py", "faiss": "faiss-cpu"}
+            versions[mod] = version(dist.get(mod, mod))
         except Exception:
             versions[mod] = "not installed"
     return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": os.getloadavg(), "versions": versions}
