@@ -1,6 +1,6 @@
-"""Diversity-selection benchmark: ours vs submodlib and apricot, and the ImageNet-size rows.
+"""Diversity-selection benchmark: ours vs submodlib and apricot, the store's path, and kNN indexes.
 
-    python -m benchmarks.selection [--quick] [--json PATH] [--reps N] [--timeout S]
+    python -m benchmarks.selection [--quick] [--only libraries|store|ann] [--json PATH] [--reps N]
 
 Library comparison (pure diversity G, no hardness term: neither library has a modular term), for
 n in {10k, 50k} (``--quick``: 5k), k in {n/10, n/2}, on clustered Gaussian data (d = 64, 100 centres):
@@ -22,14 +22,22 @@ up to a second. The libraries' stochastic greedy runs at epsilon 0.1 (apricot's 
 0.01, a row each (a smaller epsilon only makes a library's stochastic run slower, so its fastest
 run stays the bar).
 The objective of every returned set is recomputed independently and reported relative to our
-lazy greedy (exact greedy).
+lazy greedy (exact greedy). Plus top-k (``np.argpartition``) and weighted sampling without
+replacement (Gumbel-top-k) over 1.28M scores.
 
-ImageNet-size rows: n = 1.28M, d = 32 float16 sketches, 1000 classes, DIH-like scores; keep
-0.4 of a random candidate set of 0.5n with ``select_diverse`` (hardness + diversity, stochastic
-greedy, partitioned by class and by random blocks, the blocks on a thread pool; "class/ray": by
-class, the blocks as Ray tasks on a local Ray, as the store actor runs them when CPUs are idle,
-where "cpu s" and the peak RSS are the driver's only): time and peak RSS. Plus top-k
-(``np.argpartition``) and weighted sampling without replacement (Gumbel-top-k) over 1.28M scores.
+Store path: ``select_diverse`` as the store calls it -- float16 sketches (d = 32, 40 Gaussian
+clusters of spread 0.15 to 1.2, seed 1913, which no test uses), DIH-like scores, lam = 1 -- at
+n in {10k, 50k, 200k} (k = n/50, n/10) and at 1.28M in the store's shape (the candidates a random
+half, keeping 0.4 of them), timed end to end (sigma, k-means cells, kNN graph or kernels,
+selection), with the objective relative to one global lazy greedy on exact structures where that
+fits (dense up to 50k: a 10 GB kernel; kNN up to 200k: an exact O(m^2) graph), and the ratio
+``solve_diverse`` reports itself. At 50k also with flat scores (pure diversity), against
+apricot's fastest run on the same sketches (its input -- exact graph or scaled features -- built
+for it, and timed separately).
+
+kNN indexes: the 10-NN graph of the store-path sketches at 50k and 640k rows by our IVF cells
+(faiss k-means, exact sgemm search within each cell), faiss IVF-Flat and HNSW, hnswlib and
+pynndescent (the last two only if installed): build + search time and recall@10 on 2,000 rows.
 """
 
 from __future__ import annotations
@@ -44,10 +52,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from scorer_service.submodular import (
     OPTIMIZERS,
@@ -55,12 +63,17 @@ from scorer_service.submodular import (
     FeatureBased,
     KNNFacilityLocation,
     Objective,
+    kmeans_cells,
     knn_graph,
+    lazy_greedy,
     mean_pairwise_distance,
     nonnegative_features,
+    rescale_scores,
     select_diverse,
+    solve_diverse,
 )
-from scorer_service.submodular.functions import DENSE_KERNEL_BYTES, gaussian_kernel
+from scorer_service.submodular.functions import DENSE_KERNEL_BYTES, _block_neighbours, gaussian_kernel
+from scorer_service.submodular.neighbours import thread_map
 
 FUNCS = ("dense", "knn", "feature")
 LIBS = ("ours", "apricot", "submodlib")
@@ -183,7 +196,7 @@ def _load(func: str, folder: Path) -> dict:
 def _ours(func: str, opt: str, k: int, eps: float, data: dict, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if func == "dense" and "x" in data:
-        # The kernel would exceed the cap: select_diverse partitions into random blocks.
+        # The kernel would exceed the cap: select_diverse partitions into k-means blocks.
         x = data["x"]
         return select_diverse(x, np.zeros(x.shape[0]), k, function="fl", optimizer=opt, epsilon=eps, rng=rng)
     if func == "dense":
@@ -275,65 +288,218 @@ def worker_compare(spec: dict) -> dict:
     return {"times": times, "cpu": cpus, "rss_peak_mib": _peak_rss_mib(), "rss_base_mib": base}
 
 
-def imagenet_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+STORE_SIZES = (10_000, 50_000, 200_000, IMAGENET_N)
+STORE_SEED = 1913
+"""Seed of the store-path data; the tests use other seeds."""
+REFERENCE_MAX = {"fl": 50_000, "fl-knn": 200_000, "feature": IMAGENET_N}
+"""Largest ground set whose exact global lazy greedy is computed (dense: a 10 GB kernel at 50k;
+kNN: an exact O(m^2) graph, about a minute at 200k)."""
+
+
+def store_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float16 sketches (d = 32) in 40 Gaussian clusters of spread 0.15-1.2, and DIH-like scores."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(1000, 32)).astype(np.float32)
-    label = rng.integers(0, 1000, n)
-    emb = (centres[label] + np.float32(0.7) * rng.normal(size=(n, 32)).astype(np.float32)).astype(np.float16)
-    scores = 10 + rng.gamma(2.0, 100.0, size=n)
-    return emb, scores, label
+    centres = rng.normal(size=(40, 32)).astype(np.float32) * 2
+    spread = np.geomspace(0.15, 1.2, 40)[rng.permutation(40)].astype(np.float32)
+    label = rng.integers(0, 40, n)
+    noise = rng.normal(size=(n, 32)).astype(np.float32)
+    emb = (centres[label] + spread[label, None] * noise).astype(np.float16)
+    return emb, 10 + rng.gamma(2.0, 100.0, size=n)
 
 
-def worker_imagenet(spec: dict) -> dict:
-    emb, scores, label = imagenet_data(spec["n"], spec["seed"])
-    rng = np.random.default_rng(spec["seed"])
-    cand = np.sort(rng.choice(spec["n"], spec["n"] // 2, replace=False))
-    e, s, y = emb[cand], scores[cand], label[cand]
-    del emb, scores, label
-    k = int(0.4 * cand.shape[0])
-    parts = y if spec["parts"].startswith("class") else None
-    map_fn = None
-    if spec["parts"].endswith("/ray"):
-        # The store actor's way: blocks as Ray tasks, one per idle CPU of a local Ray.
-        from benchmarks.report import start_local_ray
-        from scorer_service.ray.block_tasks import ray_block_map
+def _reference_function(func: str, x: np.ndarray, sigma: float):
+    if func == "fl":
+        return FacilityLocation(kernel=gaussian_kernel(x, sigma))
+    if func == "fl-knn":
+        return KNNFacilityLocation(graph=knn_graph(x, N_NEIGHBORS, sigma))
+    return FeatureBased(nonnegative_features(x))
 
-        start_local_ray("selection-bench")
-        # Forced onto tasks: by default they need more idle CPUs than this node has cores.
-        map_fn = partial(ray_block_map, min_free_cpus=2)
-    select_diverse(
-        e[:5000],
-        s[:5000],
-        500,
-        function=spec["func"],
-        partitions=None if parts is None else parts[:5000],
-        map_fn=map_fn,
-    )
-    base = _rss_now_mib()
-    times, cpus = [], []
-    for rep in range(spec["reps"]):
-        c0, t0 = _cpu_s(), time.perf_counter()
-        out = select_diverse(
-            e,
-            s,
-            k,
-            function=spec["func"],
-            epsilon=spec["eps"],
-            partitions=parts,
-            rng=np.random.default_rng(rep),
-            map_fn=map_fn,
+
+def worker_store(spec: dict) -> dict:
+    """``select_diverse`` on the store's path, timed from the sketches, against one global lazy greedy."""
+    emb, scores = store_data(spec["n"], spec["seed"])
+    m = spec["m"]
+    if m < emb.shape[0]:
+        cand = np.sort(np.random.default_rng(spec["seed"] + 1).choice(emb.shape[0], m, replace=False))
+        emb, scores = emb[cand], scores[cand]
+    func, seed = spec["func"], spec["seed"]
+    select_diverse(emb[:20_000], scores[:20_000], 1000, function=func)  # compiled code, faiss
+    x = emb.astype(np.float32)
+    # select_diverse's sigma is the first draw of its rng: the reference objective uses the same.
+    sigma = mean_pairwise_distance(x, np.random.default_rng(seed))
+    g, ref_build_s = None, None
+    if spec["reference"]:
+        t0 = time.perf_counter()
+        g = _reference_function(func, x, sigma)
+        ref_build_s = time.perf_counter() - t0
+    rows = []
+    for kind in spec["scores"]:
+        sc = scores if kind == "dih" else np.ones(m)
+        for k in spec["ks"]:
+            ref = f = None
+            if g is not None:
+                f = Objective(rescale_scores(sc), g, k / g.full_value())
+                t0 = time.perf_counter()
+                ref = f.evaluate(lazy_greedy(f, k))
+                ref_s = time.perf_counter() - t0
+            for opt in spec["optimizers"]:
+                times = []
+                for _ in range(spec["reps"]):
+                    t0 = time.perf_counter()
+                    pos = select_diverse(
+                        emb, sc, k, function=func, optimizer=opt, rng=np.random.default_rng(seed)
+                    )
+                    times.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                res = solve_diverse(emb, sc, k, function=func, optimizer=opt, rng=np.random.default_rng(seed))
+                solve_s = time.perf_counter() - t0
+                assert np.array_equal(res.positions, pos)
+                row = {
+                    "n": spec["n"],
+                    "m": m,
+                    "k": k,
+                    "function": func,
+                    "scores": kind,
+                    "optimizer": opt,
+                    "times": times,
+                    "time_s": statistics.median(times),
+                    "solve_s": solve_s,
+                    "partitioning": res.partitioning,
+                    "blocks": res.blocks,
+                    "merged": res.merged,
+                    "graph": res.graph,
+                    "reported": res.relative_objective,
+                    "estimated": res.relative_objective_estimated,
+                    "load_avg": os.getloadavg()[0],
+                }
+                if ref is not None:
+                    row |= {
+                        "vs_global": f.evaluate(pos) / ref,
+                        "ref_build_s": ref_build_s,
+                        "ref_lazy_s": ref_s,
+                    }
+                rows.append(row)
+    return {"rows": rows, "rss_peak_mib": _peak_rss_mib()}
+
+
+def worker_apricot_store(spec: dict) -> dict:
+    """apricot's fastest run on the store-path data (pure diversity), its input built for it."""
+    emb, _ = store_data(spec["n"], spec["seed"])
+    x = emb.astype(np.float32)
+    sigma = mean_pairwise_distance(x, np.random.default_rng(spec["seed"]))
+    t0 = time.perf_counter()
+    if spec["func"] == "fl-knn":
+        indptr, indices, weights = knn_graph(x, N_NEIGHBORS, sigma)
+        data = {"indptr": indptr, "indices": indices, "weights": weights}
+        func = "knn"
+    else:
+        f = nonnegative_features(x)
+        lo, hi = f.min(axis=0), f.max(axis=0)
+        data = {"features": ((f - lo) / np.where(hi > lo, hi - lo, 1)).astype(np.float32)}
+        func = "feature"
+    build_s = time.perf_counter() - t0
+    _apricot(func, "lazy", 8, 0.1, _warm_inputs(func, data), 0)
+    rows = []
+    for k in spec["ks"]:
+        for opt in ("stochastic", "lazy"):
+            t0 = time.perf_counter()
+            _apricot(func, opt, k, 0.1, data, spec["seed"])
+            rows.append({"k": k, "optimizer": opt, "time_s": time.perf_counter() - t0})
+    return {"rows": rows, "build_s": build_s, "load_avg": os.getloadavg()[0]}
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [np.intersect1d(f, t).shape[0] for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(hits)) / truth.shape[1]
+
+
+def worker_ann(spec: dict) -> dict:
+    """Approximate 10-NN graphs of the store-path sketches: build + search time and recall@10.
+
+    Recall is measured on 2,000 random rows against brute force. Our IVF graph (faiss k-means
+    cells, exact search within each) is timed the same way: cells, search, no CSR.
+    """
+    emb, _ = store_data(spec["n"], spec["seed"])
+    x = emb.astype(np.float32)
+    n, kk = x.shape[0], N_NEIGHBORS
+    rng = np.random.default_rng(0)
+    probe = np.sort(rng.choice(n, 2000, replace=False))
+    d2 = np.einsum("ij,ij->i", x, x)[None, :] - 2 * (x[probe] @ x.T)
+    d2[np.arange(probe.shape[0]), probe] = np.inf
+    truth = np.argpartition(d2, kk, axis=1)[:, :kk]
+    del d2
+
+    def drop_self(found: np.ndarray) -> np.ndarray:
+        return np.array([[j for j in row if j != i][:kk] for i, row in zip(probe, found[probe], strict=True)])
+
+    rows = []
+
+    def timed(name: str, build) -> None:
+        t0 = time.perf_counter()
+        found = build()
+        rows.append(
+            {"index": name, "time_s": time.perf_counter() - t0, "recall": _recall(drop_self(found), truth)}
         )
-        times.append(time.perf_counter() - t0)
-        cpus.append(_cpu_s() - c0)
-    assert out.shape == (k,) and np.unique(out).shape == (k,)
-    return {
-        "times": times,
-        "cpu": cpus,
-        "rss_peak_mib": _peak_rss_mib(),
-        "rss_base_mib": base,
-        "m": int(cand.shape[0]),
-        "k": k,
-    }
+
+    def ours() -> np.ndarray:
+        cells = kmeans_cells(x, spec["cell"], 1)
+        out = np.zeros((n, kk + 1), dtype=np.int64)
+        with threadpool_limits(1, user_api="blas"):
+            found = thread_map(lambda c: (c, _block_neighbours(x[c], kk, 1024)[0]), cells)
+        for c, idx in found:
+            out[c, 0] = c
+            out[c, 1:] = c[idx]
+        return out
+
+    timed(f"ours: faiss k-means cells <= {spec['cell']}, exact sgemm search", ours)
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    nlist = int(np.sqrt(n))
+    for nprobe in (1, 4, 8):
+
+        def ivf(nprobe: int = nprobe) -> np.ndarray:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(x.shape[1]), x.shape[1], nlist)
+            index.train(x)
+            index.add(x)
+            index.nprobe = nprobe
+            return index.search(x, kk + 1)[1]
+
+        timed(f"faiss IndexIVFFlat nlist={nlist} nprobe={nprobe}", ivf)
+
+    def hnsw() -> np.ndarray:
+        index = faiss.IndexHNSWFlat(x.shape[1], 16)
+        index.hnsw.efConstruction = 40
+        index.add(x)
+        index.hnsw.efSearch = 32
+        return index.search(x, kk + 1)[1]
+
+    timed("faiss IndexHNSWFlat M=16 efC=40 efS=32", hnsw)
+    try:
+        import hnswlib
+
+        def hnswlib_graph() -> np.ndarray:
+            index = hnswlib.Index(space="l2", dim=x.shape[1])
+            index.init_index(max_elements=n, ef_construction=40, M=16, random_seed=1)
+            index.set_num_threads(os.cpu_count() or 1)
+            index.add_items(x)
+            index.set_ef(32)
+            return index.knn_query(x, k=kk + 1)[0].astype(np.int64)
+
+        timed("hnswlib M=16 efC=40 ef=32", hnswlib_graph)
+    except ImportError:
+        rows.append({"index": "hnswlib", "skipped": "not installed (pip install hnswlib)"})
+    try:
+        import pynndescent
+
+        pynndescent.NNDescent(x[:2000], n_neighbors=kk + 1, random_state=1).prepare()  # compile
+        timed(
+            "pynndescent n_neighbors=11",
+            lambda: pynndescent.NNDescent(x, n_neighbors=kk + 1, random_state=1).neighbor_graph[0],
+        )
+    except ImportError:
+        rows.append({"index": "pynndescent", "skipped": "not installed (pip install pynndescent)"})
+    return {"rows": rows, "n": n, "load_avg": os.getloadavg()[0]}
 
 
 def worker_primitives(spec: dict) -> dict:
@@ -356,7 +522,13 @@ def worker_primitives(spec: dict) -> dict:
     return {"rows": rows}
 
 
-WORKERS = {"compare": worker_compare, "imagenet": worker_imagenet, "primitives": worker_primitives}
+WORKERS = {
+    "compare": worker_compare,
+    "store": worker_store,
+    "apricot_store": worker_apricot_store,
+    "ann": worker_ann,
+    "primitives": worker_primitives,
+}
 
 
 def spawn(spec: dict, timeout: float) -> dict:
@@ -420,7 +592,7 @@ def compare(sizes: list[int], args: argparse.Namespace, root: Path) -> list[dict
                             row["cpu_s"] = statistics.median(res["cpu"])
                             row["objective"] = objective(func, folder, info["sigma"], np.load(out))
                             if lib == "ours" and func == "dense" and not (folder / "kernel.npy").exists():
-                                row["note"] = "partitioned (random blocks of 2048); global objective"
+                                row["note"] = "partitioned (k-means blocks, merged); global objective"
                         group.append(row)
                 ref = next((r for r in group if r["library"] == "ours" and r["optimizer"] == "lazy"), None)
                 for r in group:
@@ -456,11 +628,6 @@ HEADER = (
 )
 
 
-BIG_HEADER = (
-    f"{'n':>8} {'m':>7} {'k':>7} {'function':<8} {'blocks':<9} {'median s':>9} {'cpu s':>8} {'peak MiB':>9}"
-)
-
-
 def speedups(rows: list[dict]) -> list[dict]:
     """Ours against the fastest library run: stochastic vs any optimizer, and lazy vs lazy (exact)."""
     out = []
@@ -487,34 +654,92 @@ def speedups(rows: list[dict]) -> list[dict]:
     return out
 
 
-def imagenet(args: argparse.Namespace, n: int) -> tuple[list[dict], dict]:
-    rows = []
-    for func in ("feature", "fl-knn", "fl"):
-        for parts in ("class", "random", "class/ray"):
+STORE_HEADER = (
+    f"{'n':>8} {'m':>7} {'k':>7} {'function':<8} {'scores':<6} {'optimizer':<10} {'select s':>8} "
+    f"{'+report s':>9} {'partitioning':<16} {'merged':<6} {'graph':<5} {'vs global':>9} {'reported':>10} "
+    f"{'load':>5}"
+)
+
+
+def format_store_row(r: dict) -> str:
+    vs = f"{100 * r['vs_global']:8.2f}%" if "vs_global" in r else f"{'-':>9}"
+    rep = f"{100 * r['reported']:8.2f}%{'~' if r['estimated'] else ' '}"
+    parts = f"{r['partitioning']} x{r['blocks']}"
+    return (
+        f"{r['n']:>8} {r['m']:>7} {r['k']:>7} {r['function']:<8} {r['scores']:<6} {r['optimizer']:<10} "
+        f"{r['time_s']:>8.3f} {r['solve_s']:>9.3f} {parts:<16} {'yes' if r['merged'] else 'no':<6} "
+        f"{r['graph'] or '-':<5} {vs} {rep} {r['load_avg']:>5.1f}"
+    )
+
+
+def store_path(args: argparse.Namespace, sizes: list[int]) -> tuple[list[dict], list[dict]]:
+    """The store's call at each size, and apricot's fastest run at 50k (pure diversity)."""
+    rows, apricot_rows = [], []
+    for n in sizes:
+        m, ks = (n // 2, [int(0.4 * (n // 2))]) if n >= IMAGENET_N else (n, [n // 50, n // 10])
+        for func in ("fl", "fl-knn", "feature"):
             spec = {
-                "mode": "imagenet",
+                "mode": "store",
                 "n": n,
+                "m": m,
+                "ks": ks,
                 "func": func,
-                "parts": parts,
+                "seed": args.store_seed,
                 "reps": args.reps,
-                "eps": args.our_epsilon[0],
-                "seed": args.seed,
+                "optimizers": ["stochastic", "lazy"] if n <= 200_000 else ["stochastic"],
+                "scores": ["dih", "flat"] if n == 50_000 else ["dih"],
+                "reference": m <= REFERENCE_MAX[func],
             }
             res = spawn(spec, args.timeout)
-            row = {"n": n, "function": func, "blocks": parts, **res}
-            if "error" not in res:
-                row["time_s"] = statistics.median(res["times"])
-                row["cpu_s"] = statistics.median(res["cpu"])
-                print(
-                    f"{n:>8} {row['m']:>7} {row['k']:>7} {func:<8} {parts:<9} {row['time_s']:>9.2f} "
-                    f"{row['cpu_s']:>8.2f} {row['rss_peak_mib']:>9.0f}",
-                    flush=True,
-                )
-            else:
-                print(f"{n:>8} {func:<8} {parts:<9} {res['error']}", flush=True)
-            rows.append(row)
-    prim = spawn({"mode": "primitives", "n": n, "reps": 10, "seed": args.seed}, args.timeout)
-    return rows, prim
+            if "error" in res:
+                print(f"{n:>8} {m:>7} {func:<8} {res['error']}", flush=True)
+                continue
+            for r in res["rows"]:
+                print(format_store_row(r), flush=True)
+            if res["rows"] and "ref_build_s" in res["rows"][0]:
+                lazies = ", ".join(f"{r['ref_lazy_s']:.1f}" for r in res["rows"][:: len(spec["optimizers"])])
+                built = res["rows"][0]["ref_build_s"]
+                print(f"# reference: exact structure {built:.1f} s, lazy greedy {lazies} s")
+            rows.extend(res["rows"])
+        if n == 50_000 and skip_reason("apricot", "knn", n) is None:
+            for func in ("fl-knn", "feature"):
+                spec = {"mode": "apricot_store", "n": n, "func": func, "ks": ks, "seed": args.store_seed}
+                res = spawn(spec, args.timeout)
+                if "error" in res:
+                    print(f"# apricot {func}: {res['error']}", flush=True)
+                    continue
+                for r in res["rows"]:
+                    r |= {"n": n, "function": func, "build_s": res["build_s"], "load_avg": res["load_avg"]}
+                    print(
+                        f"# apricot {func:<8} k={r['k']:>5} {r['optimizer']:<10} {r['time_s']:7.2f} s "
+                        f"(+ {r['build_s']:.2f} s to build its input) load {r['load_avg']:.1f}",
+                        flush=True,
+                    )
+                apricot_rows.extend(res["rows"])
+    return rows, apricot_rows
+
+
+def store_speedups(rows: list[dict], apricot_rows: list[dict]) -> list[dict]:
+    """Our store-path time (pure diversity, graph included) against apricot's fastest run."""
+    out = []
+    for r in rows:
+        if r["scores"] != "flat":
+            continue
+        libs = [a for a in apricot_rows if (a["function"], a["k"]) == (r["function"], r["k"])]
+        if not libs:
+            continue
+        fastest = min(libs, key=lambda a: a["time_s"])
+        out.append(
+            {
+                "function": r["function"],
+                "k": r["k"],
+                "optimizer": r["optimizer"],
+                "apricot": fastest["optimizer"],
+                "speedup": fastest["time_s"] / r["time_s"],
+                "speedup_with_input": (fastest["time_s"] + fastest["build_s"]) / r["time_s"],
+            }
+        )
+    return out
 
 
 def machine() -> dict:
@@ -525,11 +750,12 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     versions = {"numpy": np.__version__, "python": platform.python_version()}
-    for mod in ("numba", "apricot", "submodlib"):
+    for mod in ("numba", "faiss", "apricot", "submodlib"):
         try:
             from importlib.metadata import version
 
-            versions[mod] = version({"apricot": "apricot-select", "submodlib": "submodlib-py"}.get(mod, mod))
+            dist = {"apricot": "apricot-select", "submodlib": "submodlib-py", "faiss": "faiss-cpu"}
+            versions[mod] = version(dist.get(mod, mod))
         except Exception:
             versions[mod] = "not installed"
     return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": os.getloadavg(), "versions": versions}
@@ -537,7 +763,12 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="n = 5k only, 1 rep, ImageNet rows at n = 128k")
+    ap.add_argument("--quick", action="store_true", help="n = 5k only, 1 rep, store path at n <= 128k")
+    ap.add_argument(
+        "--only",
+        choices=("libraries", "store", "ann"),
+        help="one part: the library comparison, the store path, or the kNN index measurement",
+    )
     ap.add_argument("--json", type=Path, help="also write every number here")
     ap.add_argument("--reps", type=int, help="repetitions per run (default 3, quick 1)")
     ap.add_argument("--epsilon", type=float, default=0.1, help="epsilon of the libraries' stochastic greedy")
@@ -546,13 +777,14 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         nargs="+",
         default=[0.1, 0.01],
-        help="epsilons of our stochastic greedy (one row each; the first is used for the ImageNet rows)",
+        help="epsilons of our stochastic greedy in the library comparison (one row each)",
     )
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds before a run is killed")
     ap.add_argument(
         "--rep-budget", type=float, default=60.0, help="stop repeating a run after this many seconds"
     )
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the library-comparison data")
+    ap.add_argument("--store-seed", type=int, default=STORE_SEED, help="seed of the store-path data")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -560,10 +792,35 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(WORKERS[spec["mode"]](spec)))
         return
     args.reps = args.reps or (1 if args.quick else 3)
-    sizes = [5_000] if args.quick else [10_000, 50_000]
-    big = IMAGENET_N // 10 if args.quick else IMAGENET_N
     info = machine()
     print(f"# {info['cpu']}, {info['cores']} cores, load average {info['load_avg']}; {info['versions']}")
+    payload: dict = {"machine": info}
+    if args.only in (None, "libraries"):
+        payload |= libraries(args)
+    if args.only in (None, "store"):
+        payload |= store_section(args)
+    if args.only in (None, "ann"):
+        sizes = [50_000] if args.quick else [50_000, IMAGENET_N // 2]
+        print("\n# 10-NN graph of the store-path sketches (d = 32): build + search over all rows, recall@10")
+        payload["ann"] = []
+        for n in sizes:
+            res = spawn({"mode": "ann", "n": n, "seed": args.store_seed, "cell": 2048}, args.timeout)
+            for r in res.get("rows", []):
+                extra = (
+                    r["skipped"] if "skipped" in r else f"{r['time_s']:8.2f} s  recall@10 {r['recall']:.3f}"
+                )
+                print(f"{n:>8} {r['index']:<52} {extra}  load {res['load_avg']:.1f}", flush=True)
+            if "error" in res:
+                print(f"{n:>8} {res['error']}")
+            payload["ann"].append(res)
+    info["load_avg_end"] = os.getloadavg()
+    print(f"# load average at the end: {info['load_avg_end']}")
+    if args.json:
+        args.json.write_text(json.dumps(payload, indent=1, default=float))
+
+
+def libraries(args: argparse.Namespace) -> dict:
+    sizes = [5_000] if args.quick else [10_000, 50_000]
     ours_eps = ", ".join(map(str, args.our_epsilon))
     print(
         f"# stochastic greedy epsilon: libraries {args.epsilon}, ours {ours_eps}; "
@@ -586,32 +843,43 @@ def main(argv: list[str] | None = None) -> None:
             f"{u['n']:>6} {u['k']:>6} {u['function']:<8} ours {u['ours']:<15} {u['speedup']:>8.1f}x vs "
             f"{u['fastest_library']:<26} objective {u['objective_vs_it_pct']:+.3f}% vs that run"
         )
-    print("\n# ImageNet size: keep 0.4 of a random 0.5n candidate set with select_diverse")
-    print(
-        f"# (lam = 1, stochastic greedy, epsilon {args.our_epsilon[0]}); "
-        "'peak MiB' includes the 1.28M-row data"
-    )
-    print(BIG_HEADER)
-    big_rows, prim = imagenet(args, big)
+    big = IMAGENET_N // 10 if args.quick else IMAGENET_N
+    prim = spawn({"mode": "primitives", "n": big, "reps": 10, "seed": args.seed}, args.timeout)
     print(f"\n# top-k and weighted sampling without replacement over {big} scores (median of 10)")
     for p in prim.get("rows", []):
         top, gumbel = 1e3 * p["topk_s"], 1e3 * p["gumbel_s"]
         print(f"k = {p['k']:>7}: top-k (argpartition) {top:7.1f} ms, Gumbel-top-k {gumbel:7.1f} ms")
     if "error" in prim:
         print(prim["error"])
-    info["load_avg_end"] = os.getloadavg()
-    print(f"# load average at the end: {info['load_avg_end']}")
-    if args.json:
-        payload = {
-            "machine": info,
-            "epsilon": args.epsilon,
-            "our_epsilon": args.our_epsilon,
-            "compare": rows,
-            "speedups": ups,
-            "imagenet": big_rows,
-            "primitives": prim,
-        }
-        args.json.write_text(json.dumps(payload, indent=1, default=float))
+    return {
+        "epsilon": args.epsilon,
+        "our_epsilon": args.our_epsilon,
+        "compare": rows,
+        "speedups": ups,
+        "primitives": prim,
+    }
+
+
+def store_section(args: argparse.Namespace) -> dict:
+    sizes = [10_000, 50_000, IMAGENET_N // 10] if args.quick else list(STORE_SIZES)
+    print(
+        "\n# select_diverse as the store calls it (lam = 1, epsilon 0.1), timed from the float16 sketches"
+        "\n# (sigma, k-means cells, kNN graph or kernels, selection); '+report s': solve_diverse with its"
+        "\n# relative-objective measurement. 'vs global': objective relative to one global lazy greedy on"
+        "\n# exact structures; 'reported': solve_diverse's own ratio (~ = estimated on a sample)."
+        f"\n# seed {args.store_seed}; m = n (k = n/50, n/10); at 1.28M the store's shape m = n/2, k = 0.4 m"
+    )
+    print(STORE_HEADER)
+    rows, apricot_rows = store_path(args, sizes)
+    ups = store_speedups(rows, apricot_rows)
+    if ups:
+        print("\n# store path (pure diversity, graph built) against apricot's fastest run at n = 50k")
+    for u in ups:
+        print(
+            f"{u['function']:<8} k={u['k']:>5} ours {u['optimizer']:<10} {u['speedup']:6.1f}x vs apricot "
+            f"{u['apricot']} ({u['speedup_with_input']:.1f}x counting the build of its input)"
+        )
+    return {"store": rows, "apricot_store": apricot_rows, "store_speedups": ups}
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_partitioned_selection_through_ray_tasks_equals_the_thread_pool(ray_sess
 
 
 def test_store_actor_selects_what_a_local_store_selects(ray_session):
-    # 15k candidates: dense facility location is solved in 8 random blocks of <= 2048.
+    # 15k candidates: dense facility location is solved in k-means blocks and a merge round.
     n = 30_000
     cfg = diversity_config(n, run="block-tasks", embedding_dim=8)
     rng = np.random.default_rng(2)

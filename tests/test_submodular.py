@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -16,17 +17,23 @@ from scorer_service.submodular import (
     KNNFacilityLocation,
     Modular,
     Objective,
+    build_objective,
+    kmeans_cells,
     knn_graph,
     lazy_greedy,
     make_blocks,
     mean_pairwise_distance,
     naive_greedy,
+    neighbour_graph,
     nonnegative_features,
     proportional_budgets,
+    rescale_scores,
     select_diverse,
+    solve_diverse,
     stochastic_greedy,
 )
-from scorer_service.submodular.functions import dense_gains4
+from scorer_service.submodular.functions import dense_gains4, gaussian_kernel
+from scorer_service.submodular.neighbours import graph_rows, induced_subgraph
 
 
 def clustered_with_labels(
@@ -197,10 +204,28 @@ def test_partition_budgets_and_blocks():
         assert b.sum() == k and (b <= sizes).all() and (b >= 0).all()
         assert np.all(np.abs(b - k * sizes / sizes.sum()) < 1)
     labels = np.array([2, 0, 2, 1, 0, 2, 2, 2])
-    blocks = make_blocks(8, 3, np.random.default_rng(0), labels)
+    # Label 2's five members sit in two places: the split of that group follows them.
+    emb = np.array([[0, 0], [5, 5], [0, 1], [9, 9], [5, 5], [0, 0], [7, 7], [7, 8]], dtype=np.float32)
+    blocks = make_blocks(emb, 3, 0, labels)
     assert sorted(np.concatenate(blocks).tolist()) == list(range(8))
     assert all(len(np.unique(labels[b])) == 1 and len(b) <= 3 for b in blocks)
-    assert len(blocks) == 4  # label 2 has 5 members: split in two
+    assert sorted(map(sorted, (b.tolist() for b in blocks))) == [[0, 2, 5], [1, 4], [3], [6, 7]]
+
+
+def test_blocks_without_labels_are_kmeans_cells_not_random():
+    rng = np.random.default_rng(21)
+    x, cluster = clustered_with_labels(rng, 4000, d=8, centres=8, spread=0.2)
+    for cap in (600, 1000, 4000):
+        blocks = kmeans_cells(x, cap, seed=3)
+        assert sorted(np.concatenate(blocks).tolist()) == list(range(4000))
+        assert max(len(b) for b in blocks) <= cap
+        # Fewer cells than clusters pair some up, but a cell never spreads over many of the eight
+        # well-separated clusters, as a random block would.
+        assert max(len(np.unique(cluster[b])) for b in blocks) <= (2 if cap < 4000 else 8)
+        np.testing.assert_array_equal(np.concatenate(blocks), np.concatenate(kmeans_cells(x, cap, seed=3)))
+    # Points k-means cannot separate are cut into equal runs.
+    same = kmeans_cells(np.zeros((10, 3), dtype=np.float32), 4, seed=0)
+    assert [len(b) for b in same] == [4, 3, 3]
 
 
 def test_select_diverse_returns_k_unique_positions():
@@ -218,8 +243,9 @@ def test_select_diverse_returns_k_unique_positions():
                     )
                     assert out.dtype == np.int64 and out.shape == (k,)
                     assert len(np.unique(out)) == k and (out >= 0).all() and (out < m).all()
-    # Per-class shares are proportional to class sizes.
-    out = select_diverse(emb, scores, 100, partitions=labels, rng=rng)
+    # Without the merge round, per-class shares are proportional to class sizes (the merge round,
+    # on by default, moves budget to the classes where the gains are).
+    out = select_diverse(emb, scores, 100, partitions=labels, rng=rng, merge=False)
     share = np.bincount(labels[out], minlength=5)
     np.testing.assert_array_equal(share, proportional_budgets(np.bincount(labels, minlength=5), 100))
 
@@ -244,7 +270,7 @@ def test_select_diverse_balances_hardness_and_diversity():
 
 def test_select_diverse_partitions_automatically_and_is_deterministic():
     rng = np.random.default_rng(9)
-    m = 9000  # above the dense threshold: random blocks, never a 9000^2 kernel
+    m = 9000  # blocks of at most 1500: k-means cells, never a 9000^2 kernel
     emb = rng.normal(size=(m, 8)).astype(np.float32)
     scores = rng.random(m)
     a = select_diverse(emb, scores, 900, rng=np.random.default_rng(1), max_block=1500)
@@ -281,3 +307,158 @@ def test_select_diverse_rejects_bad_input(args, kwargs, message):
 def test_dense_kernel_is_capped():
     with pytest.raises(ValueError, match="cap"):
         FacilityLocation(np.zeros((2000, 2), dtype=np.float32), max_kernel_bytes=2**20)
+
+
+def planted_clusters(
+    seed: int, m: int = 6000, d: int = 8, centres: int = 12
+) -> tuple[np.ndarray, np.ndarray]:
+    # Clusters of very different spread (0.1 to 1.0 around centres ~3 apart) and DIH-like scores.
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, d)) * 3
+    spread = np.geomspace(0.1, 1.0, centres)
+    label = rng.integers(0, centres, m)
+    x = (c[label] + spread[label, None] * rng.normal(size=(m, d))).astype(np.float32)
+    return x, 10 + rng.gamma(2.0, 100.0, m)
+
+
+@pytest.mark.parametrize("function", ["fl", "fl-knn", "feature"])
+def test_partitioned_selection_keeps_98_percent_of_the_global_solve(function):
+    x, dih = planted_clusters(31)
+    m = x.shape[0]
+    for scores in (dih, np.ones(m)):  # hardness + diversity, and diversity alone
+        for k in (300, 1500):
+            # solve_diverse's sigma is the first draw of its rng: the same objective here.
+            sigma = mean_pairwise_distance(x, np.random.default_rng(5))
+            f = build_objective(function, x, rescale_scores(scores), k, 1.0, sigma=sigma, rng=None)
+            kw = {"function": function, "optimizer": "lazy"}
+            # A budget that holds the 6000^2 kernel: one global solve.
+            whole = solve_diverse(x, scores, k, rng=np.random.default_rng(5), memory_budget_bytes=2**30, **kw)
+            assert (whole.partitioning, whole.blocks, whole.merged) == ("global", 1, False)
+            assert whole.relative_objective == 1.0 and not whole.relative_objective_estimated
+            # Blocks of at most 800; the budget still holds the reference solve's 6000^2 kernel.
+            parts = solve_diverse(
+                x, scores, k, rng=np.random.default_rng(5), max_block=800, memory_budget_bytes=2**28, **kw
+            )
+            assert parts.partitioning == "kmeans" and parts.blocks >= 8 and parts.merged
+            ratio = f.evaluate(parts.positions) / f.evaluate(whole.positions)
+            assert ratio >= 0.98, (function, k, ratio)
+            # m <= reference_size: the reported ratio is the exact one, from the same global solve.
+            assert parts.relative_objective == pytest.approx(ratio, rel=1e-9)
+            assert not parts.relative_objective_estimated
+
+
+def test_random_blocks_would_fail_the_98_percent_bar():
+    # What the test above guards against: blocks at random (here as labels, no merge round) cut
+    # the kNN graph, and the pick falls far below the global solve.
+    x, _ = planted_clusters(31)
+    m, k = x.shape[0], 300
+    flat = np.ones(m)
+    random_labels = np.random.default_rng(1).integers(0, 8, m)
+    kw = {"function": "fl-knn", "optimizer": "lazy", "rng": np.random.default_rng(5)}
+    cut = solve_diverse(x, flat, k, partitions=random_labels, merge=False, **kw)
+    assert cut.partitioning == "label" and cut.blocks == 8 and not cut.merged
+    assert cut.relative_objective < 0.9
+
+
+def test_solve_diverse_reports_an_estimate_above_the_reference_size():
+    x, dih = planted_clusters(32, m=6000)
+    kw = {"function": "fl-knn", "optimizer": "lazy", "max_block": 800}
+    est = solve_diverse(x, dih, 600, rng=np.random.default_rng(2), reference_size=2000, **kw)
+    assert est.relative_objective_estimated and 0.95 <= est.relative_objective <= 1.05
+    off = solve_diverse(x, dih, 600, rng=np.random.default_rng(2), reference_size=0, **kw)
+    assert off.relative_objective is None and not off.relative_objective_estimated
+    # The measurement runs after the pick: the positions do not depend on it.
+    np.testing.assert_array_equal(est.positions, off.positions)
+    np.testing.assert_array_equal(
+        select_diverse(x, dih, 600, rng=np.random.default_rng(2), **kw), off.positions
+    )
+    # Labels given: blocks by label.
+    labels = np.arange(6000) % 3
+    by_label = solve_diverse(x, dih, 600, function="feature", partitions=labels, rng=np.random.default_rng(0))
+    assert (by_label.partitioning, by_label.blocks, by_label.merged) == ("label", 3, True)
+    assert by_label.graph is None and est.graph == "exact"
+
+
+def test_dense_blocks_follow_the_memory_budget():
+    x, dih = planted_clusters(33, m=3000)
+    # 4 MiB for one kernel per core: blocks of at most sqrt(4 MiB / (4 B * cores)) candidates; the
+    # reference solve fits a 1024^2 kernel, under m: its ratio is an estimate.
+    budget = 4 * 2**20
+    cap = math.isqrt(budget // (4 * (os.cpu_count() or 1)))
+    res = solve_diverse(x, dih, 300, memory_budget_bytes=budget, rng=np.random.default_rng(0))
+    assert res.partitioning == "kmeans" and res.blocks >= math.ceil(3000 / cap)
+    assert res.merged and res.relative_objective >= 0.98 and res.relative_objective_estimated
+    # Too little memory for the merge round to score the union against 1024 ground elements.
+    tight = solve_diverse(x, dih, 300, memory_budget_bytes=2**20, rng=np.random.default_rng(0))
+    assert tight.blocks > res.blocks and not tight.merged
+    roomy = solve_diverse(x, dih, 300, memory_budget_bytes=2**28, rng=np.random.default_rng(0))
+    assert roomy.partitioning == "global" and roomy.relative_objective == 1.0
+
+
+def test_ivf_graph_is_exact_within_its_cells():
+    x, _ = planted_clusters(34, m=3000)
+    graph, cells = neighbour_graph(x, 5, 2.0, seed=1, exact_max=1000, cell_size=700)
+    assert cells is not None and max(len(c) for c in cells) <= 700
+    assert sorted(np.concatenate(cells).tolist()) == list(range(3000))
+    indptr, indices, _ = graph
+    cell_of = np.empty(3000, dtype=np.int64)
+    for i, c in enumerate(cells):
+        cell_of[c] = i
+    rows = np.repeat(np.arange(3000), np.diff(indptr))
+    np.testing.assert_array_equal(cell_of[rows], cell_of[indices])  # no edge leaves its cell
+    for c in cells[:3]:
+        _, nbrs = NearestNeighbors(n_neighbors=6).fit(x[c]).kneighbors(x[c])
+        for i, e in enumerate(c):
+            assert set(c[nbrs[i, 1:]].tolist()) <= set(indices[indptr[e] : indptr[e + 1]].tolist())
+    exact, none = neighbour_graph(x, 5, 2.0, seed=1)
+    assert none is None
+    np.testing.assert_array_equal(exact[0], knn_graph(x, 5, 2.0)[0])
+
+
+def test_subgraphs_and_rectangular_functions_match_their_definitions():
+    rng = np.random.default_rng(35)
+    x = clustered(rng, 200, d=4)
+    graph = knn_graph(x, 4, 1.5)
+    dense = np.zeros((200, 200))
+    dense[np.repeat(np.arange(200), np.diff(graph[0])), graph[1]] = graph[2]
+    nodes = np.sort(rng.choice(200, 60, replace=False))
+    ip, ix, w = induced_subgraph(graph, nodes)
+    sub = np.zeros((60, 60))
+    sub[np.repeat(np.arange(60), np.diff(ip)), ix] = w
+    np.testing.assert_array_equal(sub, dense[np.ix_(nodes, nodes)])
+    rows = KNNFacilityLocation(graph=graph_rows(graph, nodes), n_ground=200)
+    s = np.array([3, 17, 40])
+    assert rows.evaluate(s) == pytest.approx(dense[nodes[s]].max(axis=0).sum(), rel=1e-6)
+    want = [rows.evaluate(np.append(s, e)) - rows.evaluate(s) for e in (0, 5, 59)]
+    for e in s:
+        rows.add(e)
+    np.testing.assert_allclose(rows.gains(np.array([0, 5, 59])), want, rtol=1e-6)
+    # Dense facility location on a candidates x ground-set kernel.
+    kernel = gaussian_kernel(x[nodes], 1.5, x)
+    np.testing.assert_allclose(kernel, np.exp(-((x[nodes, None] - x[None]) ** 2).sum(-1) / 4.5), atol=1e-5)
+    fl = FacilityLocation(kernel=kernel)
+    assert (fl.n, fl.memo_size) == (60, 200)
+    want = [fl.evaluate(np.append(s, e)) - fl.evaluate(s) for e in (0, 5, 59)]
+    for e in s:
+        fl.add(e)
+    np.testing.assert_allclose(fl.gains(np.array([0, 5, 59])), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("concave", ["sqrt", "log"])
+def test_feature_baseline_is_covered_mass(concave):
+    rng = np.random.default_rng(36)
+    feats = nonnegative_features(clustered(rng, 50, d=4))
+    base = feats[:20].sum(axis=0, dtype=np.float64)
+    g = FeatureBased(feats[20:], concave=concave, baseline=base)
+    whole = FeatureBased(feats, concave=concave)
+    s = np.array([1, 7, 12])
+    # G_b(S) = G(S + the baseline's elements) - G(the baseline's elements).
+    assert g.evaluate(s) == pytest.approx(
+        whole.evaluate(np.r_[np.arange(20), s + 20]) - whole.evaluate(np.arange(20))
+    )
+    want = [g.evaluate(np.append(s, e)) - g.evaluate(s) for e in (0, 3, 29)]
+    for e in s:
+        g.add(e)
+    np.testing.assert_allclose(g.gains(np.array([0, 3, 29])), want, rtol=2e-6)
+    with pytest.raises(ValueError, match="baseline"):
+        FeatureBased(feats, baseline=-base)

@@ -1,22 +1,26 @@
 """Submodular diversity selection: keep k candidates maximizing ``sum(hardness) + lambda * G(S)``.
 
 DIHCL Eq. 3 (Zhou, Wang & Bilmes, NeurIPS 2020), DoCL Eq. 15 and MCL's "hard and diverse" subsets,
-solved by stochastic greedy (Mirzasoleiman et al., AAAI 2015) or exact lazy greedy. Pure numpy and
-numba: no Ray here. Partitions run on a thread pool unless the caller passes another ``map_fn``.
+solved by stochastic greedy (Mirzasoleiman et al., AAAI 2015) or exact lazy greedy. Pure numpy,
+numba and faiss: no Ray here. Partitions run on a thread pool unless the caller passes another
+``map_fn``.
 
 * ``functions`` -- set functions with memoized gains (dense and kNN facility location, feature-based)
 * ``optimizers`` -- naive, lazy and stochastic greedy
-* ``partition`` -- blocks by label or at random, proportional budgets, optional GreeDi merge round
-* ``diverse`` -- :func:`select_diverse`, the entry point the store calls
+* ``neighbours`` -- faiss k-means cells and the approximate (IVF) kNN graph built on them
+* ``partition`` -- blocks by label or k-means cell, proportional budgets, GreeDi merge round
+* ``diverse`` -- :func:`solve_diverse` (pick and report) and :func:`select_diverse` (the pick alone)
 """
 
 from __future__ import annotations
 
 from scorer_service.submodular.diverse import (
-    BLOCK_SIZE,
-    PARTITION_ABOVE,
+    MEMORY_BUDGET_BYTES,
+    REFERENCE_SIZE,
+    DiverseResult,
     rescale_scores,
     select_diverse,
+    solve_diverse,
 )
 from scorer_service.submodular.functions import (
     FUNCTIONS,
@@ -30,6 +34,7 @@ from scorer_service.submodular.functions import (
     mean_pairwise_distance,
     nonnegative_features,
 )
+from scorer_service.submodular.neighbours import kmeans_cells, neighbour_graph
 from scorer_service.submodular.optimizers import (
     OPTIMIZERS,
     lazy_greedy,
@@ -38,7 +43,9 @@ from scorer_service.submodular.optimizers import (
 )
 from scorer_service.submodular.partition import (
     BlockProblem,
+    GroundSet,
     MapFn,
+    build_ground_set,
     build_objective,
     make_blocks,
     partitioned_select,
@@ -47,29 +54,35 @@ from scorer_service.submodular.partition import (
 )
 
 __all__ = [
-    "BLOCK_SIZE",
     "BlockProblem",
+    "DiverseResult",
     "FUNCTIONS",
+    "MEMORY_BUDGET_BYTES",
     "OPTIMIZERS",
-    "PARTITION_ABOVE",
+    "REFERENCE_SIZE",
     "FacilityLocation",
-    "MapFn",
     "FeatureBased",
+    "GroundSet",
     "KNNFacilityLocation",
+    "MapFn",
     "Modular",
     "Objective",
     "SetFunction",
+    "build_ground_set",
     "build_objective",
+    "kmeans_cells",
     "knn_graph",
     "lazy_greedy",
     "make_blocks",
     "mean_pairwise_distance",
     "naive_greedy",
+    "neighbour_graph",
     "nonnegative_features",
     "partitioned_select",
     "proportional_budgets",
     "rescale_scores",
     "select_diverse",
     "solve_block",
+    "solve_diverse",
     "stochastic_greedy",
 ]

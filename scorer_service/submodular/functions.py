@@ -26,6 +26,7 @@ value from scratch with independent numpy code; the tests hold the memoized gain
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 import numba as nb
 import numpy as np
@@ -199,24 +200,30 @@ def mean_pairwise_distance(x: np.ndarray, rng: np.random.Generator, n_pairs: int
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def _neg_scaled_sq_dist(dots: np.ndarray, sqn: np.ndarray, inv: float) -> None:
-    # In place: <x_i, x_j> -> -max(||x_i - x_j||^2, 0) / (2 sigma^2), one pass instead of five numpy ones.
+def _neg_scaled_sq_dist(dots: np.ndarray, sqn_rows: np.ndarray, sqn_cols: np.ndarray, inv: float) -> None:
+    # In place: <x_i, y_j> -> -max(||x_i - y_j||^2, 0) / (2 sigma^2), one pass instead of five numpy ones.
     for i in range(dots.shape[0]):
-        si = sqn[i]
+        si = sqn_rows[i]
         row = dots[i]
         for j in range(row.shape[0]):
-            row[j] = -max(si + sqn[j] - np.float32(2.0) * row[j], np.float32(0.0)) * inv
+            row[j] = -max(si + sqn_cols[j] - np.float32(2.0) * row[j], np.float32(0.0)) * inv
 
 
-def gaussian_kernel(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Dense ``exp(-||x_i - x_j||^2 / (2 sigma^2))`` in float32, built in place (no n^2 temporaries)."""
+def gaussian_kernel(x: np.ndarray, sigma: float, y: np.ndarray | None = None) -> np.ndarray:
+    """Dense ``exp(-||x_i - y_j||^2 / (2 sigma^2))`` in float32, built in place (no n^2 temporaries).
+
+    ``y`` defaults to ``x`` (a square kernel with an exact unit diagonal).
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
-    sqn = np.einsum("ij,ij->i", x, x)
-    # A contiguous transpose: sgemm on the x.T view takes a path several times slower.
-    k = x @ np.ascontiguousarray(x.T)
-    _neg_scaled_sq_dist(k, sqn, np.float32(0.5 / sigma**2))
+    yy = x if y is None else np.ascontiguousarray(y, dtype=np.float32)
+    sqn_x = np.einsum("ij,ij->i", x, x)
+    sqn_y = sqn_x if y is None else np.einsum("ij,ij->i", yy, yy)
+    # A contiguous transpose: sgemm on the y.T view takes a path several times slower.
+    k = x @ np.ascontiguousarray(yy.T)
+    _neg_scaled_sq_dist(k, sqn_x, sqn_y, np.float32(0.5 / sigma**2))
     np.exp(k, out=k)
-    np.fill_diagonal(k, 1.0)
+    if y is None:
+        np.fill_diagonal(k, 1.0)
     return k
 
 
@@ -270,6 +277,10 @@ class FacilityLocation(SetFunction):
     mean pairwise distance (:func:`mean_pairwise_distance`) unless given. The memo is the coverage
     ``c_j = max_{i in S} w_ij``. The float32 kernel is n^2 * 4 bytes, so ground sets with a kernel
     over ``max_kernel_bytes`` are refused: split them with ``partition.partitioned_select``.
+
+    A precomputed ``kernel`` may be rectangular, candidates x ground set: ``w_ij`` between candidate
+    i and ground element j, so candidates are chosen to cover another set (a merge round's union
+    covering the whole ground set).
     """
 
     kind = FL_DENSE
@@ -298,11 +309,11 @@ class FacilityLocation(SetFunction):
             kernel = gaussian_kernel(x, sigma)
         else:
             kernel = np.ascontiguousarray(kernel, dtype=np.float32)
-            if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
-                raise ValueError(f"kernel must be square, got shape {kernel.shape}")
+            if kernel.ndim != 2:
+                raise ValueError(f"kernel must be 2-d, got shape {kernel.shape}")
         self.sigma = sigma
         self.kernel = kernel
-        self.n = self.memo_size = kernel.shape[0]
+        self.n, self.memo_size = kernel.shape
         self.data = _pack(kernel=kernel)
         super().__init__()
 
@@ -313,7 +324,8 @@ class FacilityLocation(SetFunction):
         return float(self.kernel[subset].max(axis=0).astype(np.float64).sum())
 
     def full_value(self) -> float:
-        return float(self.n) if np.all(np.diagonal(self.kernel) == 1.0) else super().full_value()
+        square = self.n == self.memo_size
+        return float(self.n) if square and np.all(np.diagonal(self.kernel) == 1.0) else super().full_value()
 
 
 @nb.njit(cache=True, nogil=True)
@@ -429,11 +441,13 @@ def knn_graph(
     *,
     blocks: list[np.ndarray] | None = None,
     tile: int = 1024,
+    map_fn: Callable[[Callable, Iterable], Iterable] = map,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetrised kNN graph with Gaussian weights and unit self-loops, as CSR arrays.
 
     Within each block (default: one block, the whole set) the ``n_neighbors`` nearest neighbours are
-    exact, found from ``tile x tile`` sgemm tiles (memory O(tile^2 + n * n_neighbors), never n^2).
+    exact, found from ``tile x tile`` sgemm tiles (memory O(tile^2 + n * n_neighbors), never n^2);
+    blocks are searched through ``map_fn`` (e.g. a thread pool).
     An edge is kept if either end has the other among its neighbours (union), with weight
     ``exp(-d^2 / (2 sigma^2))``. Returns ``(indptr int64, indices int32, weights float32)`` with each
     row's columns sorted.
@@ -443,19 +457,17 @@ def knn_graph(
     if blocks is None:
         blocks = [np.arange(n)]
     inv = np.float32(0.5 / sigma**2)
-    srcs, dsts, ws = (
-        [np.zeros(0, dtype=np.int64)],
-        [np.zeros(0, dtype=np.int64)],
-        [np.zeros(0, dtype=np.float32)],
-    )
-    for block in blocks:
+    blocks = [b for b in blocks if b.shape[0] > 1]
+
+    def search(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         kk = min(n_neighbors, block.shape[0] - 1)
-        if kk <= 0:
-            continue
         idx, d2 = _block_neighbours(x[block], kk, tile)
-        srcs.append(np.repeat(block, kk))
-        dsts.append(block[idx.ravel()])
-        ws.append(np.exp(-d2 * inv).ravel())
+        return np.repeat(block, kk), block[idx.ravel()], np.exp(-d2 * inv).ravel()
+
+    found = list(map_fn(search, blocks))
+    srcs = [np.zeros(0, dtype=np.int64), *(f[0] for f in found)]
+    dsts = [np.zeros(0, dtype=np.int64), *(f[1] for f in found)]
+    ws = [np.zeros(0, dtype=np.float32), *(f[2] for f in found)]
     return _symmetric_csr(n, np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ws))
 
 
@@ -465,7 +477,9 @@ class KNNFacilityLocation(SetFunction):
     ``G(S) = sum_j max_{i in S} w_ij`` where ``w_ij`` is the Gaussian kernel on the edges of the
     symmetrised ``n_neighbors``-NN graph (:func:`knn_graph`, exact within each of ``blocks``) and
     ``w_ii = 1``; absent edges count 0. A gain costs O(degree). A prebuilt graph can be passed as
-    ``graph=(indptr, indices, weights)``; it must contain the unit self-loops.
+    ``graph=(indptr, indices, weights)``; it must contain the unit self-loops. With ``n_ground`` its
+    rows are the candidates and its columns index a ground set of that size (a merge round's union
+    covering the whole graph).
     """
 
     kind = FL_SPARSE
@@ -479,6 +493,7 @@ class KNNFacilityLocation(SetFunction):
         rng: np.random.Generator | None = None,
         blocks: list[np.ndarray] | None = None,
         graph: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        n_ground: int | None = None,
     ) -> None:
         if graph is None:
             if embeddings is None:
@@ -492,13 +507,14 @@ class KNNFacilityLocation(SetFunction):
         self.indices = np.ascontiguousarray(indices, dtype=np.int32)
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
         self.sigma = sigma
-        self.n = self.memo_size = self.indptr.shape[0] - 1
+        self.n = self.indptr.shape[0] - 1
+        self.memo_size = self.n if n_ground is None else int(n_ground)
         self.data = _pack(indptr=self.indptr, indices=self.indices, weights=self.weights)
         super().__init__()
 
     def evaluate(self, subset: np.ndarray) -> float:
         subset = np.asarray(subset, dtype=np.int64)
-        cover = np.zeros(self.n, dtype=np.float32)
+        cover = np.zeros(self.memo_size, dtype=np.float32)
         if subset.size:
             counts = self.indptr[subset + 1] - self.indptr[subset]
             pos = np.repeat(self.indptr[subset] - np.cumsum(counts) + counts, counts) + np.arange(
@@ -511,18 +527,24 @@ class KNNFacilityLocation(SetFunction):
         return self.evaluate(np.arange(self.n))
 
 
-def nonnegative_features(embeddings: np.ndarray) -> np.ndarray:
+def feature_scale(embeddings: np.ndarray) -> float:
+    """The mean absolute coordinate, by which :func:`nonnegative_features` divides (1 if all zero)."""
+    scale = float(np.abs(_as_features(embeddings)).mean(dtype=np.float64))
+    return scale if scale > 0.0 else 1.0
+
+
+def nonnegative_features(embeddings: np.ndarray, scale: float | None = None) -> np.ndarray:
     """Non-negative features for :class:`FeatureBased` from real-valued embedding sketches.
 
     Each coordinate z is split into its positive and negative parts ``[max(z, 0), max(-z, 0)]``
     (2d features): a random-projection sketch is symmetric about 0, so a direction and its opposite
     are different "concepts" and nothing is lost, unlike clipping or a per-column min-shift, which
-    would make every sample cover every feature. The result is divided by the mean absolute
-    coordinate so values are O(1) whatever the sketch scale (``log`` is not scale-free).
+    would make every sample cover every feature. The result is divided by ``scale``, by default
+    the mean absolute coordinate (:func:`feature_scale`), so values are O(1) whatever the sketch
+    scale (``log`` is not scale-free); blocks of one ground set pass the whole set's scale.
     """
     z = _as_features(embeddings)
-    scale = float(np.abs(z).mean(dtype=np.float64))
-    z = z / np.float32(scale if scale > 0.0 else 1.0)
+    z = z / np.float32(feature_scale(z) if scale is None else scale)
     return np.ascontiguousarray(np.concatenate([np.maximum(z, 0.0), np.maximum(-z, 0.0)], axis=1))
 
 
@@ -533,34 +555,58 @@ class FeatureBased(SetFunction):
     ``features`` must be non-negative (see :func:`nonnegative_features`); the memo is the per-feature
     sum over S, so a gain costs O(#features) and memory is O(n * #features). The sqrt gain is computed
     in float32 (relative error about 1e-6), the log gain in float64.
+
+    ``baseline`` (non-negative, one per feature) is a feature mass already covered from elsewhere:
+    ``G(S) = sum_f phi(b_f + sum_{i in S} x_if) - phi(b_f)``, still normalized, monotone and
+    submodular. A block of a partitioned selection passes what the other blocks are expected to
+    cover, so it does not spend its budget on features that the whole selection saturates anyway.
     """
 
     kind = FEATURE
 
-    def __init__(self, features: np.ndarray, *, concave: str = "sqrt") -> None:
+    def __init__(
+        self, features: np.ndarray, *, concave: str = "sqrt", baseline: np.ndarray | None = None
+    ) -> None:
         x = _as_features(features)
         if (x < 0).any():
             raise ValueError("features must be non-negative; see nonnegative_features()")
         if concave not in CONCAVE:
             raise ValueError(f"unknown concave function {concave!r}; expected one of {sorted(CONCAVE)}")
+        d = x.shape[1]
+        b = np.zeros(d) if baseline is None else np.asarray(baseline, dtype=np.float64)
+        if b.shape != (d,) or not np.isfinite(b).all() or (b < 0).any():
+            raise ValueError(f"baseline must be {d} finite non-negative values")
         self.features = x
         self.concave = concave
+        self.baseline = b
         self.n = x.shape[0]
         # The per-feature float64 sums, then the same sums and their square roots as float32
         # (2d float32 in the other d float64 slots) for the sqrt gain.
-        self.memo_size = 2 * x.shape[1]
+        self.memo_size = 2 * d
         self.data = _pack(features=x, concave=CONCAVE[concave])
         super().__init__()
+
+    def new_memo(self) -> np.ndarray:
+        memo = np.zeros(self.memo_size)
+        d = self.baseline.shape[0]
+        memo[:d] = self.baseline
+        m32 = memo[d:].view(np.float32)
+        m32[:d] = self.baseline
+        m32[d:] = np.sqrt(m32[:d])
+        return memo
 
     def _phi(self, v: np.ndarray) -> np.ndarray:
         return np.sqrt(v) if self.concave == "sqrt" else np.log1p(v)
 
+    def _value(self, sums: np.ndarray) -> float:
+        return float((self._phi(self.baseline + sums) - self._phi(self.baseline)).sum())
+
     def evaluate(self, subset: np.ndarray) -> float:
         subset = np.asarray(subset, dtype=np.int64)
-        return float(self._phi(self.features[subset].astype(np.float64).sum(axis=0)).sum())
+        return self._value(self.features[subset].astype(np.float64).sum(axis=0))
 
     def full_value(self) -> float:
-        return float(self._phi(self.features.astype(np.float64).sum(axis=0)).sum())
+        return self._value(self.features.astype(np.float64).sum(axis=0))
 
 
 class Modular(SetFunction):
