@@ -2,13 +2,15 @@
 
 Warm-start rounds (and DoCL's full-pass rounds) train on everything; every other round asks the
 run's selector for its budget, optionally refined by the diversity term. Selection is seeded by
-(seed, round), so a rewound store selects a round again exactly as before.
+(seed, round), so a rewound store selects a round again exactly as before. Selecting only reads the
+state; adopting the selection (its record, the importance weights) is a separate, short change.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,14 @@ from scorer_service.selection.registry import SelectionContext, SelectorSpec
 from scorer_service.selection.schedule import Budget, Cycles
 
 HISTOGRAM_BINS = 20
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A round's selection before it is adopted: its record, and importance weights (ids, weights)."""
+
+    record: RoundRecord
+    importance: tuple[np.ndarray, np.ndarray] | None
 
 
 class RoundPlanner:
@@ -51,25 +61,12 @@ class RoundPlanner:
             return "select"
         return "world" if rec.world_size != world_size else None
 
-    def shard(self, state: SampleState, round_: int, rank: int, world_size: int) -> np.ndarray:
-        """Rank ``rank``'s shard of round ``round_``, selecting the round first if needed."""
-        rec = self.rounds.get(round_)
-        if rec is None:
-            rec = self.rounds[round_] = self._select(state, round_, world_size)
-        else:
-            # A different world size (elastic training) re-shards the same selection.
-            rec.world_size = world_size
-        return shard(rec.ids, rank, world_size)
-
-    def count_ingested(self, round_: int, samples: int) -> None:
-        if round_ in self.rounds:
-            self.rounds[round_].ingested += samples
-
-    def _select(self, state: SampleState, round_: int, world_size: int) -> RoundRecord:
+    def select(self, state: SampleState, round_: int, world_size: int) -> Chosen:
+        """Select round ``round_`` from ``state`` without changing anything (:meth:`shard` adopts it)."""
         t0 = time.perf_counter()
         cycle = self.cycles.selection_cycle(round_)
         rng = np.random.default_rng([self.seed, round_])
-        state.importance[:] = 1.0
+        importance = None
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
         if cycle == 0 or (self.full_pass_each_cycle and first_of_cycle):
             selected, name, k = self._warm_order(round_, rng), "all", self.n
@@ -79,16 +76,41 @@ class RoundPlanner:
             sel = self.spec.select(ctx, k)
             selected, name = sel.ids, self.spec.name
             if sel.importance is not None:
-                state.importance[sel.ids] = sel.importance
+                importance = (sel.ids, sel.importance)
             if self.diversity.enabled and not self.spec.diversifies:
                 selected = self._diversify(state, selected, cycle, rng, world_size)
                 name = f"{self.spec.name}+{self.diversity.function}"
         ms = (time.perf_counter() - t0) * 1e3
         counts, edges = np.histogram(state.dih, bins=HISTOGRAM_BINS)
         hist = {"counts": counts.tolist(), "edges": edges.tolist()}
-        return RoundRecord(
+        record = RoundRecord(
             round_, cycle, name, k, np.asarray(selected, np.int64), world_size, ms, dih_histogram=hist
         )
+        return Chosen(record, importance)
+
+    def shard(
+        self, state: SampleState, round_: int, rank: int, world_size: int, chosen: Chosen | None = None
+    ) -> np.ndarray:
+        """Rank ``rank``'s shard of round ``round_``, adopting the round's selection ``chosen`` (from
+        :meth:`select`) when it is new: its record, and the importance weights of its samples."""
+        if chosen is not None:
+            state.importance[:] = 1.0
+            if chosen.importance is not None:
+                state.importance[chosen.importance[0]] = chosen.importance[1]
+            self.rounds[round_] = chosen.record
+        # A different world size (elastic training) re-shards the same selection.
+        rec = self.rounds[round_]
+        rec.world_size = world_size
+        return shard(rec.ids, rank, world_size)
+
+    def copy_rounds(self) -> dict[int, RoundRecord]:
+        """The rounds as they are now, for a snapshot written while the store goes on (selections are
+        never changed in place, so they are shared)."""
+        return {r: replace(rec, metrics=dict(rec.metrics)) for r, rec in self.rounds.items()}
+
+    def count_ingested(self, round_: int, samples: int) -> None:
+        if round_ in self.rounds:
+            self.rounds[round_].ingested += samples
 
     def _diversify(
         self, state: SampleState, ids: np.ndarray, cycle: int, rng: np.random.Generator, world_size: int
