@@ -71,6 +71,55 @@ def reference_dih(observations, n: int, metric: str, gamma: float) -> np.ndarray
     return np.array(r)
 
 
+# What must never reach a client: Ray's task text, a process id, an actor id, terminal escapes.
+LEAKS = ("ray::", "pid=", "actor_id", "Traceback", "\x1b")
+
+
+def assert_no_leak(text: str) -> None:
+    for leak in LEAKS:
+        assert leak not in text, (leak, text[:500])
+
+
+def hostile_requests(run: str, n: int) -> list[tuple[str, dict | None, int, str]]:
+    """(path, query, status, what the one-line answer says) for requests meant to break the API:
+    negative and 20-digit ids, dunder metric names, unicode, escapes and path traversal in run names."""
+    return [
+        (f"/v1/runs/{run}/samples/-1", None, 404, f"sample -1 does not exist (n = {n})"),
+        (
+            f"/v1/runs/{run}/samples/-99999999999999999999",
+            None,
+            404,
+            f"sample ids must be integers in [0, {n})",
+        ),
+        (
+            f"/v1/runs/{run}/samples/99999999999999999999",
+            None,
+            404,
+            f"sample ids must be integers in [0, {n})",
+        ),
+        (f"/v1/runs/{run}/samples", {"ids": "1,-5"}, 404, "sample -5 does not exist"),
+        (f"/v1/runs/{run}/samples", {"ids": "1,99999999999999999999"}, 404, "sample ids must be integers"),
+        (f"/v1/runs/{run}/samples", {"ids": "1,x"}, 422, "query parameter ids: String should match pattern"),
+        (f"/v1/runs/{run}/top", {"metric": "__class__"}, 422, "query parameter metric: Input should be"),
+        (f"/v1/runs/{run}/top", {"metric": "__dict__", "k": 5}, 422, "query parameter metric"),
+        (f"/v1/runs/{run}/histogram", {"metric": "dih\x1b[31m"}, 422, "query parameter metric"),
+        (
+            f"/v1/runs/{run}/rounds/99999999999999999999/subset",
+            None,
+            404,
+            "round 99999999999999999999 was never",
+        ),
+        (f"/v1/runs/{run}/rounds/-1/subset", None, 422, "path parameter round_: Input should be greater"),
+        (f"/v1/runs/{run}/export", {"format": "../../etc/passwd"}, 422, "query parameter format"),
+        ("/v1/runs/..%2F..%2Fetc%2Fpasswd", None, 404, "Not Found"),  # no route: "/" splits the path
+        ("/v1/runs/..%5C..%5Cetc%5Cpasswd", None, 404, "no store for run '..\\\\..\\\\etc\\\\passwd'"),
+        ("/v1/runs/%E2%98%83%F0%9F%92%A5/top", None, 404, "no store for run '\u2603\U0001f4a5'"),
+        ("/v1/runs/%1B%5B31mred/samples/1", None, 404, "no store for run '\\x1b[31mred'"),
+        ("/v1/runs/" + "x" * 201, None, 422, "path parameter run: String should have at most 200"),
+        (f"/v1/runs/{run}/nope", None, 404, "Not Found"),
+    ]
+
+
 def free_ports(k: int) -> list[int]:
     socks = [socket.socket() for _ in range(k)]
     for s in socks:

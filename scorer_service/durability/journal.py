@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.core.errors import InvalidQuery
+from scorer_service.core.errors import Conflict, InvalidQuery
 from scorer_service.core.ingest import StateImage
 from scorer_service.core.rounds import RoundRecord
 from scorer_service.durability.codec import rounds_from_table, rounds_table
@@ -109,7 +109,7 @@ class Journal:
         logs being replayed stay where a restart begins.
         """
         if self._writer is None:
-            raise InvalidQuery("this store has no snapshot_dir")
+            raise Conflict("this store keeps no snapshots: it was created without a snapshot_dir")
         seq, head = self.seq + 1, not self.replaying
         if completed_round is None:
             completed_round = max((r for r, rec in rounds.items() if rec.metrics), default=-1)
