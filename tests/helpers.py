@@ -130,37 +130,66 @@ def free_ports(k: int) -> list[int]:
     return ports
 
 
-def kill_cluster(temp: str) -> list[int]:
-    """SIGKILL every process whose command line names ``temp``, and all their descendants.
+def _environ(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def cluster_processes(temp: str) -> list[int]:
+    """Every process of the cluster marked by ``temp`` (its temp dir): those whose command line names
+    it, those that carry it in their environment (every process a ``ray start`` spawned inherits it,
+    including those reparented to init, such as ``ray.util.client.server``), and their descendants.
 
     Descendants too: a raylet's helper processes and workers retitle themselves (``ray::...``), so
-    their command lines no longer name the temp dir, and the helpers outlive a killed raylet by up
-    to a minute and a half. Never this process or its ancestors. Returns the pids signalled.
+    their command lines no longer name the temp dir. Never this process or its ancestors.
     """
     table = subprocess.run(["ps", "-eww", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     parent_of: dict[int, int] = {}
     children: dict[int, list[int]] = {}
     roots = []
+    marker = b"=" + temp.encode() + b"\0"
     for line in table.splitlines():
         pid, ppid, *args = line.split(None, 2)
         parent_of[int(pid)] = int(ppid)
         children.setdefault(int(ppid), []).append(int(pid))
-        if args and temp in args[0]:
+        if (args and temp in args[0]) or marker in _environ(int(pid)):
             roots.append(int(pid))
     spared, pid = set(), os.getpid()
     while pid > 1:
         spared.add(pid)
         pid = parent_of.get(pid, 1)
-    doomed, stack = set(), [p for p in roots if p not in spared]
+    found, stack = set(), [p for p in roots if p not in spared]
     while stack:
         pid = stack.pop()
-        if pid not in doomed and pid not in spared:
-            doomed.add(pid)
+        if pid not in found and pid not in spared:
+            found.add(pid)
             stack.extend(children.get(pid, []))
-    for pid in doomed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return sorted(doomed)
+    return sorted(found)
+
+
+def kill_cluster(temp: str, timeout: float = 30.0) -> list[int]:
+    """SIGKILL every process of the cluster marked by ``temp`` (:func:`cluster_processes`) until none
+    is left (the helpers outlive a killed raylet by up to a minute and a half otherwise); returns
+    the pids signalled. Start the cluster with ``temp`` in its environment (:func:`cluster_env`)."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while (pids := cluster_processes(temp)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(pids)
+        time.sleep(0.2)
+    return sorted(killed)
+
+
+def cluster_env(temp: str, **extra: str) -> dict[str, str]:
+    """The environment to start a test cluster in: this one, marked by its temp dir ``temp``."""
+    env = {**os.environ, "CURRICULUM_CLUSTER_TEMP": temp, "RAY_AUTH_MODE": "disabled", **extra}
+    env.pop("RAY_ADDRESS", None)
+    return env
 
 
 @contextlib.contextmanager

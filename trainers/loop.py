@@ -31,6 +31,7 @@ from trainers.datasets import ArrayDataset, load_dataset
 from trainers.ids import WithIds
 from trainers.lerac import LeRaCScheduler, depth_param_groups
 from trainers.models import build_model
+from trainers.resume import write_checkpoint_meta
 from trainers.sampler import RoundSampler
 
 
@@ -164,5 +165,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 if class_dp is not None:
                     state |= {"class_dp": class_dp.state_dict(), "class_opt": class_opt.state_dict()}
                 torch.save(state, os.path.join(d, "state.pt"))
+                write_checkpoint_meta(d, sampler.state_dict())  # --resume reads the round from it
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=ckpt)
