@@ -46,7 +46,7 @@ class HardnessStore:
         if self.journal.durable:
             # The initial state is snapshot 1, so a run can be rewound to before its first round; a
             # restored state is written at once, so no record is ever replayed twice.
-            self._snapshot(completed_round=-1 if seq is None else None, wait=True)
+            self.snapshot(completed_round=-1 if seq is None else None)
 
     def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validate and apply one byproduct batch; a rejected batch changes nothing.
@@ -71,7 +71,7 @@ class HardnessStore:
             self.ingestor.apply(plan, t0)
             self.planner.count_ingested(b.round, len(b))
         if self.journal.due():
-            self._snapshot()
+            self.snapshot(wait=False)
         self.journal.commit(ticket)
         return {"applied": len(b), "duplicate": False}
 
@@ -105,16 +105,12 @@ class HardnessStore:
         with self._lock.write():
             self.planner.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
         self.journal.commit(ticket, round_end=True)
-        if self.journal.durable:
-            # In the background; while replaying, at once (a restart must find its rewind targets).
-            self._snapshot(completed_round=round_, wait=self.journal.replaying)
+        if self.journal.durable:  # in the background, unless a restart could not find it otherwise
+            self.snapshot(completed_round=round_, wait=self.journal.replaying or not self.journal.logged)
 
-    def snapshot(self) -> int:
-        """Write a snapshot now (atomically) and start a new log after it; returns its number."""
-        return self._snapshot(wait=True)
-
-    def _snapshot(self, completed_round: int | None = None, wait: bool = False) -> int:
-        # Only this thread changes the store, so the copies are of one state without any lock.
+    def snapshot(self, completed_round: int | None = None, wait: bool = True) -> int:
+        """Write a snapshot (``wait``: complete on return, else in the background) and log later changes
+        to a new log; returns its number. Only this thread changes the store: one state, no lock."""
         image, rounds = self.ingestor.image(), self.planner.copy_rounds()
         return self.journal.snapshot(image, rounds, self.config.to_dict(), completed_round, wait)
 
@@ -131,22 +127,18 @@ class HardnessStore:
             return True
         if completed_round >= 0 and not self.journal.durable:
             return False
-        # A rewind is acknowledged only once its snapshot is complete: a restart must not undo it.
-        if completed_round < 0:
-            # Back to the beginning needs no snapshot: it is the initial state.
+        if completed_round < 0:  # back to the beginning: the initial state, no snapshot needed
             with self._lock.write():
                 self.ingestor.reset()
                 self.planner = self.config.planner(self._block_map)
-            if self.journal.durable:
-                self.journal.round_end = {}
-                self._snapshot(completed_round=-1, wait=True)
-            return True
-        self.journal.settle()  # the round's snapshot may still be being written
-        seq = self.journal.round_end_seq(completed_round)
-        with self._lock.write():
-            self._load(seq)
+        else:
+            self.journal.settle()  # the round's snapshot may still be being written
+            seq = self.journal.round_end_seq(completed_round)
+            with self._lock.write():
+                self._load(seq)
         self.journal.forget_after(completed_round)
-        self._snapshot(wait=True)
+        if self.journal.durable:  # complete before the rewind is acknowledged: a restart keeps it
+            self.snapshot(completed_round=-1 if completed_round < 0 else None)
         return True
 
     # ---- queries: each copies what it answers from under the read lock, then computes ------

@@ -58,6 +58,11 @@ class Journal:
     def durable(self) -> bool:
         return self.storage is not None
 
+    @property
+    def logged(self) -> bool:
+        """Whether changes are logged between snapshots (not on object stores, which cannot append)."""
+        return self.storage is not None and self.storage.supports_wal
+
     # ---- the log ------------------------------------------------------------------------
 
     def log(
