@@ -123,7 +123,7 @@ def test_a_run_stopped_on_s3_resumes_exactly_its_missing_rounds(s3):
     done = int(out.split("resuming run resumable after round ")[1].split("/")[0])
     assert done >= 3
     rounds = [int(x.split()[1].split("/")[0]) for x in out.splitlines() if x.startswith("round ")]
-    assert rounds == list(range(done + 1, 9))  # exactly the missing rounds, then done
+    assert rounds == list(range(done + 1, 9)), out + resumed.stderr[-5000:]  # exactly the missing rounds
     assert "done: final test accuracy" in out
     # Both attempts are one Ray Train run (its name: run and incarnation), keeping one checkpoint.
     runs = [i.base_name for i in fs.get_file_info(pafs.FileSelector(f"{BUCKET}/ckpt"))]

@@ -17,7 +17,7 @@ from scorer_service.ray.actor import NAMESPACE, create_store, get_store, refusal
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.loop import train_loop_per_worker
-from trainers.resume import save_config, train_name
+from trainers.resume import drop_unkept_checkpoints, save_config, train_name
 from trainers.run import default_snapshot_dir, new_incarnation
 
 
@@ -136,6 +136,9 @@ def run_training(
         thread.join(timeout=0.5)
     if "error" in outcome:
         raise outcome["error"]
+    kept = outcome["result"].best_checkpoints
+    if kept is not None:  # local mode keeps no record of checkpoints
+        drop_unkept_checkpoints(cfg.storage_path, train_name(cfg), [c for c, _ in kept])
 
     final = done[-1]["metrics"] if done else {}
     passes = sum(s["size"] for s in summaries)

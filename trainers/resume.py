@@ -13,6 +13,7 @@ import json
 import os
 from typing import Any
 
+import ray.train
 from pyarrow import fs as pafs
 
 from scorer_service.durability.storage import RunStorage, latest_incarnation, open_filesystem, read_json
@@ -31,6 +32,24 @@ def train_name(cfg: TrainConfig) -> str:
 def write_checkpoint_meta(directory: str, sampler_state: dict[str, Any]) -> None:
     with open(os.path.join(directory, CHECKPOINT_META), "w") as f:
         json.dump(sampler_state, f)
+
+
+def checkpoint_round(checkpoint: ray.train.Checkpoint) -> int:
+    """The round a checkpoint of the recipe ends (-1: it carries no round)."""
+    try:
+        return int(read_json(checkpoint.filesystem, f"{checkpoint.path}/{CHECKPOINT_META}")["round"])
+    except FileNotFoundError:
+        return -1
+
+
+def starting_checkpoint(cfg: TrainConfig) -> ray.train.Checkpoint | None:
+    """What a training attempt starts from: Ray Train's checkpoint (a restart within this run, or the
+    latest it restored from storage) or the one ``--resume`` chose, whichever ends the later round
+    (Ray Train's record of its latest checkpoint can lag behind the checkpoints it uploaded)."""
+    candidates = [ray.train.get_checkpoint()]
+    if cfg.resume_checkpoint:
+        candidates.append(ray.train.Checkpoint(cfg.resume_checkpoint))
+    return max((c for c in candidates if c is not None), key=checkpoint_round, default=None)
 
 
 def _config_path(cfg: TrainConfig) -> tuple[pafs.FileSystem, str]:
@@ -64,6 +83,21 @@ def checkpoint_rounds(storage_path: str, name: str) -> dict[int, str]:
             continue
         found[int(meta["round"])] = scheme + info.path
     return found
+
+
+def drop_unkept_checkpoints(storage_path: str, run_dir: str, kept: list[ray.train.Checkpoint]) -> list[str]:
+    """Delete the checkpoints under ``run_dir`` (Ray Train's name of the run) that Ray Train does not
+    keep (``kept``: its final result's ``best_checkpoints``): those of an attempt stopped between
+    uploading a checkpoint and recording it, which Ray Train never deletes itself. Returns their names."""
+    fs, base = open_filesystem(storage_path)
+    keep = {c.path.rstrip("/").rsplit("/", 1)[-1] for c in kept}
+    dropped = []
+    for info in fs.get_file_info(pafs.FileSelector(f"{base.rstrip('/')}/{run_dir}", allow_not_found=True)):
+        name = info.base_name
+        if info.type == pafs.FileType.Directory and name.startswith("checkpoint_") and name not in keep:
+            fs.delete_dir(info.path)
+            dropped.append(name)
+    return dropped
 
 
 def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainConfig, int]:

@@ -237,10 +237,11 @@ class Journal:
         except Exception as e:  # whatever it is, it would fail again on the next restart
             path = self.storage.quarantine(log_seq, record)
             logger.error(
-                "%s: quarantined a %s record of write-ahead log %d that cannot be applied (%s: %s); "
-                "the store goes on without it; the record is kept in %s",
+                "%s: quarantined the %r record ending at byte %d of write-ahead log %d, which cannot be "
+                "applied (%s: %s); the store goes on without it; the record is kept in %s",
                 self.describe,
-                h.get("kind", "malformed"),
+                h.get("kind"),
+                record.end,
                 log_seq,
                 type(e).__name__,
                 e,
