@@ -1,6 +1,7 @@
 """Run isolation from the command line: a second `curriculum train` with a live run's name is refused and
 changes nothing; the first run finishes with its scores intact and leaves no temporary directory."""
 
+import getpass
 import os
 import subprocess
 import sys
@@ -38,15 +39,15 @@ def test_a_second_run_of_a_live_name_is_refused_and_the_first_finishes_intact(ra
     temp_before = set(os.listdir(temp))
     first = train(
         gcs,
-        *("--epochs", "4", "--warm-start", "1", "--cycle", "1", "--method", "dihcl-greedy"),
+        *("--epochs", "10", "--warm-start", "1", "--cycle", "1", "--method", "dihcl-greedy"),
         *("--snapshot-dir", str(tmp_path / "snap"), "--storage-path", str(tmp_path / "ckpt")),
         *("--keep-checkpoints", "1"),
     )
     lines = []
     deadline = time.time() + 300
-    while time.time() < deadline and not any(x.startswith("round   1/4") for x in lines):
+    while time.time() < deadline and not any(x.startswith("round   1/10") for x in lines):
         lines.append(first.stdout.readline())
-    assert any(x.startswith("round   1/4") for x in lines), "".join(lines) + first.stderr.read()[-3000:]
+    assert any(x.startswith("round   1/10") for x in lines), "".join(lines) + first.stderr.read()[-3000:]
 
     second = train(gcs, "--epochs", "9", "--snapshot-dir", str(tmp_path / "other"))
     _, err = second.communicate(timeout=120)
@@ -54,7 +55,7 @@ def test_a_second_run_of_a_live_name_is_refused_and_the_first_finishes_intact(ra
     message = err.strip().splitlines()[-1]
     assert message.startswith("curriculum: error: run 'iso' already exists and is in progress ("), message
     advice = (
-        "/4 rounds); attach to it (curriculum train --resume iso, curriculum.attach_run) "
+        "/10 rounds); attach to it (curriculum train --resume iso, curriculum.attach_run) "
         "or replace it (curriculum train --replace, create_run(..., replace=True))"
     )
     assert message.endswith(advice), message
@@ -65,21 +66,22 @@ def test_a_second_run_of_a_live_name_is_refused_and_the_first_finishes_intact(ra
     # The first run's scores are its own: every sample seen exactly as often as the rounds selected it.
     store = get_store("iso")
     info = ray.get(store.info.remote())
-    assert info["rounds_completed"] == 4 and info["config"]["epochs"] == 4 and info["rejected"] == 0
+    assert info["rounds_completed"] == 10 and info["config"]["epochs"] == 10 and info["rejected"] == 0
     seen = ray.get(store.column.remote("seen"))
     expected = np.zeros(info["n"], dtype=np.int64)
-    for r in range(4):
+    for r in range(10):
         expected[ray.get(store.round_subset.remote(r, 0, info["n"]))["ids"]] += 1
     np.testing.assert_array_equal(seen, expected)
     assert info["ingested"] == expected.sum()
 
-    finished = train(gcs, "--epochs", "4")
+    finished = train(gcs, "--epochs", "10")
     _, err = finished.communicate(timeout=120)
-    assert finished.returncode == 2 and "run 'iso' already exists and is finished (4/4 rounds)" in err
+    assert finished.returncode == 2 and "run 'iso' already exists and is finished (10/10 rounds)" in err
 
     # Nothing of the run is left in the temporary directory: no checkpoint staging directory, nothing
     # else; its checkpoints are where they belong, as many as asked to keep.
-    assert set(os.listdir(temp)) == temp_before
+    # (torch keeps a per-user compile cache there, shared by every run and kept on purpose.)
+    assert set(os.listdir(temp)) - temp_before - {f"torchinductor_{getpass.getuser()}"} == set()
     (train_dir,) = (tmp_path / "ckpt").iterdir()
-    assert len(list(train_dir.glob("checkpoint_*"))) == 1
+    assert len([d for d in train_dir.glob("checkpoint_*") if d.is_dir()]) == 1
     ray.kill(store)
