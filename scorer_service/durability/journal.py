@@ -12,6 +12,9 @@ the newest complete snapshot and replays the logs from its number on, one record
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -34,6 +37,13 @@ Ticket = tuple[LogWriter, int]
 logger = logging.getLogger(__name__)
 
 
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority (Linux schedules threads one by one): a snapshot being written
+    must not slow down the ingests it runs beside."""
+    if sys.platform.startswith("linux"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class Journal:
     """Snapshots and write-ahead log of one store incarnation under ``root``; without a root, a store
     kept in memory only: nothing is logged and there is no snapshot to write or return to."""
@@ -51,7 +61,11 @@ class Journal:
         self.round_end: dict[int, int] = {}  # completed round -> snapshot seq
         self.last_snapshot = time.time()
         self._log: LogWriter | None = None
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="snapshot") if self.storage else None
+        self._writer = (
+            ThreadPoolExecutor(1, thread_name_prefix="snapshot", initializer=_yield_cpu)
+            if self.storage
+            else None
+        )
         self._pending: Future | None = None
 
     @property
