@@ -159,7 +159,7 @@ class Checker:
             raise RuntimeError(f"{r.status_code} {path} {params}: {r.text[:300]}")
         return r
 
-    def _check_rows(self, rows: dict[str, np.ndarray], t0: float) -> None:
+    def _check_rows(self, rows: dict[str, np.ndarray]) -> None:
         seen, step = rows["seen"], rows["last_seen_step"]
         loss = np.asarray(rows["last_loss"], dtype=np.float64)
         assert np.array_equal(seen == 0, step == -1), "seen and last_seen_step disagree"
@@ -182,7 +182,7 @@ class Checker:
         keys = ("seen", "last_seen_step", "last_loss", "dih", "dih_prev")
         rows = {k: np.array([np.nan if s[k] is None else s[k] for s in samples]) for k in keys}
         rows["seen"], rows["last_seen_step"] = rows["seen"].astype(int), rows["last_seen_step"].astype(int)
-        self._check_rows(rows, t0)
+        self._check_rows(rows)
         self._check_seen([s["id"] for s in samples], [s["seen"] for s in samples], t0)
 
     def _info(self, client: httpx.Client, t0: float) -> None:
@@ -243,7 +243,7 @@ class Checker:
         assert table.num_rows == N == int(r.headers["x-row-count"]), table.num_rows
         rows = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
         rows["last_loss"] = np.asarray(table.column("last_loss").to_pandas(), dtype=np.float64)
-        self._check_rows(rows, t0)
+        self._check_rows(rows)
 
     def _metrics(self, client: httpx.Client, t0: float) -> None:
         text = self._get(client, "/metrics").text
