@@ -7,7 +7,7 @@ time a steady, bounded query load hits the Ray Serve app on loopback. Every 10 s
 RSS, its ingested count and the interval's query latencies are sampled. At the end the store must
 have ingested exactly the samples sent and rejected none.
 
-    python -m benchmarks.soak [--seconds 300] [--json PATH]
+    python -m benchmarks.soak [--seconds 300] [--fsync always|round|never] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ray import serve  # noqa: E402
 from benchmarks.report import describe, machine, markdown_table, percentile, start_local_ray, write_json  # noqa: E402
 from benchmarks.rest import _wait_ready  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
+from scorer_service.durability.journal import FSYNC_POLICIES  # noqa: E402
 from scorer_service.ray.actor import create_store  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
@@ -99,11 +100,25 @@ class Writer:
         }
 
     def stream(self, store: ray.actor.ActorHandle, start_at: float, stop_at: float, window: int) -> dict:
-        """Send batches with a bounded window until ``stop_at``, then wait for every reply."""
+        """Send batches with a bounded window until ``stop_at``, then wait for every reply.
+
+        Each call's latency (sent to acknowledged) is taken when the writer sees its reply: it waits for
+        the first reply whenever the window is full, which is most of the time at full speed.
+        """
         while (delay := start_at - time.time()) > 0:
             time.sleep(delay)
         t0 = time.time()
         in_flight: list[ray.ObjectRef] = []
+        sent_at: dict[ray.ObjectRef, float] = {}
+        latencies: list[tuple[float, float]] = []  # (sent, seconds to the acknowledgement)
+
+        def acknowledged(refs: list[ray.ObjectRef]) -> int:
+            now = time.time()
+            latencies.extend((sent_at[r], now - sent_at.pop(r)) for r in refs)
+            return sum(
+                r["duplicate"] for r in ray.get(refs)
+            )  # surfaces a rejected batch, as the Recorder does
+
         sent = seq = epoch = 0
         duplicates = 0
         while time.time() < stop_at:
@@ -115,16 +130,20 @@ class Writer:
                 b = min(a + self.batch_size, self.shard)
                 batch: dict[str, Any] = {k: v[a:b].copy() for k, v in cols.items()}
                 batch |= {"round": epoch, "rank": self.rank, "writer": self.writer, "seq": seq}
-                if len(in_flight) >= window:
-                    ready, in_flight = ray.wait(in_flight, num_returns=len(in_flight) - window + 1)
-                    # Surfaces a rejected batch here, as the Recorder does.
-                    duplicates += sum(r["duplicate"] for r in ray.get(ready))
-                in_flight.append(store.ingest.remote(batch))
+                while len(in_flight) >= window:
+                    ready, in_flight = ray.wait(in_flight, num_returns=1)
+                    duplicates += acknowledged(ready)
+                ref = store.ingest.remote(batch)
+                sent_at[ref] = time.time()
+                in_flight.append(ref)
                 sent += b - a
                 seq += 1
             epoch += 1
-        duplicates += sum(r["duplicate"] for r in ray.get(in_flight))
+        while in_flight:
+            ready, in_flight = ray.wait(in_flight, num_returns=1)
+            duplicates += acknowledged(ready)
         return {
+            "latencies": latencies,
             "rank": self.rank,
             "start": t0,
             "end": time.time(),
@@ -169,16 +188,35 @@ def dir_mib(path: Path) -> float:
     return total / 2**20
 
 
-def snapshot_times(path: Path) -> dict[int, float]:
-    """Seconds each visible snapshot took: manifest mtime (written last) minus its ``created`` (taken
-    first). Older snapshots are deleted after 30 s, so the 10 s sampler sees every one."""
-    out: dict[int, float] = {}
+def snapshot_windows(path: Path) -> dict[int, tuple[float, float]]:
+    """When each visible snapshot was taken and when it was complete: its ``created`` (the copy of the
+    state) and its manifest's mtime (written last). The soak polls every second, so it sees each one
+    before the next replaces it."""
+    out: dict[int, tuple[float, float]] = {}
     for manifest in path.rglob("snap-*.json"):
         try:
             meta = json.loads(manifest.read_text())
-            out[int(meta["seq"])] = manifest.stat().st_mtime - float(meta["created"])
+            out[int(meta["seq"])] = (float(meta["created"]), manifest.stat().st_mtime)
         except (OSError, ValueError, KeyError):
             pass
+    return out
+
+
+def ingest_latency(writers: list[dict[str, Any]], snaps: dict[int, tuple[float, float]]) -> dict[str, Any]:
+    """p50 / p99 of the ingest calls that overlapped a snapshot (from its copy to its manifest) and of
+    the others; the initial snapshot, taken before the writers start, is left out."""
+    windows = np.array([w for seq, w in snaps.items() if seq > 1] or [(0.0, 0.0)])
+    calls = np.array([c for w in writers for c in w["latencies"]])
+    sent, seconds = calls[:, 0], calls[:, 1]
+    during = ((sent[:, None] <= windows[:, 1]) & (sent[:, None] + seconds[:, None] >= windows[:, 0])).any(1)
+    out: dict[str, Any] = {}
+    for name, mask in (("during_snapshot", during), ("otherwise", ~during)):
+        ms = 1e3 * seconds[mask]
+        out[name] = {
+            "calls": int(mask.sum()),
+            **{f"p{q}_ms": float(np.percentile(ms, q)) if ms.size else float("nan") for q in (50, 99)},
+        }
+    out["p99_ratio"] = out["during_snapshot"]["p99_ms"] / out["otherwise"]["p99_ms"]
     return out
 
 
@@ -296,7 +334,7 @@ async def soak(
     stop_at = start_at + seconds
     load = Load(url, qps)
     samples = [await _sample(store, pid, snap_dir, start_at, [])]
-    snaps: dict[int, float] = snapshot_times(snap_dir)
+    snaps = snapshot_windows(snap_dir)
     streams = [asyncio.ensure_future(w.stream.remote(store, start_at, stop_at, window)) for w in writers]
     queries = asyncio.create_task(load.run(start_at, stop_at))
 
@@ -304,12 +342,14 @@ async def soak(
     k = 1
     while True:
         # Returns early only when every stream is done (ALL_COMPLETED).
-        await asyncio.wait(streams, timeout=max(0.0, start_at + k * SAMPLE_EVERY_S - time.time()))
+        await asyncio.wait(streams, timeout=max(0.0, min(1.0, start_at + k * SAMPLE_EVERY_S - time.time())))
+        snaps |= snapshot_windows(snap_dir)
         if all(s.done() for s in streams):
             break
+        if time.time() < start_at + k * SAMPLE_EVERY_S:
+            continue
         recent, seen = load.done[seen:], len(load.done)
         samples.append(await _sample(store, pid, snap_dir, start_at, recent))
-        snaps |= snapshot_times(snap_dir)
         s = samples[-1]
         print(
             f"  t {s['t_s']:6.1f} s  ingested {s['ingested']:>11,}  store RSS {s['store_rss_mib']:7.1f} MiB"
@@ -323,7 +363,7 @@ async def soak(
     await queries
     final = await _sample(store, pid, snap_dir, start_at, load.done[seen:])
     samples.append(final)
-    snaps |= snapshot_times(snap_dir)
+    snaps |= snapshot_windows(snap_dir)
     return {
         "writers": results,
         "samples": samples,
@@ -369,7 +409,9 @@ def summarize(raw: dict[str, Any], seconds: float, qps: float) -> dict[str, Any]
         "snapshot_dir_mib_max": max(s["snapshot_dir_mib"] for s in samples),
         "load_avg_1m": {"first": samples[0]["load_avg_1m"], "max": max(s["load_avg_1m"] for s in samples)},
         "snapshots_taken": max(snaps, default=0),
-        "snapshot_seconds": {str(k): v for k, v in sorted(snaps.items())},
+        "snapshot_seconds": {str(k): done - taken for k, (taken, done) in sorted(snaps.items())},
+        "ingest_latency": ingest_latency(writers, snaps),
+        "fsync": raw["fsync"],
         "ok": final["ingested"] == sent and final["rejected"] == 0,
     }
 
@@ -379,7 +421,9 @@ def table(s: dict[str, Any]) -> str:
     r = s["store_rss_mib"]
     periodic = [v for k, v in s["snapshot_seconds"].items() if k != "1"]
     snap_note = f" (periodic: {min(periodic):.2f} to {max(periodic):.2f} s each)" if periodic else ""
+    lat = s["ingest_latency"]
     rows = [
+        ["fsync policy", s["fsync"]],
         ["duration", f"{s['duration_s']:.1f} s"],
         ["samples sent / ingested", f"{s['samples_sent']:,} / {s['samples_ingested']:,}"],
         ["ingest samples/s", f"{s['ingest_samples_per_s']:,.0f}"],
@@ -404,6 +448,14 @@ def table(s: dict[str, Any]) -> str:
         ],
         ["snapshot dir max (snapshots + WAL)", f"{s['snapshot_dir_mib_max']:.0f} MiB"],
         ["snapshots taken (incl. the initial one)", f"{s['snapshots_taken']}{snap_note}"],
+        *(
+            [
+                f"ingest call p50 / p99 {label}",
+                f"{lat[key]['p50_ms']:.1f} / {lat[key]['p99_ms']:.1f} ms ({lat[key]['calls']:,} calls)",
+            ]
+            for key, label in (("during_snapshot", "during a snapshot"), ("otherwise", "otherwise"))
+        ),
+        ["ingest p99 during a snapshot / otherwise", f"{lat['p99_ratio']:.2f}"],
         [
             "load average (1 min) at start / max",
             f"{s['load_avg_1m']['first']:.1f} / {s['load_avg_1m']['max']:.1f}",
@@ -435,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=WINDOW, help="ingest calls in flight per writer")
     p.add_argument("--batch", type=int, default=BATCH, help="samples per ingest call")
     p.add_argument("--snapshot-every", type=float, default=SNAPSHOT_EVERY_S, help="seconds between snapshots")
+    p.add_argument("--fsync", choices=FSYNC_POLICIES, default="always", help="the store's fsync policy")
     args = p.parse_args(argv)
 
     if __name__ != "__main__":
@@ -456,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             run=RUN,
             snapshot_dir=str(snap_dir),
             snapshot_every_s=args.snapshot_every,
+            fsync=args.fsync,
         )
         store = create_store(config)
         pid = ray.get(store.__ray_call__.remote(_actor_pid))
@@ -470,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         raw = asyncio.run(soak(store, writers, pid, snap_dir, url, args.seconds, args.qps, args.window))
+        raw["fsync"] = args.fsync
     finally:
         if serve_started:
             serve.shutdown()
@@ -498,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                     "query_mix": [{"weight": w, "kind": k, "path": p} for w, k, p in QUERY_MIX],
                 },
                 "summary": summary,
-                "writers": raw["writers"],
+                "writers": [{k: v for k, v in w.items() if k != "latencies"} for w in raw["writers"]],
                 "samples": raw["samples"],
             },
         )

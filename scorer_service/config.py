@@ -14,7 +14,7 @@ from typing import Any
 
 from scorer_service.core.hardness import HARDNESS_METRICS
 from scorer_service.core.ingest import Ingestor
-from scorer_service.durability.journal import Journal
+from scorer_service.durability.journal import FSYNC_POLICIES, Journal
 from scorer_service.selection import SELECTORS, SelectorSpec, selector_spec
 from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.planner import RoundPlanner
@@ -108,6 +108,13 @@ class StoreConfig:
     incarnation: str = setting("0", "which run of this name the snapshots belong to", cli=False)
     snapshot_every_s: float = setting(60.0, "seconds between snapshots within a round")
     keep_snapshots: int = setting(3, "end-of-round snapshots kept (rewind targets)")
+    # What a machine crash may take (see the README's durability section); a process crash takes nothing.
+    fsync: str = setting(
+        "always",
+        "when the write-ahead log reaches the disk: always (before each ingest is acknowledged), "
+        "round (at each round's end) or never (when the OS writes it back)",
+        choices=lambda: FSYNC_POLICIES,
+    )
 
     def __post_init__(self) -> None:
         selector_spec(self.method)
@@ -138,6 +145,8 @@ class StoreConfig:
             raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")
         if not 0.0 < self.noise_threshold < 1.0:
             raise ValueError(f"noise_threshold must be in (0, 1), got {self.noise_threshold}")
+        if self.fsync not in FSYNC_POLICIES:
+            raise ValueError(f"unknown fsync {self.fsync!r}; expected one of {', '.join(FSYNC_POLICIES)}")
 
     def _check_byproducts(self) -> None:
         """Refuse, at run creation, a method that needs a byproduct the trainers will not send."""
@@ -236,6 +245,7 @@ class StoreConfig:
             self.incarnation,
             every_s=self.snapshot_every_s,
             keep=self.keep_snapshots,
+            fsync=self.fsync,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,13 +1,19 @@
 import os
+import shutil
 import tempfile
 
 # Before Ray is imported anywhere: no token file, no usage reporting, no stray cluster.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.pop("RAY_ADDRESS", None)
-# Runs started by tests keep their snapshots and checkpoints out of the user's home.
+# Runs started by tests keep their snapshots and checkpoints out of the user's home, and their temporary
+# files (the session's Ray workers inherit TMPDIR) in a directory of this session, so a test can tell
+# what a run left behind. Ray's own session directory stays where it is (its socket paths are short).
 _tmp = tempfile.mkdtemp(prefix="curriculum-tests-")
 os.environ.setdefault("CURRICULUM_SNAPSHOT_DIR", os.path.join(_tmp, "snapshots"))
+os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
+os.makedirs(os.path.join(_tmp, "tmp"))
+os.environ["TMPDIR"] = tempfile.tempdir = os.path.join(_tmp, "tmp")
 
 import pytest  # noqa: E402
 
@@ -30,3 +36,7 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_tmp, ignore_errors=True)

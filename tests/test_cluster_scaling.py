@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import kill_cluster
+from tests.helpers import cluster_processes, kill_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +52,11 @@ def test_autoscaler_adds_nodes_for_a_run_and_removes_them_when_idle(tmp_path):
     # A short path of its own: the cluster's processes carry it, so it names exactly them.
     temp = tempfile.mkdtemp(prefix="ras", dir="/tmp")
     try:
-        result = run_case("autoscale.py", str(tmp_path), env={"CLUSTER_TEMP_DIR": temp})
+        result = run_case("autoscale.py", str(tmp_path), env={"CURRICULUM_CLUSTER_TEMP": temp})
     finally:
         kill_cluster(temp)
         shutil.rmtree(temp, ignore_errors=True)
+    assert cluster_processes(temp) == []  # the Ray client server, reparented to init, included
     print(result)
     assert result["peak_nodes"] == 3 and result["nodes_after"] == 1
     assert result["rounds"] == 4 and result["ingested"] == result["sample_passes"] > 0

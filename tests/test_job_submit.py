@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_ports, kill_cluster
+from tests.helpers import cluster_env, cluster_processes, free_ports, kill_cluster
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -20,11 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 def head():
     """A head node started from this interpreter's environment, so `curriculum` is on the raylet's PATH."""
     gcs, dash, client, agent, metrics, serve_port = free_ports(6)
-    # A short, unique temp dir: every process of this cluster carries it on its command line, which
-    # lets the teardown stop exactly this cluster (`ray stop` would stop every Ray on the machine).
+    # A short, unique temp dir: every process of this cluster carries it (command line or environment),
+    # which lets the teardown stop exactly this cluster (`ray stop` would stop every Ray on the machine).
     temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
+    env = cluster_env(temp, PATH=f"{BIN}:{os.environ['PATH']}")
     subprocess.run(
         [
             BIN / "ray",
@@ -56,6 +55,8 @@ def head():
     finally:
         kill_cluster(temp)
         shutil.rmtree(temp, ignore_errors=True)
+        # Every process it started is gone, the Ray client server (reparented to init) included.
+        assert cluster_processes(temp) == []
 
 
 def test_job_trains_and_scores_are_queryable_afterwards(head):

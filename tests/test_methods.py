@@ -172,7 +172,7 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
     assert len(kept) == 40  # 0.4 of the greedy 100
     assert kept.min() >= n - 100  # only from the selector's pick
     assert np.any(kept >= n - 10) and np.any(kept < n - 10)
-    assert s.rounds[1].selector == "dihcl-greedy+fl"
+    assert s.planner.rounds[1].selector == "dihcl-greedy+fl"
     with pytest.raises(ValueError, match="embedding_dim"):
         StoreConfig(n=10, epochs=3, diversity="fl")
     with pytest.raises(ValueError, match="unknown diversity"):
@@ -199,7 +199,7 @@ def test_diversity_optimizer_settings_reach_the_solver():
     pos = select_diverse(
         s.state.embedding[cand], s.state.dih[cand], 60, function="feature", lam=2.0, optimizer="lazy"
     )
-    np.testing.assert_array_equal(np.sort(s.rounds[1].selected), np.sort(cand[pos]))
+    np.testing.assert_array_equal(np.sort(s.planner.rounds[1].selected), np.sort(cand[pos]))
     for bad, match in (
         ({"diversity_optimizer": "greedyish"}, "unknown diversity_optimizer"),
         ({"diversity_epsilon": 0.0}, "diversity_epsilon"),

@@ -107,7 +107,7 @@ CORRUPTIONS = [
 def test_malformed_batches_are_rejected_and_change_nothing(corruption):
     name, mutate, message = corruption
     s = fresh_store()
-    before, cum, counters = s.state.copy(), s.lr_log.cum.copy(), dict(s.counters)
+    before, cum, counters = s.state.copy(), s.ingestor.lr_log.cum.copy(), dict(s.ingestor.counters)
     b = good_batch(2)
     mutate(b)
     try:
@@ -120,8 +120,8 @@ def test_malformed_batches_are_rejected_and_change_nothing(corruption):
         np.testing.assert_array_equal(s.state.columns[col], values, err_msg=col)
     for col, values in before.matrices.items():
         np.testing.assert_array_equal(s.state.matrices[col], values, err_msg=col)
-    np.testing.assert_array_equal(s.lr_log.cum, cum)
-    assert s.counters == {**counters, "rejected": counters["rejected"] + 1}
+    np.testing.assert_array_equal(s.ingestor.lr_log.cum, cum)
+    assert s.ingestor.counters == {**counters, "rejected": counters["rejected"] + 1}
     assert s.ingest(good_batch(2))["applied"] == 2  # the store still works
 
 

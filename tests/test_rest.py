@@ -7,7 +7,7 @@ import ray
 
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import create_store
-from tests.helpers import batch, free_ports
+from tests.helpers import assert_no_leak, batch, free_ports, hostile_requests
 
 RUN = "rest-test"
 
@@ -83,17 +83,22 @@ def test_openapi_docs(api):
         (f"/v1/runs/{RUN}/samples/10", None, 404, "sample 10 does not exist"),
         (f"/v1/runs/{RUN}/samples/-1", None, 404, "sample -1 does not exist"),
         (f"/v1/runs/{RUN}/samples/abc", None, 422, None),
-        (f"/v1/runs/{RUN}/samples", {"ids": "1,x"}, 400, "comma-separated integers"),
-        (f"/v1/runs/{RUN}/samples", {"ids": ","}, 400, "ids is empty"),
-        (f"/v1/runs/{RUN}/samples", {"ids": ",".join(["1"] * 1001)}, 400, "at most 1000 ids"),
+        (f"/v1/runs/{RUN}/samples", {"ids": "1,x"}, 422, "query parameter ids: String should match pattern"),
+        (f"/v1/runs/{RUN}/samples", {"ids": ","}, 422, "query parameter ids"),
+        (f"/v1/runs/{RUN}/samples", {"ids": ",".join(["1"] * 1001)}, 422, "query parameter ids"),
         (f"/v1/runs/{RUN}/samples", {"ids": "3,99"}, 404, "sample 99"),
         (f"/v1/runs/{RUN}/samples", None, 422, None),
-        (f"/v1/runs/{RUN}/top", {"metric": "shoe_size"}, 400, "unknown metric 'shoe_size'"),
+        (
+            f"/v1/runs/{RUN}/top",
+            {"metric": "shoe_size"},
+            422,
+            "query parameter metric: Input should be 'dih'",
+        ),
         (f"/v1/runs/{RUN}/top", {"k": 0}, 422, None),
         (f"/v1/runs/{RUN}/top", {"k": 10**6}, 422, None),
         (f"/v1/runs/{RUN}/top", {"order": "sideways"}, 422, None),
         (f"/v1/runs/{RUN}/histogram", {"bins": 0}, 422, None),
-        (f"/v1/runs/{RUN}/histogram", {"metric": "x"}, 400, "unknown metric"),
+        (f"/v1/runs/{RUN}/histogram", {"metric": "x"}, 422, "query parameter metric"),
         (f"/v1/runs/{RUN}/rounds/7/subset", None, 404, "round 7 was never selected"),
         (f"/v1/runs/{RUN}/rounds/-1/subset", None, 422, None),
         (f"/v1/runs/{RUN}/rounds/1/subset", {"limit": 0}, 422, None),
@@ -107,3 +112,11 @@ def test_bad_requests_are_4xx_with_a_message(api, path, params, status, message)
     assert detail
     if message:
         assert message in detail
+
+
+@pytest.mark.parametrize("path, params, status, message", hostile_requests(RUN, 10))
+def test_hostile_requests_get_the_stores_message_and_nothing_of_ray(api, path, params, status, message):
+    r = api.get(path, params=params)
+    assert r.status_code == status, r.text
+    assert_no_leak(r.text)
+    assert r.json() == {"detail": r.json()["detail"]} and message in r.json()["detail"], r.text

@@ -59,7 +59,7 @@ def test_observations_of_one_step_may_arrive_from_several_ranks():
     s.ingest(batch([1], [1.0], [True], step=0, lr=0.1, writer="b", seq=0))
     s.ingest(batch([1], [1.0], [True], step=1, lr=0.1, writer="b", seq=1))
     s.ingest(batch([0], [1.0], [True], step=1, lr=0.1, writer="a", seq=1))
-    assert s.lr_log.num_steps == 2 and s.counters["ingested"] == 4
+    assert s.ingestor.lr_log.num_steps == 2 and s.ingestor.counters["ingested"] == 4
 
 
 MALFORMED = {
@@ -93,7 +93,7 @@ def test_malformed_batch_is_rejected_and_changes_nothing(case):
     s.ingest(batch([0, 1, 2], [1.0, 2.0, 3.0], [True, False, True], step=0, lr=0.1, seq=0))
     s.ingest(batch([0, 1, 2], [1.0, 2.0, 3.0], [True, False, True], step=1, lr=0.2, seq=1))
     s.ingest(batch([4], [1.0], [True], step=2, lr=0.2, seq=2))
-    before, steps, counters = s.state.copy(), s.lr_log.cum.copy(), dict(s.counters)
+    before, steps, counters = s.state.copy(), s.ingestor.lr_log.cum.copy(), dict(s.ingestor.counters)
     bad = batch([1, 2], [1.0, 2.0], [True, True], step=1, lr=0.2, seq=3)
     mutate, message = MALFORMED[case]
     mutate(bad)
@@ -101,8 +101,8 @@ def test_malformed_batch_is_rejected_and_changes_nothing(case):
         s.ingest(bad)
     for name, col in before.columns.items():
         np.testing.assert_array_equal(s.state.columns[name], col, err_msg=name)
-    np.testing.assert_array_equal(s.lr_log.cum, steps)
-    assert s.counters == {**counters, "rejected": counters["rejected"] + 1}
+    np.testing.assert_array_equal(s.ingestor.lr_log.cum, steps)
+    assert s.ingestor.counters == {**counters, "rejected": counters["rejected"] + 1}
 
 
 def test_retried_batch_is_applied_once():
@@ -112,7 +112,7 @@ def test_retried_batch_is_applied_once():
     dih = s.state.dih.copy()
     assert s.ingest(b) == {"applied": 0, "duplicate": True}
     np.testing.assert_array_equal(s.state.dih, dih)
-    assert s.state.seen[0] == 1 and s.counters["duplicates"] == 1
+    assert s.state.seen[0] == 1 and s.ingestor.counters["duplicates"] == 1
 
 
 def test_warm_start_then_budget_and_equal_shards():
@@ -130,7 +130,7 @@ def test_warm_start_then_budget_and_equal_shards():
     for t in range(12):
         a, b = s.subset(t, 0, world), s.subset(t, 1, world)
         assert len(a) == len(b) and not set(a) & set(b)
-        np.testing.assert_array_equal(np.sort(np.concatenate([a, b])), np.sort(s.rounds[t].ids))
+        np.testing.assert_array_equal(np.sort(np.concatenate([a, b])), np.sort(s.planner.rounds[t].ids))
 
 
 def test_selection_is_cached_and_reshards_for_a_new_world_size():
@@ -139,7 +139,7 @@ def test_selection_is_cached_and_reshards_for_a_new_world_size():
     np.testing.assert_array_equal(s.subset(3, 0, 2), first)
     three = [s.subset(3, r, 3) for r in range(3)]
     assert len({len(x) for x in three}) == 1
-    assert set(np.concatenate(three)) <= set(s.rounds[3].selected.tolist())
+    assert set(np.concatenate(three)) <= set(s.planner.rounds[3].selected.tolist())
 
 
 def test_shard_rejects_uneven_and_bad_rank():

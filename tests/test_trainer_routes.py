@@ -52,11 +52,13 @@ def test_shard_ingest_and_metrics_over_http(client, store):
     small = {k: v.tolist() for k, v in columns([0, 2], step=1).items()}
     r = client.post("/v1/runs/h/byproducts", params=params(1), json=small, headers=AUTH)
     assert r.json() == {"applied": 2, "duplicate": False}
-    assert store.counters["ingested"] == 12 == store.state.seen.sum() and all(
+    assert store.ingestor.counters["ingested"] == 12 == store.state.seen.sum() and all(
         store.state.seen[shard["ids"]] >= 1
     )
     r = client.post("/v1/runs/h/rounds/0/metrics", json={"test_accuracy": 0.75}, headers=AUTH)
-    assert r.json() == {"round": 0, "recorded": True} and store.rounds[0].metrics == {"test_accuracy": 0.75}
+    assert r.json() == {"round": 0, "recorded": True} and store.planner.rounds[0].metrics == {
+        "test_accuracy": 0.75
+    }
     assert client.post("/v1/runs/h/rewind", params={"completed_round": 0}, headers=AUTH).json() == {
         "rewound": True
     }
@@ -67,7 +69,7 @@ def test_a_retried_post_counts_once(client, store):
     first = client.post("/v1/runs/h/byproducts", params=params(7), content=body, headers=ARROW)
     again = client.post("/v1/runs/h/byproducts", params=params(7), content=body, headers=ARROW)
     assert first.json()["duplicate"] is False and again.json() == {"applied": 0, "duplicate": True}
-    assert store.counters["ingested"] == 5 and store.state.seen[:5].tolist() == [1] * 5
+    assert store.ingestor.counters["ingested"] == 5 and store.state.seen[:5].tolist() == [1] * 5
 
 
 @pytest.mark.parametrize(
@@ -94,7 +96,7 @@ def test_a_malformed_post_is_a_4xx_naming_the_problem_and_changes_nothing(
     assert r.status_code == status and message in r.json()["detail"]
     for name, col in before.columns.items():
         np.testing.assert_array_equal(store.state.columns[name], col)
-    assert store.counters["ingested"] == 0 and store.lr_log.num_steps == 0
+    assert store.ingestor.counters["ingested"] == 0 and store.ingestor.lr_log.num_steps == 0
 
 
 def test_trainer_routes_need_the_token(client):

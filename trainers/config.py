@@ -55,7 +55,10 @@ class TrainConfig:
         None, "Data Parameters: learned class / instance / joint temperatures", choices=lambda: DATA_PARAMS
     )
     lerac: bool = setting(False, "LeRaC per-layer learning-rate curriculum")
-    storage_path: str | None = setting(None, "Ray Train checkpoint storage (shared on clusters)")
+    storage_path: str | None = setting(
+        None, "Ray Train checkpoint storage, a path or URI such as s3://bucket/prefix (shared on clusters)"
+    )
+    keep_checkpoints: int = setting(2, "model checkpoints kept per run (older ones are deleted)")
     resume_checkpoint: str | None = setting(
         None, "model checkpoint to start from (set by --resume)", cli=False
     )
@@ -68,6 +71,8 @@ class TrainConfig:
             self.workers = (int(w[0]), int(w[1]))
         elif w < 0:
             raise ValueError(f"workers must be >= 0, got {w}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.data_params not in (None, *DATA_PARAMS):
             raise ValueError(f"data_params must be class, instance or joint, got {self.data_params!r}")
 

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from scorer_service.durability.storage import RunStorage, latest_incarnation, open_filesystem
-from scorer_service.ray.actor import NAMESPACE, create_store
+from scorer_service.ray.actor import NAMESPACE, create_store, get_store, refusal
 from trainers.config import TrainConfig
-from trainers.datasets import load_dataset
+from trainers.datasets import Dataset, load_dataset
 from trainers.loop import train_loop_per_worker
+from trainers.resume import drop_unkept_checkpoints, save_config, train_name
 from trainers.run import default_snapshot_dir, new_incarnation
 
 
@@ -57,47 +54,19 @@ def prepare(cfg: TrainConfig) -> TrainConfig:
     )
 
 
-def _config_path(cfg: TrainConfig) -> tuple[Any, str]:
-    fs, base = open_filesystem(cfg.snapshot_dir)
-    return fs, f"{base.rstrip('/')}/{cfg.run}/{cfg.incarnation}/train_config.json"
-
-
-def save_config(cfg: TrainConfig) -> None:
-    fs, path = _config_path(cfg)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(json.dumps(cfg.to_dict(), indent=2).encode())
-
-
-def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainConfig, int]:
-    """The configuration (with the model checkpoint to start from) and the round to resume ``run`` after.
-
-    The store resumes from its newest end-of-round snapshot, so the model must resume from the
-    checkpoint of that same round; without one the run cannot continue consistently and this raises.
-    """
-    root = snapshot_dir or default_snapshot_dir()
-    incarnation = latest_incarnation(root, run)
-    if incarnation is None:
-        raise ValueError(f"no snapshots of run {run!r} under {root}")
-    probe = TrainConfig.create(run=run, snapshot_dir=root, incarnation=incarnation)
-    fs, path = _config_path(probe)
-    with fs.open_input_stream(path) as f:
-        cfg = TrainConfig.from_dict(json.loads(f.read()))
-    storage = RunStorage(root, run, incarnation)
-    ends = [r for m in storage.snapshots() for r in map(int, m["round_end"])]
-    store_round = max(ends, default=-1)
-    if store_round < 0:
-        raise ValueError(f"run {run!r} has not finished a round yet; start it again instead")
-    found: dict[int, str] = {}
-    for state_file in sorted(Path(cfg.storage_path).glob(f"{run}-*/checkpoint_*/state.pt")):
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        found[state["sampler"]["round"]] = str(state_file.parent)
-    if store_round not in found:
-        raise ValueError(
-            f"the store of run {run!r} is at the end of round {store_round}, but no model checkpoint of that "
-            f"round is under {cfg.storage_path} (checkpoints of rounds {sorted(found)}); refusing to resume"
-        )
-    return cfg.replace(resume_checkpoint=found[store_round]), store_round
+def open_store(cfg: TrainConfig, data: Dataset, *, replace: bool, resume: bool) -> ray.actor.ActorHandle:
+    """The run's store: a new one (restoring the run's snapshots when resumed), or, when resuming a
+    run whose store is still live, that store (the sampler rewinds it to the checkpoint's round)."""
+    if resume and not replace:
+        try:
+            live = get_store(cfg.run)
+        except KeyError:
+            live = None
+        if live is not None:
+            if ray.get(live.info.remote())["config"]["incarnation"] != cfg.incarnation:
+                raise refusal(live, cfg.run)  # another run of the same name
+            return live
+    return create_store(cfg.store_config(data.n, data.num_classes), replace=replace)
 
 
 def run_training(
@@ -106,6 +75,7 @@ def run_training(
     max_failures: int = 1,
     store: ray.actor.ActorHandle | None = None,
     replace: bool = False,
+    resume: bool = False,
     out: Callable[[str], None] = print,
     on_round: Callable[[dict[str, Any], ray.actor.ActorHandle], None] | None = None,
 ) -> dict[str, Any]:
@@ -114,7 +84,8 @@ def run_training(
     ``cfg.workers == 0`` runs the same loop in Ray Train's local mode (one process, no DDP).
     ``store`` is the run's store actor when the caller created it, else a fresh one is made (for a
     resumed run, one that restores the run's incarnation from its snapshots); a live store of the
-    same run name is refused unless ``replace``.
+    same run name is refused unless ``replace``, or attached to when ``resume`` (it must be this
+    run's incarnation).
     ``on_round(summary, store)`` is called in the driver once per finished round, while training
     goes on (benchmarks read score columns as the run proceeds).
     """
@@ -122,7 +93,7 @@ def run_training(
     cfg = prepare(cfg)
     data = load_dataset(cfg.dataset, cfg.seed)
     if store is None:
-        store = create_store(cfg.store_config(data.n, data.num_classes), replace=replace)
+        store = open_store(cfg, data, replace=replace, resume=resume)
     save_config(cfg)
     out(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
@@ -133,10 +104,10 @@ def run_training(
         train_loop_config=cfg.to_dict(),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpu),
         run_config=RunConfig(
-            name=f"{cfg.run}-{time.strftime('%Y%m%d-%H%M%S')}",
+            name=train_name(cfg),
             storage_path=cfg.storage_path,
             failure_config=FailureConfig(max_failures=max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
         ),
     )
     outcome: dict[str, Any] = {}
@@ -165,6 +136,9 @@ def run_training(
         thread.join(timeout=0.5)
     if "error" in outcome:
         raise outcome["error"]
+    kept = outcome["result"].best_checkpoints
+    if kept is not None:  # local mode keeps no record of checkpoints
+        drop_unkept_checkpoints(cfg.storage_path, train_name(cfg), [c for c, _ in kept])
 
     final = done[-1]["metrics"] if done else {}
     passes = sum(s["size"] for s in summaries)

@@ -31,6 +31,7 @@ from trainers.datasets import ArrayDataset, load_dataset
 from trainers.ids import WithIds
 from trainers.lerac import LeRaCScheduler, depth_param_groups
 from trainers.models import build_model
+from trainers.resume import starting_checkpoint, write_checkpoint_meta
 from trainers.sampler import RoundSampler
 
 
@@ -79,10 +80,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     sampler = RoundSampler(cfg.run)
     recorder = sampler.recorder(opt, flush_samples=cfg.flush_samples, max_in_flight=cfg.max_in_flight)
-    # Ray Train's own checkpoint (a restart within this run) wins over the one a resumed run started from.
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None and cfg.resume_checkpoint:
-        checkpoint = ray.train.Checkpoint(cfg.resume_checkpoint)
+    checkpoint = starting_checkpoint(cfg)
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             state = torch.load(os.path.join(d, "state.pt"), map_location=device)
@@ -164,5 +162,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 if class_dp is not None:
                     state |= {"class_dp": class_dp.state_dict(), "class_opt": class_opt.state_dict()}
                 torch.save(state, os.path.join(d, "state.pt"))
+                write_checkpoint_meta(d, sampler.state_dict())  # --resume reads the round from it
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=ckpt)

@@ -1,4 +1,5 @@
-"""Errors the store raises; the REST layer maps ``KeyError`` subclasses to 404, ``ValueError`` to 400."""
+"""Errors the store raises; the REST layer maps :class:`NotFound` to 404, :class:`Conflict` to 409, the
+other two to 400, each with its message."""
 
 
 class InvalidBatch(ValueError):
@@ -7,6 +8,11 @@ class InvalidBatch(ValueError):
 
 class InvalidQuery(ValueError):
     """A query parameter the store cannot answer (unknown metric, bad range)."""
+
+
+class Conflict(ValueError):
+    """A well-formed request that the store's configuration does not allow (a snapshot of a store
+    kept in memory only)."""
 
 
 class NotFound(KeyError):

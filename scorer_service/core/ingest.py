@@ -113,11 +113,12 @@ class Ingestor:
         self.ingest_seconds += time.perf_counter() - started
 
     def image(self) -> StateImage:
-        """The state as a snapshot holds it (live arrays: write it before the next change)."""
+        """A copy of the state as a snapshot holds it; later changes do not reach it."""
         s = self.state
         counters = {**self.counters, "ingest_seconds": self.ingest_seconds}
+        columns = {name: values.copy() for name, values in {**s.columns, **s.matrices}.items()}
         return StateImage(
-            {**s.columns, **s.matrices}, self.lr_log.lr, self.lr_log.cum, self.applied.state(), counters
+            columns, self.lr_log.lr.copy(), self.lr_log.cum.copy(), self.applied.state(), counters
         )
 
     def restore(self, image: StateImage) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from scorer_service.core.state import SampleState
-
 EM_ITERATIONS = 50
 
 
@@ -54,14 +52,8 @@ def _posteriors(x: np.ndarray, mu: np.ndarray, var: np.ndarray, weight: np.ndarr
     return p / p.sum(axis=1, keepdims=True)
 
 
-def suspects(state: SampleState, threshold: float) -> np.ndarray:
+def suspects(noise: np.ndarray, last_correct: np.ndarray, threshold: float) -> np.ndarray:
     """Mask of the samples whose label is likely wrong (see the module docstring)."""
-    noise = state.noise
     out = np.nan_to_num(noise, nan=0.0) > threshold
-    known = state.last_correct >= 0
-    return out & (~known | (state.last_correct == 0))
-
-
-def refit(state: SampleState) -> None:
-    """Recompute every sample's noise probability from the current mean losses."""
-    state.noise[:] = noise_probability(state.loss_mean, state.seen)
+    known = last_correct >= 0
+    return out & (~known | (last_correct == 0))

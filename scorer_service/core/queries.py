@@ -1,4 +1,8 @@
-"""Read-only questions about a run's scores and rounds (REST, dashboard, export, CLI)."""
+"""Read-only questions about a run's scores and rounds (REST, dashboard, export, CLI).
+
+The store calls the functions that take the live state or rounds under its read lock (they return
+copies); the others compute an answer from such copies, after the lock is released.
+"""
 
 from __future__ import annotations
 
@@ -51,33 +55,30 @@ def parameters(state: SampleState, ids: Any) -> dict[str, np.ndarray]:
     return {"log_sigma": state.log_sigma[ids], "log_sigma_momentum": state.log_sigma_momentum[ids]}
 
 
-def samples(state: SampleState, ids: Any) -> list[dict[str, Any]]:
-    """Every score column of each sample in ``ids``."""
-    ids = check_ids(ids, state.n)
-    rows = state.rows(ids)
+def samples(ids: np.ndarray, rows: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Every score column of each sample in ``ids``, from its ``rows`` (:meth:`.SampleState.rows`)."""
     return [{"id": int(i), **{k: _py(v[j]) for k, v in rows.items()}} for j, i in enumerate(ids.tolist())]
 
 
 def metric_values(state: SampleState, metric: str) -> np.ndarray:
+    """A copy of a rankable column as float64."""
     if metric not in METRICS:
         raise InvalidQuery(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     return state.metric(metric)
 
 
-def top(state: SampleState, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
-    """The ``k`` samples with the largest (``desc``) or smallest (``asc``) ``metric``; unseen excluded
-    for metrics that are undefined before a first observation."""
+def top(values: np.ndarray, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+    """The ``k`` samples with the largest (``desc``) or smallest (``asc``) ``values`` of ``metric``;
+    unseen excluded for metrics that are undefined before a first observation."""
     if order not in ("asc", "desc"):
         raise InvalidQuery(f"order must be 'asc' or 'desc', got {order!r}")
-    values = metric_values(state, metric)
     valid = np.flatnonzero(np.isfinite(values))
     pick = valid[top_k(values[valid], min(k, valid.size), largest=order == "desc")]
     return [{"id": int(i), metric: float(values[i])} for i in pick]
 
 
-def histogram(state: SampleState, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
-    """Counts of ``metric`` in ``bins`` equal-width bins over its finite range."""
-    values = metric_values(state, metric)
+def histogram(values: np.ndarray, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
+    """Counts of ``values`` of ``metric`` in ``bins`` equal-width bins over their finite range."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return {"metric": metric, "counts": [], "edges": [], "missing": int(values.size)}
@@ -110,24 +111,32 @@ def round_subset(rounds: Mapping[int, RoundRecord], round_: int, offset: int = 0
     }
 
 
-def label_issues(state: SampleState, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
-    """The likely mislabeled samples (:func:`.label_noise.suspects`), most likely first, with their
-    noise probability, the label trained on and the model's latest prediction (-1: not sent)."""
+def columns(state: SampleState, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Copies of whole state columns (default: every column), for export and tests."""
+    names = list(state.columns) if names is None else names
+    unknown = [name for name in names if name not in state.columns]
+    if unknown:
+        raise InvalidQuery(f"unknown column {unknown[0]!r}; expected one of {', '.join(state.columns)}")
+    return {name: state.columns[name].copy() for name in names}
+
+
+LABEL_ISSUE_COLUMNS = ("noise", "last_correct", "label", "predicted", "loss_mean", "seen")
+
+
+def label_issues(
+    cols: dict[str, np.ndarray], threshold: float = 0.5, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The likely mislabeled samples (:func:`.label_noise.suspects`) among ``cols`` (copies of
+    :data:`LABEL_ISSUE_COLUMNS`), most likely first, with their noise probability, the label trained on
+    and the model's latest prediction (-1: not sent)."""
     if not 0.0 < threshold < 1.0:
         raise InvalidQuery(f"threshold must be in (0, 1), got {threshold}")
     if limit < 1:
         raise InvalidQuery(f"limit must be >= 1, got {limit}")
-    ids = np.flatnonzero(label_noise.suspects(state, threshold))
-    pick = ids[top_k(state.noise[ids].astype(np.float64), min(limit, ids.size))]
-    cols = ("noise", "label", "predicted", "loss_mean", "seen")
-    return [{"id": int(i), **{c: _py(state.columns[c][i]) for c in cols}} for i in pick]
-
-
-def column(state: SampleState, name: str) -> np.ndarray:
-    """One whole state column (for export and tests)."""
-    if name not in state.columns:
-        raise InvalidQuery(f"unknown column {name!r}")
-    return state.columns[name].copy()
+    ids = np.flatnonzero(label_noise.suspects(cols["noise"], cols["last_correct"], threshold))
+    pick = ids[top_k(cols["noise"][ids].astype(np.float64), min(limit, ids.size))]
+    shown = ("noise", "label", "predicted", "loss_mean", "seen")
+    return [{"id": int(i), **{c: _py(cols[c][i]) for c in shown}} for i in pick]
 
 
 def _py(v: Any) -> Any:

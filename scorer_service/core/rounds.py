@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from scorer_service.core.errors import InvalidQuery
+
 
 def usable_size(k: int, world_size: int) -> int:
     """Largest multiple of ``world_size`` not above ``k``: equal shards keep DDP steps in lockstep."""
@@ -26,6 +28,13 @@ def shard(ids: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     if len(ids) % world_size:
         raise ValueError(f"{len(ids)} ids do not split evenly over {world_size} ranks")
     return ids[rank::world_size]
+
+
+def check_metrics(metrics: dict[str, Any]) -> None:
+    """A round's metrics must be numbers (test accuracy, train loss, ...)."""
+    bad = {k: v for k, v in metrics.items() if not isinstance(v, int | float) or isinstance(v, bool)}
+    if bad:
+        raise InvalidQuery(f"metrics must be numbers, got {bad}")
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""A run's score table as a file: the export formats and their encoding."""
+"""A run's score table as a file: the export formats and their streamed encoding."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -8,15 +10,54 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 EXPORT_FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
+# Rows per Parquet row group / CSV batch: the most of the encoded file held in memory at once.
+CHUNK_ROWS = 65_536
 
 
-def serialize(columns: dict[str, np.ndarray], fmt: str) -> bytes:
-    """The score table (one row per sample id, ``id`` first) as a Parquet or CSV file."""
+class _Pieces:
+    """A write-only file that keeps what was written until :meth:`take` hands it on."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        self._size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
+def encode(columns: dict[str, np.ndarray], fmt: str, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+    """The score table (one row per sample id, ``id`` first) as a Parquet or CSV file, in pieces of
+    ``rows`` samples (a Parquet row group, or a batch of CSV lines each), so it is never whole in memory."""
     n = len(next(iter(columns.values())))
-    table = pa.table({"id": pa.array(np.arange(n, dtype=np.int64)), **columns})
-    sink = pa.BufferOutputStream()
-    if fmt == "parquet":
-        pq.write_table(table, sink)
-    else:
-        pacsv.write_csv(table, sink)
-    return sink.getvalue().to_pybytes()
+    sink = _Pieces()
+    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        ids = pa.array(np.arange(start, stop, dtype=np.int64))
+        table = pa.table({"id": ids, **{name: values[start:stop] for name, values in columns.items()}})
+        if writer is None:
+            parquet = fmt == "parquet"
+            writer = pq.ParquetWriter(sink, table.schema) if parquet else pacsv.CSVWriter(sink, table.schema)
+        writer.write_table(table)
+        yield sink.take()
+    writer.close()
+    yield sink.take()

@@ -1,23 +1,22 @@
-"""Durable store state: Parquet snapshots plus an append-only write-ahead log.
+"""Where a store keeps its state: Parquet snapshots and write-ahead logs, on a path or a filesystem URI.
 
 Layout under ``<root>/<run>/<incarnation>/`` (a local path or any pyarrow filesystem URI):
 
 - ``snap-<N>/columns.parquet``, ``rounds.parquet``, ``steps.parquet``: a full copy of the state;
 - ``snap-<N>.json``: its manifest, written last; a snapshot without a manifest does not exist;
-- ``wal-<N>.log``: every state change acknowledged after snapshot N, in order.
+- ``wal-<N>.log``: every state change acknowledged after snapshot N was taken, in order;
+- ``quarantine/``: log records that could not be applied when the log was replayed.
 
-Each WAL record is ``[magic, header length, payload length][JSON header][Arrow IPC payload]``; a
-record cut short by a crash is ignored (its call was never acknowledged, so the sender retries).
-Nothing is unpickled: headers are JSON, payloads Arrow.
+On a local path (NFS included) every file of a snapshot is fsynced before its manifest is renamed
+into place, and the directory after; object stores make a file durable when it is closed.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -26,9 +25,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from scorer_service.durability.codec import to_numpy, to_record_batch
-
-_MAGIC = b"CWAL"
-_FRAME = struct.Struct("<4sIQ")
+from scorer_service.durability.wal import LogWriter, Record, read_records, sync_dir
 
 
 def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -38,36 +35,60 @@ def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
+def read_json(fs: pafs.FileSystem, path: str) -> Any:
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read())
+
+
+def _number(name: str) -> int:
+    """``snap-00000012.json`` -> 12."""
+    return int(name.split("-", 1)[1].split(".")[0])
+
+
 class RunStorage:
-    """Snapshots and write-ahead log of one store incarnation."""
+    """Snapshots and write-ahead logs of one store incarnation."""
 
     def __init__(self, root: str, run: str, incarnation: str) -> None:
         self.fs, base = open_filesystem(root)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.dir = f"{base.rstrip('/')}/{run}/{incarnation}"
         self.fs.create_dir(self.dir, recursive=True)
-        self._wal: Any = None
-        self._wal_seq: int | None = None
+        # Object stores cannot append: snapshots only (see the README's durability section).
+        self.supports_wal = self._can_append()
+
+    def _can_append(self) -> bool:
+        probe = f"{self.dir}/.append-probe"
         try:
-            with self.fs.open_append_stream(f"{self.dir}/.append-probe"):
+            with self.fs.open_append_stream(probe):
                 pass
-            self.fs.delete_file(f"{self.dir}/.append-probe")
-            self.supports_wal = True
         except (NotImplementedError, pa.ArrowNotImplementedError):
-            # Object stores have no append: snapshots only (see the README's durability section).
-            self.supports_wal = False
+            return False
+        self.fs.delete_file(probe)
+        return True
+
+    def _names(self) -> list[pafs.FileInfo]:
+        return self.fs.get_file_info(pafs.FileSelector(self.dir))
+
+    def highest_number(self) -> int:
+        """The largest snapshot or log number present, complete or not (0: none)."""
+        return max(
+            (_number(i.base_name) for i in self._names() if i.base_name.startswith(("snap-", "wal-"))),
+            default=0,
+        )
 
     # ---- snapshots ----------------------------------------------------------------------
 
     def snapshots(self) -> list[dict[str, Any]]:
         """Manifests of the complete snapshots, oldest first."""
-        infos = self.fs.get_file_info(pafs.FileSelector(self.dir))
         names = sorted(
-            i.base_name for i in infos if i.base_name.startswith("snap-") and i.base_name.endswith(".json")
+            n for n in (i.base_name for i in self._names()) if n.startswith("snap-") and n.endswith(".json")
         )
         out = []
         for name in names:
-            with self.fs.open_input_stream(f"{self.dir}/{name}") as f:
-                out.append(json.loads(f.read()))
+            try:
+                out.append(read_json(self.fs, f"{self.dir}/{name}"))
+            except FileNotFoundError:  # dropped by the store while another process lists them
+                continue
         return out
 
     def write_snapshot(
@@ -81,15 +102,34 @@ class RunStorage:
         """Write snapshot ``seq``; only the final manifest write makes it visible."""
         d = f"{self.dir}/snap-{seq:08d}"
         self.fs.create_dir(d, recursive=True)
-        pq.write_table(
-            pa.Table.from_batches([to_record_batch(columns)]), f"{d}/columns.parquet", filesystem=self.fs
-        )
-        pq.write_table(rounds, f"{d}/rounds.parquet", filesystem=self.fs)
-        pq.write_table(pa.table(steps), f"{d}/steps.parquet", filesystem=self.fs)
+        tables = {
+            "columns": pa.Table.from_batches([to_record_batch(columns)]),
+            "rounds": rounds,
+            "steps": pa.table(steps),
+        }
+        for name, table in tables.items():
+            with self._durable_output(f"{d}/{name}.parquet") as f:
+                pq.write_table(table, f)
+        if self.local:
+            sync_dir(d)
         tmp, final = f"{self.dir}/.snap-{seq:08d}.json.tmp", f"{self.dir}/snap-{seq:08d}.json"
-        with self.fs.open_output_stream(tmp) as f:
+        with self._durable_output(tmp) as f:
             f.write(json.dumps({**meta, "seq": seq}).encode())
         self.fs.move(tmp, final)
+        if self.local:
+            sync_dir(self.dir)
+
+    @contextmanager
+    def _durable_output(self, path: str) -> Iterator[Any]:
+        """A file that is on disk when the block ends (fsynced locally; object stores on close)."""
+        if not self.local:
+            with self.fs.open_output_stream(path) as f:
+                yield f
+            return
+        with open(path, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
     def read_snapshot(self, seq: int) -> tuple[dict[str, np.ndarray], pa.Table, dict[str, np.ndarray]]:
         d = f"{self.dir}/snap-{seq:08d}"
@@ -98,71 +138,51 @@ class RunStorage:
         steps = to_numpy(pq.read_table(f"{d}/steps.parquet", filesystem=self.fs))
         return columns, rounds, steps
 
-    def drop(self, keep: set[int]) -> None:
-        """Delete snapshots and logs whose sequence number is not in ``keep``."""
-        for info in self.fs.get_file_info(pafs.FileSelector(self.dir)):
+    def drop(self, below: int, keep: set[int]) -> None:
+        """Delete snapshots numbered below ``below`` that are not in ``keep``, and every log below it
+        (a complete snapshot ``below`` makes the logs before it unnecessary)."""
+        for info in self._names():
             name = info.base_name
-            if not (name.startswith("snap-") or name.startswith("wal-")):
+            if not name.startswith(("snap-", "wal-")):
                 continue
-            seq = int(name.split("-")[1].split(".")[0])
-            if seq in keep:
+            seq = _number(name)
+            if seq >= below or (name.startswith("snap-") and seq in keep):
                 continue
             if info.type == pafs.FileType.Directory:
                 self.fs.delete_dir(info.path)
             else:
                 self.fs.delete_file(info.path)
 
-    # ---- write-ahead log ----------------------------------------------------------------
+    # ---- write-ahead logs ---------------------------------------------------------------
 
-    def start_log(self, seq: int, fresh: bool = False) -> None:
-        """Append further records to the log that follows snapshot ``seq`` (``fresh``: a new, empty log)."""
-        if self._wal is not None:
-            self._wal.close()
-        self._wal, self._wal_seq = None, seq
-        if self.supports_wal:
-            path = f"{self.dir}/wal-{seq:08d}.log"
-            self._wal = self.fs.open_output_stream(path) if fresh else self.fs.open_append_stream(path)
+    def log_numbers(self, first: int) -> list[int]:
+        """Numbers of the logs from ``first`` on, in order (replay reads them one after another)."""
+        return sorted(
+            n
+            for n in (_number(i.base_name) for i in self._names() if i.base_name.startswith("wal-"))
+            if n >= first
+        )
 
-    def append(self, header: dict[str, Any], columns: dict[str, np.ndarray] | None = None) -> None:
-        """Durably (to the OS) append one event; returns only after the bytes are written."""
-        if self._wal is None:
-            return
-        head = json.dumps(header).encode()
-        payload = b""
-        if columns is not None:
-            sink = io.BytesIO()
-            rb = to_record_batch(columns)
-            with pa.ipc.new_stream(sink, rb.schema) as w:
-                w.write_batch(rb)
-            payload = sink.getvalue()
-        self._wal.write(_FRAME.pack(_MAGIC, len(head), len(payload)) + head + payload)
-        self._wal.flush()
+    def open_log(self, seq: int) -> LogWriter | None:
+        """A fresh, empty log after snapshot ``seq`` (None where the filesystem cannot append)."""
+        return LogWriter(self.fs, f"{self.dir}/wal-{seq:08d}.log") if self.supports_wal else None
 
-    def read_log(self, seq: int) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray] | None]]:
-        """The complete records of the log after snapshot ``seq`` (none if it does not exist)."""
-        path = f"{self.dir}/wal-{seq:08d}.log"
-        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return
-        with self.fs.open_input_stream(path) as f:
-            data = f.read()
-        pos = 0
-        while pos + _FRAME.size <= len(data):
-            magic, hlen, plen = _FRAME.unpack_from(data, pos)
-            end = pos + _FRAME.size + hlen + plen
-            if magic != _MAGIC or end > len(data):
-                break  # a record cut short by a crash: never acknowledged
-            header = json.loads(data[pos + _FRAME.size : pos + _FRAME.size + hlen])
-            payload = data[pos + _FRAME.size + hlen : end]
-            columns = None
-            if plen:
-                columns = to_numpy(pa.ipc.open_stream(payload).read_all())
-            yield header, columns
-            pos = end
+    def read_log(self, seq: int) -> Iterator[Record]:
+        """The complete records of log ``seq``, one at a time (see :func:`.wal.read_records`)."""
+        with self.fs.open_input_stream(f"{self.dir}/wal-{seq:08d}.log") as f:
+            yield from read_records(f)
 
-    def close(self) -> None:
-        if self._wal is not None:
-            self._wal.close()
-            self._wal = None
+    def log_size(self, seq: int) -> int:
+        return self.fs.get_file_info(f"{self.dir}/wal-{seq:08d}.log").size
+
+    def quarantine(self, seq: int, record: Record) -> str:
+        """Keep a record that could not be applied out of the way, for inspection; returns its path."""
+        d = f"{self.dir}/quarantine"
+        self.fs.create_dir(d, recursive=True)
+        path = f"{d}/wal-{seq:08d}-{record.end:012d}.rec"
+        with self._durable_output(path) as f:
+            f.write(record.raw)
+        return path
 
 
 def latest_incarnation(root: str, run: str) -> str | None:
@@ -177,8 +197,7 @@ def latest_incarnation(root: str, run: str) -> str | None:
             continue
         for snap in fs.get_file_info(pafs.FileSelector(info.path)):
             if snap.base_name.startswith("snap-") and snap.base_name.endswith(".json"):
-                with fs.open_input_stream(snap.path) as f:
-                    created = json.loads(f.read()).get("created", 0.0)
+                created = read_json(fs, snap.path).get("created", 0.0)
                 if created > best_time:
                     best, best_time = info.base_name, created
     return best

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ray
 
 from scorer_service.config import StoreConfig
+from scorer_service.core.errors import NotFound
 from scorer_service.ray.block_tasks import ray_block_map
 from scorer_service.store import HardnessStore
 
@@ -13,9 +14,19 @@ _PREFIX = "hardness-store:"
 
 
 # Read-only calls a client may send to the "query" concurrency group, so a score query does not
-# wait behind queued ingests and snapshots (it may then see a batch half applied: fine for reads).
+# wait behind queued ingests; the store's read lock makes each answer come from one state.
 QUERY_METHODS = frozenset(
-    {"info", "samples", "top", "histogram", "round_summaries", "round_subset", "column", "label_issues"}
+    {
+        "info",
+        "samples",
+        "top",
+        "histogram",
+        "round_summaries",
+        "round_subset",
+        "column",
+        "columns",
+        "label_issues",
+    }
 )
 
 
@@ -47,6 +58,14 @@ def _describe(handle: ray.actor.ActorHandle, run: str) -> str:
     return f"run {run!r} already exists and is {state} ({done}/{total} rounds)"
 
 
+def refusal(handle: ray.actor.ActorHandle, run: str) -> RunExists:
+    """Why a new run named ``run`` cannot be created over the live store ``handle``, and what to do."""
+    return RunExists(
+        f"{_describe(handle, run)}; attach to it (curriculum train --resume {run}, curriculum.attach_run) "
+        "or replace it (curriculum train --replace, create_run(..., replace=True))"
+    )
+
+
 def create_store(
     config: StoreConfig, *, replace: bool = False, store_cls: type = HardnessStore
 ) -> ray.actor.ActorHandle:
@@ -63,10 +82,7 @@ def create_store(
         old = None
     if old is not None:
         if not replace:
-            raise RunExists(
-                f"{_describe(old, config.run)}; attach to it (--resume, curriculum.attach_run) "
-                "or replace it (--replace, replace=True)"
-            )
+            raise refusal(old, config.run)
         ray.kill(old, no_restart=True)
     actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
@@ -78,11 +94,11 @@ def create_store(
 
 
 def get_store(run: str) -> ray.actor.ActorHandle:
-    """Handle of a running store; ``KeyError`` when the run has none."""
+    """Handle of a running store; :class:`NotFound` (a ``KeyError``) when the run has none."""
     try:
         return ray.get_actor(actor_name(run), namespace=NAMESPACE)
     except ValueError:
-        raise KeyError(f"no store for run {run!r}") from None
+        raise NotFound(f"no store for run {run!r}") from None
 
 
 def list_runs() -> list[str]:

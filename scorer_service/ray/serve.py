@@ -8,6 +8,7 @@ the replica's event loop keeps serving other requests meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import ray
@@ -17,6 +18,9 @@ from ray import serve
 from scorer_service.ray.actor import QUERY_METHODS, delete_store, get_store, list_runs
 from scorer_service.web.app import build_app
 from scorer_service.web.dashboard import ImageSource
+from scorer_service.web.directory import StoreUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 def _method(handle: ray.actor.ActorHandle, name: str) -> Any:
@@ -25,7 +29,12 @@ def _method(handle: ray.actor.ActorHandle, name: str) -> Any:
 
 
 class RayDirectory:
-    """Finds stores by run name; re-resolves a handle whose actor was recreated."""
+    """Finds stores by run name; re-resolves a handle whose actor was recreated.
+
+    Errors arrive as the store raised them: Ray's wrapper (its task text, pid, node address and
+    actor id) is dropped here, so it can never reach a client; a store that is gone or restarting
+    is :class:`StoreUnavailable`.
+    """
 
     def __init__(self) -> None:
         self._handles: dict[str, ray.actor.ActorHandle] = {}
@@ -40,12 +49,19 @@ class RayDirectory:
         return await asyncio.to_thread(list_runs)
 
     async def call(self, run: str, method: str, *args: Any) -> Any:
-        handle = await self._handle(run)
         try:
-            return await _method(handle, method).remote(*args)
-        except ray.exceptions.ActorDiedError:
+            try:
+                return await _method(await self._handle(run), method).remote(*args)
+            except ray.exceptions.ActorDiedError:
+                # Recreated under the same name (a new run, or replaced): look it up again, once.
+                self._handles.pop(run, None)
+                return await _method(await self._handle(run), method).remote(*args)
+        except ray.exceptions.RayTaskError as e:
+            raise (e.cause if e.cause is not None else e.as_instanceof_cause()) from None
+        except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError) as e:
             self._handles.pop(run, None)
-            return await _method(await self._handle(run), method).remote(*args)
+            logger.warning("the store of run %r is not available: %s", run, e)
+            raise StoreUnavailable(f"the store of run {run!r} is not available") from None
 
     async def delete(self, run: str) -> None:
         self._handles.pop(run, None)

@@ -2,13 +2,15 @@
 
 Warm-start rounds (and DoCL's full-pass rounds) train on everything; every other round asks the
 run's selector for its budget, optionally refined by the diversity term. Selection is seeded by
-(seed, round), so a rewound store selects a round again exactly as before.
+(seed, round), so a rewound store selects a round again exactly as before. Selecting only reads the
+state; adopting the selection (its record, the importance weights) is a separate, short change.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,16 @@ from scorer_service.selection.registry import SelectionContext, SelectorSpec
 from scorer_service.selection.schedule import Budget, Cycles
 
 HISTOGRAM_BINS = 20
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A round's selection before it is adopted: its record, and importance weights (ids, weights)."""
+
+    record: RoundRecord
+    importance: tuple[np.ndarray, np.ndarray] | None
+    # Every sample's label-noise probability, refit from the state the selection read.
+    noise: np.ndarray
 
 
 class RoundPlanner:
@@ -55,47 +67,34 @@ class RoundPlanner:
             return "select"
         return "world" if rec.world_size != world_size else None
 
-    def shard(self, state: SampleState, round_: int, rank: int, world_size: int) -> np.ndarray:
-        """Rank ``rank``'s shard of round ``round_``, selecting the round first if needed."""
-        rec = self.rounds.get(round_)
-        if rec is None:
-            rec = self.rounds[round_] = self._select(state, round_, world_size)
-        else:
-            # A different world size (elastic training) re-shards the same selection.
-            rec.world_size = world_size
-        return shard(rec.ids, rank, world_size)
-
-    def count_ingested(self, round_: int, samples: int) -> None:
-        if round_ in self.rounds:
-            self.rounds[round_].ingested += samples
-
-    def _select(self, state: SampleState, round_: int, world_size: int) -> RoundRecord:
+    def select(self, state: SampleState, round_: int, world_size: int) -> Chosen:
+        """Select round ``round_`` from ``state`` without changing anything (:meth:`shard` adopts it)."""
         t0 = time.perf_counter()
         cycle = self.cycles.selection_cycle(round_)
         rng = np.random.default_rng([self.seed, round_])
-        state.importance[:] = 1.0
-        label_noise.refit(state)
+        importance = None
+        noise = label_noise.noise_probability(state.loss_mean, state.seen)
         details: dict[str, Any] = {}
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
         if cycle == 0 or (self.full_pass_each_cycle and first_of_cycle):
             selected, name, k = self._warm_order(round_, rng), "all", self.n
         else:
             k = max(world_size, self.budget.size(cycle, self.n))
-            pool = self._pool(state, details)
+            pool = self._pool(state, noise, details)
             view = state if pool is None else state.take(pool)
             k = min(k, view.n)
             ctx = SelectionContext(view, cycle, rng, self.params, self.diversity, self.block_map)
             sel = self.spec.select(ctx, k)
             selected, name = (sel.ids if pool is None else pool[sel.ids]), self.spec.name
             if sel.importance is not None:
-                state.importance[selected] = sel.importance
+                importance = (selected, sel.importance)
             if self.diversity.enabled and not self.spec.diversifies:
                 selected = self._diversify(state, selected, cycle, rng, world_size)
                 name = f"{self.spec.name}+{self.diversity.function}"
         ms = (time.perf_counter() - t0) * 1e3
         counts, edges = np.histogram(state.dih, bins=HISTOGRAM_BINS)
         hist = {"counts": counts.tolist(), "edges": edges.tolist()}
-        return RoundRecord(
+        record = RoundRecord(
             round_,
             cycle,
             name,
@@ -106,12 +105,38 @@ class RoundPlanner:
             dih_histogram=hist,
             details=details,
         )
+        return Chosen(record, importance, noise)
 
-    def _pool(self, state: SampleState, details: dict[str, Any]) -> np.ndarray | None:
+    def shard(
+        self, state: SampleState, round_: int, rank: int, world_size: int, chosen: Chosen | None = None
+    ) -> np.ndarray:
+        """Rank ``rank``'s shard of round ``round_``, adopting the round's selection ``chosen`` (from
+        :meth:`select`) when it is new: its record, and the importance weights of its samples."""
+        if chosen is not None:
+            state.noise[:] = chosen.noise
+            state.importance[:] = 1.0
+            if chosen.importance is not None:
+                state.importance[chosen.importance[0]] = chosen.importance[1]
+            self.rounds[round_] = chosen.record
+        # A different world size (elastic training) re-shards the same selection.
+        rec = self.rounds[round_]
+        rec.world_size = world_size
+        return shard(rec.ids, rank, world_size)
+
+    def copy_rounds(self) -> dict[int, RoundRecord]:
+        """The rounds as they are now, for a snapshot written while the store goes on (selections are
+        never changed in place, so they are shared)."""
+        return {r: replace(rec, metrics=dict(rec.metrics)) for r, rec in self.rounds.items()}
+
+    def count_ingested(self, round_: int, samples: int) -> None:
+        if round_ in self.rounds:
+            self.rounds[round_].ingested += samples
+
+    def _pool(self, state: SampleState, noise: np.ndarray, details: dict[str, Any]) -> np.ndarray | None:
         """The candidates when denoising: every sample but the likely mislabeled ones (None: all)."""
         if self.denoise is None:
             return None
-        out = label_noise.suspects(state, self.denoise)
+        out = label_noise.suspects(noise, state.last_correct, self.denoise)
         count = int(out.sum())
         # Never fewer candidates than half the data: a mixture fitted to a degenerate loss spread
         # must not starve the selector.

@@ -1,16 +1,24 @@
-"""The web application: the REST routes, dashboard, export and Prometheus metrics over one directory."""
+"""The web application: the REST routes, dashboard, export and Prometheus metrics over one directory.
+
+Every error answer, whoever raises it (a route, FastAPI's parameter validation, the router), is
+``{"detail": "<one line>"}``; a 405 names every method the path has in ``Allow``.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from scorer_service.web.auth import api_token
 from scorer_service.web.dashboard import ImageSource, add_dashboard
-from scorer_service.web.directory import StoreDirectory
+from scorer_service.web.directory import StoreDirectory, one_line
 from scorer_service.web.export import add_export
 from scorer_service.web.label_issues import add_label_issue_routes
 from scorer_service.web.prometheus import add_metrics
-from scorer_service.web.routes import add_admin_routes, add_score_routes, api_token
+from scorer_service.web.routes import add_admin_routes, add_score_routes
 from scorer_service.web.trainer_routes import add_trainer_routes
 
 
@@ -19,7 +27,7 @@ def build_app(
 ) -> FastAPI:
     """The FastAPI application over ``directory``.
 
-    ``token`` guards the state-changing routes (default: :func:`~.routes.api_token`); ``images``
+    ``token`` guards the state-changing routes (default: :func:`~.auth.api_token`); ``images``
     lets the dashboard show training samples (default: none).
     """
     app = FastAPI(
@@ -28,9 +36,20 @@ def build_app(
         description="Per-sample hardness scores and round subsets of curriculum-learning runs.",
     )
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The router answers with the methods of the first route of the path; a path has several.
+            headers["Allow"] = ", ".join(_methods(app, request))
+        return JSONResponse({"detail": one_line(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where, *name = first["loc"]
+        what = f"{where} parameter {'.'.join(map(str, name))}" if name else str(where)
+        return JSONResponse({"detail": one_line(f"{what}: {first['msg']}")}, status_code=422)
 
     add_score_routes(app, directory)
     add_dashboard(app, directory, images)
@@ -41,3 +60,13 @@ def build_app(
     add_admin_routes(app, directory, token)
     add_trainer_routes(app, directory, token)
     return app
+
+
+def _methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of ``app`` answers on the request's path."""
+    found: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
+        if match != Match.NONE:
+            found |= getattr(route, "methods", None) or set()
+    return sorted(found)

@@ -1,4 +1,4 @@
-"""Bearer-token checks for the routes that change state (admin and trainer routes)."""
+"""The bearer token that guards every route that changes state (admin and trainer routes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import hmac
 import os
 from collections.abc import Callable
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 
 def api_token() -> str | None:
@@ -20,14 +21,15 @@ def api_token() -> str | None:
     return token or None
 
 
-def bearer_guard(token: str | None) -> Callable[[Request], None]:
-    """A check that raises 403 when no token is configured and 401 when the request lacks it."""
+def bearer_guard(token: str | None) -> Callable[..., None]:
+    """A route dependency: 403 when no token is configured, 401 when the request does not carry it."""
+    bearer = HTTPBearer(auto_error=False, description="CURRICULUM_API_TOKEN")
 
-    def authorize(request: Request) -> None:
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if token is None:
             raise HTTPException(403, "state-changing endpoints are disabled: set CURRICULUM_API_TOKEN")
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token")
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     return authorize

@@ -145,9 +145,9 @@ async def _run_body(directory: StoreDirectory, run: str, source: ImageSource | N
 
 async def _rising(directory: StoreDirectory, run: str) -> tuple[list[dict[str, Any]], str]:
     """The samples whose DIH rose most at their latest observation (DIH now minus DIH before it)."""
-    dih = np.asarray(await call_store(directory, run, "column", "dih"), dtype=np.float64)
-    prev = np.asarray(await call_store(directory, run, "column", "dih_prev"), dtype=np.float64)
-    seen = np.asarray(await call_store(directory, run, "column", "seen"))
+    cols = await call_store(directory, run, "columns", ["dih", "dih_prev", "seen"])  # one state
+    dih, prev = cols["dih"].astype(np.float64), cols["dih_prev"].astype(np.float64)
+    seen = cols["seen"]
     candidates = np.flatnonzero(seen > 0)
     score = dih - prev
     note = "change of DIH at each sample's latest observation (DIH now minus DIH before it)"

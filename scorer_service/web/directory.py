@@ -1,17 +1,29 @@
 """How the web layer finds and calls the store of a run, and how store errors become HTTP errors.
 
 ``StoreDirectory`` is the seam: ``scorer_service.ray.serve`` passes one that calls Ray actors, tests
-and notebooks pass :class:`LocalDirectory` over in-process stores.
+and notebooks pass :class:`LocalDirectory` over in-process stores. Either raises the store's own
+errors (:mod:`scorer_service.core.errors`), :class:`StoreUnavailable` or anything else; only the
+store's own messages reach a client, everything else is logged here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 from fastapi import HTTPException
 
+from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound
+
 CALL_TIMEOUT_S = 10.0
+MAX_MESSAGE = 300
+
+logger = logging.getLogger(__name__)
+
+
+class StoreUnavailable(RuntimeError):
+    """The run's store exists but cannot answer now (it died and is restarting, or its node is gone)."""
 
 
 class StoreDirectory(Protocol):
@@ -21,10 +33,10 @@ class StoreDirectory(Protocol):
         """Names of the runs with a live store."""
 
     async def call(self, run: str, method: str, *args: Any) -> Any:
-        """Call ``method(*args)`` on the run's store; ``KeyError`` when the run has none."""
+        """Call ``method(*args)`` on the run's store; :class:`NotFound` when the run has none."""
 
     async def delete(self, run: str) -> None:
-        """Stop the run's store; ``KeyError`` when the run has none."""
+        """Stop the run's store; :class:`NotFound` when the run has none."""
 
 
 class LocalDirectory:
@@ -38,29 +50,42 @@ class LocalDirectory:
 
     async def call(self, run: str, method: str, *args: Any) -> Any:
         if run not in self.stores:
-            raise KeyError(f"no store for run {run!r}")
+            raise NotFound(f"no store for run {run!r}")
         return getattr(self.stores[run], method)(*args)
 
     async def delete(self, run: str) -> None:
         if self.stores.pop(run, None) is None:
-            raise KeyError(f"no store for run {run!r}")
+            raise NotFound(f"no store for run {run!r}")
 
 
-def error_message(e: BaseException) -> str:
-    # Errors raised in a Ray actor arrive wrapped; the first line of the cause is what the user needs.
-    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
-    return text.strip().splitlines()[-1] if "Traceback" in text else text
+def one_line(text: str) -> str:
+    """``text`` as a client may see it: its first line, printable characters only, bounded."""
+    lines = str(text).strip().splitlines() or [""]
+    line = "".join(c for c in lines[0] if c.isprintable())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
+
+
+def http_error(e: BaseException, run: str) -> HTTPException:
+    """The HTTP error for what calling the store of ``run`` raised: 404 for what does not exist, 409 for
+    what its configuration does not allow, 400 for a request it refuses (all with the store's own
+    message), 503 for a store that cannot answer now, 500 for anything else (logged here, never sent)."""
+    if isinstance(e, NotFound):
+        return HTTPException(404, one_line(str(e)))
+    if isinstance(e, Conflict):
+        return HTTPException(409, one_line(str(e)))
+    if isinstance(e, InvalidQuery | InvalidBatch):
+        return HTTPException(400, one_line(str(e)))
+    if isinstance(e, TimeoutError):
+        return HTTPException(503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s")
+    if isinstance(e, StoreUnavailable):
+        return HTTPException(503, f"the store of run {run!r} is not available now; try again")
+    logger.error("the store of run %r failed", run, exc_info=e)
+    return HTTPException(500, f"the store of run {run!r} failed; the server log has the details")
 
 
 async def call_store(directory: StoreDirectory, run: str, method: str, *args: Any) -> Any:
-    """``directory.call`` with the API's error mapping: 404 unknown, 400 bad query, 503 no answer in time."""
+    """``directory.call`` within :data:`CALL_TIMEOUT_S`, its errors mapped by :func:`http_error`."""
     try:
         return await asyncio.wait_for(directory.call(run, method, *args), CALL_TIMEOUT_S)
-    except TimeoutError:
-        raise HTTPException(
-            503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s"
-        ) from None
-    except KeyError as e:
-        raise HTTPException(404, error_message(e)) from None
-    except ValueError as e:
-        raise HTTPException(400, error_message(e)) from None
+    except Exception as e:
+        raise http_error(e, run) from None

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import FastAPI, Path, Query
 
 from scorer_service.web.directory import StoreDirectory, call_store
+from scorer_service.web.models import STORE_ERRORS, LabelIssue
 
 MAX_LIMIT = 10_000
 
 
 def add_label_issue_routes(app: FastAPI, directory: StoreDirectory) -> None:
-    @app.get("/v1/runs/{run}/label-issues")
+    @app.get("/v1/runs/{run}/label-issues", response_model=list[LabelIssue], responses=STORE_ERRORS)
     async def label_issues(
         run: str = Path(..., min_length=1, max_length=200, description="run name"),
         threshold: float = Query(

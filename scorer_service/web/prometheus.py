@@ -7,10 +7,11 @@ many), so each scrape asks every store and renders a fresh registry; nothing is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -20,7 +21,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, error_message
+from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory
+from scorer_service.web.models import errors
 
 # Selection runs once per round and takes from well under a millisecond (top-k of a few thousand)
 # to seconds (submodular selection over millions), hence the wide range.
@@ -34,6 +36,8 @@ COUNTERS = {
     "duplicates": ("curriculum_duplicate_batches", "Re-sent batches acknowledged and ignored."),
     "steps": ("curriculum_optimizer_steps", "Optimizer steps in the run's learning-rate log."),
 }
+logger = logging.getLogger(__name__)
+
 GAUGES = {
     "n": ("curriculum_samples", "Training samples of the run."),
     "epochs": ("curriculum_planned_rounds", "Rounds the run is configured for."),
@@ -109,14 +113,19 @@ def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None
 def add_metrics(app: FastAPI, directory: StoreDirectory) -> None:
     """Add ``GET /metrics`` (Prometheus text format) to ``app``."""
 
-    @app.get("/metrics", include_in_schema=False)
+    text = {
+        "description": "Prometheus text format 0.0.4",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+
+    @app.get("/metrics", response_class=Response, responses={200: text, **errors(503)})
     async def metrics() -> Response:
+        """Every run's counters, rounds and selection times in the Prometheus text format."""
         try:
             names = await asyncio.wait_for(directory.runs(), CALL_TIMEOUT_S)
         except Exception as e:  # the cluster itself is unreachable: say so instead of a bare 500
-            return Response(
-                f"cannot list runs: {error_message(e)}\n", status_code=503, media_type="text/plain"
-            )
+            logger.exception("cannot list the runs")
+            raise HTTPException(503, "cannot list the runs of the cluster now; try again") from e
         answers = await asyncio.gather(*(_ask(directory, run) for run in names))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Snapshot(_families(dict(zip(names, answers, strict=True)))))

@@ -12,42 +12,16 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Path, Query, Request
-from pydantic import BaseModel
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 
 from scorer_service.core.arrow import from_ipc
 from scorer_service.web.auth import bearer_guard
 from scorer_service.web.directory import StoreDirectory, call_store
+from scorer_service.web.models import Ingested, Recorded, Rewound, Shard, errors
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES = 256 << 20
-ERRORS = {
-    400: {"description": "the store refused the request; ``detail`` says why"},
-    401: {"description": "missing or wrong bearer token"},
-    403: {"description": "no token configured: these routes are disabled"},
-    404: {"description": "unknown run or round"},
-}
-
-
-class Ingested(BaseModel):
-    applied: int
-    duplicate: bool
-
-
-class Shard(BaseModel):
-    round: int
-    rank: int
-    world_size: int
-    ids: list[int]
-
-
-class Rewound(BaseModel):
-    rewound: bool
-
-
-class Recorded(BaseModel):
-    round: int
-    recorded: bool
+ERRORS = errors(400, 401, 403, 404, 422, 500, 503)
 
 
 def decode_byproducts(body: bytes, content_type: str) -> dict[str, np.ndarray]:
@@ -75,7 +49,7 @@ def decode_byproducts(body: bytes, content_type: str) -> dict[str, np.ndarray]:
 
 
 def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | None) -> None:
-    authorize = bearer_guard(token)
+    guard = [Depends(bearer_guard(token))]
     run_name = Path(..., min_length=1, max_length=200, description="run name")
     body_doc = {
         "requestBody": {
@@ -90,11 +64,8 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
     @app.post(
         "/v1/runs/{run}/byproducts",
         response_model=Ingested,
-        responses={
-            **ERRORS,
-            413: {"description": "body too large"},
-            415: {"description": "unknown body type"},
-        },
+        responses=errors(400, 401, 403, 404, 413, 415, 422, 500, 503),
+        dependencies=guard,
         openapi_extra=body_doc,
     )
     async def post_byproducts(
@@ -109,39 +80,38 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
     ) -> Any:
         """One byproduct batch (columns ``sample_id``, ``loss``, ``step``, ``lr``, optionally ``correct``,
         sketches, ...), validated whole and applied exactly once."""
-        authorize(request)
         columns = decode_byproducts(await request.body(), request.headers.get("content-type", ""))
         batch = {**columns, "round": round, "rank": rank, "writer": writer, "seq": seq}
         return await call_store(directory, run, "ingest", batch)
 
-    @app.get("/v1/runs/{run}/rounds/{round_}/shard", response_model=Shard, responses=ERRORS)
+    @app.get(
+        "/v1/runs/{run}/rounds/{round_}/shard", response_model=Shard, responses=ERRORS, dependencies=guard
+    )
     async def get_shard(
-        request: Request,
         run: str = run_name,
         round_: int = Path(..., ge=0, description="round"),
         rank: int = Query(..., ge=0),
         world_size: int = Query(..., ge=1, le=100_000),
     ) -> Any:
         """Rank ``rank``'s equal, disjoint shard of the round's selection (selected on first request)."""
-        authorize(request)
         ids = await call_store(directory, run, "subset", round_, rank, world_size)
         return {"round": round_, "rank": rank, "world_size": world_size, "ids": np.asarray(ids).tolist()}
 
-    @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS)
+    @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS, dependencies=guard)
     async def rewind(
-        request: Request,
         run: str = run_name,
         completed_round: int = Query(..., ge=-1, description="-1: before the first round"),
     ) -> Any:
         """Start a training attempt after ``completed_round``: forget what was recorded after it."""
-        authorize(request)
         return {"rewound": bool(await call_store(directory, run, "rewind", completed_round))}
 
-    @app.post("/v1/runs/{run}/rounds/{round_}/metrics", response_model=Recorded, responses=ERRORS)
-    async def record(
-        request: Request, metrics: dict[str, float], run: str = run_name, round_: int = Path(..., ge=0)
-    ) -> Any:
+    @app.post(
+        "/v1/runs/{run}/rounds/{round_}/metrics",
+        response_model=Recorded,
+        responses=ERRORS,
+        dependencies=guard,
+    )
+    async def record(metrics: dict[str, float], run: str = run_name, round_: int = Path(..., ge=0)) -> Any:
         """Record a finished round's metrics (numbers: test accuracy, train loss, ...)."""
-        authorize(request)
         await call_store(directory, run, "record_round", round_, metrics)
         return {"round": round_, "recorded": True}

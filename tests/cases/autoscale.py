@@ -3,11 +3,10 @@
 `ray start --head --num-cpus=0 --autoscaling-config=...` with the ``fake_multinode`` provider (worker
 nodes are extra raylets on this host); `curriculum train --workers 2` joins it as a driver and asks
 for 2 one-CPU workers, so the autoscaler must add 2 nodes; after the run the idle nodes must leave.
-Run as a script with a work dir (argv[1]) and a fresh, short temp dir in ``$CLUSTER_TEMP_DIR``: every
-process of this cluster carries it on its command line, which is how this script and its caller stop
-exactly this cluster (`ray stop` would stop every Ray on the machine). It is passed in the
-environment so that this script's own command line does not match. Prints what it asserts and ends
-with a ``RESULT`` JSON line.
+Run as a script with a work dir (argv[1]) and a fresh, short temp dir in ``$CURRICULUM_CLUSTER_TEMP``:
+every process of this cluster carries it (command line or inherited environment), which is how this
+script and its caller stop exactly this cluster (`ray stop` would stop every Ray on the machine).
+Prints what it asserts and ends with a ``RESULT`` JSON line.
 """
 
 import json
@@ -169,7 +168,7 @@ def main(temp: str, work: str) -> None:
 
 
 if __name__ == "__main__":
-    temp_dir = os.environ["CLUSTER_TEMP_DIR"]
+    temp_dir = os.environ["CURRICULUM_CLUSTER_TEMP"]
     try:
         main(temp_dir, sys.argv[1])
     finally:

@@ -22,7 +22,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         metavar="RUN",
         default=None,
-        help="continue RUN from its last model checkpoint and the matching store state",
+        help="continue RUN from its last model checkpoint and the matching store state (attaches to "
+        "its store when it is still live)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a live run of the same name (its store is stopped; its snapshots stay on disk)",
     )
     p.add_argument(
         "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a new local Ray)"
@@ -50,8 +56,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainers.driver import find_resume_point, init_ray, run_training
+    from trainers.driver import init_ray, run_training
     from trainers.images import training_images
+    from trainers.resume import find_resume_point
 
     cfg = train_config(args)
     if args.resume:
@@ -64,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from scorer_service.ray.serve import start
 
         print(f"REST API at {start(args.host, args.port, images=training_images)}/docs")
-    summary = run_training(cfg)
+    summary = run_training(cfg, replace=args.replace, resume=bool(args.resume))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)

@@ -49,12 +49,9 @@ def run_path(run: str, *rest: str) -> str:
 
 def _detail(r: httpx.Response) -> str:
     try:
-        detail = r.json().get("detail", r.text)
+        return str(r.json().get("detail", r.text))
     except ValueError:
         return r.text.strip() or r.reason_phrase
-    if isinstance(detail, list):  # FastAPI's parameter validation errors
-        return "; ".join(f"{'.'.join(map(str, d.get('loc', ())[1:]))}: {d.get('msg')}" for d in detail)
-    return str(detail)
 
 
 def _cell(v: Any) -> str:

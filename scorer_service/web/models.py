@@ -1,0 +1,150 @@
+"""What the REST API answers, as models: the OpenAPI document states exactly these, and FastAPI checks
+every answer against them before it is sent."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, create_model
+
+from scorer_service.core.state import COLUMNS
+
+
+class Error(BaseModel):
+    """Every 4xx and 5xx answer: one line that says what was wrong."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    store_reachable: bool
+    runs: list[str]
+    unreachable: list[str] = []
+    error: str | None = None
+
+
+class RunSummary(BaseModel):
+    run: str
+    n: int
+    method: str
+    metric: str
+    epochs: int
+    rounds: int
+    rounds_completed: int
+    steps: int
+    ingested: int
+    batches: int
+    rejected: int
+    duplicates: int
+    ingest_samples_per_s: float
+
+
+class RunInfo(RunSummary):
+    config: dict[str, Any]
+
+
+def _sample_model() -> type[BaseModel]:
+    # One field per score column: integers stay integers; floats are null where undefined (NaN).
+    fields: dict[str, Any] = {"id": (int, ...)}
+    for name, (dtype, _) in COLUMNS.items():
+        fields[name] = (int, ...) if np.issubdtype(dtype, np.integer) else (float | None, ...)
+    return create_model("Sample", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+Sample = _sample_model()
+
+
+class Histogram(BaseModel):
+    metric: str
+    counts: list[int]
+    edges: list[float]
+    missing: int
+
+
+class RoundSummary(BaseModel):
+    round: int
+    cycle: int
+    selector: str
+    budget: int
+    size: int
+    world_size: int
+    selection_ms: float
+    ingested: int
+    metrics: dict[str, float]
+    # {"counts": [...], "edges": [...]} at selection time; empty for rounds restored from old snapshots.
+    dih_histogram: dict[str, list[int | float]]
+    # What the selection did besides picking: samples left out as likely mislabeled, ...
+    details: dict[str, Any] = {}
+
+
+class Subset(BaseModel):
+    round: int
+    total: int
+    offset: int
+    ids: list[int]
+
+
+class SnapshotTaken(BaseModel):
+    run: str
+    snapshot: int
+
+
+class Deleted(BaseModel):
+    run: str
+    deleted: bool
+
+
+class LabelIssue(BaseModel):
+    id: int
+    noise: float | None
+    label: int
+    predicted: int
+    loss_mean: float | None
+    seen: int
+
+
+class Ingested(BaseModel):
+    applied: int
+    duplicate: bool
+
+
+class Shard(BaseModel):
+    round: int
+    rank: int
+    world_size: int
+    ids: list[int]
+
+
+class Rewound(BaseModel):
+    rewound: bool
+
+
+class Recorded(BaseModel):
+    round: int
+    recorded: bool
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can return: each a one-line :class:`Error`."""
+    what = {
+        400: "a parameter the store refuses",
+        401: "missing or wrong bearer token",
+        403: "state-changing endpoints are disabled",
+        404: "unknown run, sample or round",
+        409: "the store's configuration does not allow it (no snapshot_dir)",
+        413: "the body is too large",
+        415: "the body is neither an Arrow IPC stream nor JSON",
+        422: "a parameter outside its declared type or range",
+        500: "the store failed (details in the server log)",
+        503: "the store did not answer in time or is restarting",
+    }
+    return {code: {"model": Error, "description": what[code]} for code in codes}
+
+
+STORE_ERRORS = errors(400, 404, 422, 500, 503)
+
+
+# ``{"id": 17, "<metric>": 3.2}``: the value is keyed by the metric asked for.
+TopEntry = dict[str, int | float]
