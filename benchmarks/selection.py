@@ -72,7 +72,7 @@ from scorer_service.submodular import (
     select_diverse,
     solve_diverse,
 )
-from scorer_service.submodular.functions import DENSE_KERNEL_BYTES, _block_neighbours, gaussian_kernel
+from scorer_service.submodular.facility_location import DENSE_KERNEL_BYTES, _block_neighbours, gaussian_kernel
 from scorer_service.submodular.neighbours import thread_map
 
 FUNCS = ("dense", "knn", "feature")

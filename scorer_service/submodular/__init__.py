@@ -34,6 +34,7 @@ from scorer_service.submodular.functions import (
     mean_pairwise_distance,
     nonnegative_features,
 )
+from scorer_service.submodular.ground_set import GroundSet, build_ground_set
 from scorer_service.submodular.neighbours import kmeans_cells, neighbour_graph
 from scorer_service.submodular.optimizers import (
     OPTIMIZERS,
@@ -43,9 +44,7 @@ from scorer_service.submodular.optimizers import (
 )
 from scorer_service.submodular.partition import (
     BlockProblem,
-    GroundSet,
     MapFn,
-    build_ground_set,
     build_objective,
     make_blocks,
     partitioned_select,

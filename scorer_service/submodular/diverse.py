@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorer_service.submodular.functions import FUNCTIONS, mean_pairwise_distance
+from scorer_service.submodular.ground_set import GroundSet, build_ground_set
 from scorer_service.submodular.optimizers import OPTIMIZERS
 from scorer_service.submodular.partition import (
-    GroundSet,
     MapFn,
-    build_ground_set,
     build_objective,
     dense_block_capacity,
     make_blocks,
