@@ -85,6 +85,9 @@ class StoreConfig:
     diversity_epsilon: float = setting(
         0.1, "stochastic greedy's epsilon: (n/k) ln(1/epsilon) candidates per step"
     )
+    diversity_report_size: int = setting(
+        8192, "candidates sampled to report each diversity step's objective against a global solve (0: off)"
+    )
     denoise: bool = setting(False, "after warm start, likely mislabeled samples leave the candidate pool")
     noise_threshold: float = setting(
         0.5, "noise probability above which a sample counts as likely mislabeled"
@@ -203,6 +206,7 @@ class StoreConfig:
             self.diversity_decay,
             self.diversity_optimizer,
             self.diversity_epsilon,
+            self.diversity_report_size,
         )
 
     @property

@@ -173,6 +173,12 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
     assert kept.min() >= n - 100  # only from the selector's pick
     assert np.any(kept >= n - 10) and np.any(kept < n - 10)
     assert s.planner.rounds[1].selector == "dihcl-greedy+fl"
+    # The round reports how the diversity step was solved: one global solve over 100 candidates.
+    report = s.round_summaries()[1]["details"]
+    assert report["diversity_partitioning"] == "global" and report["diversity_blocks"] == 1
+    assert (
+        report["diversity_relative_objective"] == 1.0 and not report["diversity_relative_objective_estimated"]
+    )
     with pytest.raises(ValueError, match="embedding_dim"):
         StoreConfig(n=10, epochs=3, diversity="fl")
     with pytest.raises(ValueError, match="unknown diversity"):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from scorer_service.submodular import select_diverse
+from scorer_service.submodular import DiverseResult, solve_diverse
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class DiversityTerm:
     decay: float = 0.8
     optimizer: str = "stochastic"
     epsilon: float = 0.1
+    # Candidates sampled to estimate the pick's objective against one global solve (0: no estimate).
+    report_size: int = 8192
 
     @property
     def enabled(self) -> bool:
@@ -50,9 +53,10 @@ class DiversityTerm:
         map_fn: Callable | None = None,
         *,
         function: str | None = None,
-    ) -> np.ndarray:
-        """Positions of the ``k`` candidates maximizing ``sum(rescaled scores) + lambda_c * G``."""
-        return select_diverse(
+    ) -> DiverseResult:
+        """The ``k`` candidates maximizing ``sum(rescaled scores) + lambda_c * G``, and how they were
+        found."""
+        return solve_diverse(
             embeddings,
             scores,
             k,
@@ -62,4 +66,17 @@ class DiversityTerm:
             epsilon=self.epsilon,
             rng=rng,
             map_fn=map_fn,
+            reference_size=self.report_size,
         )
+
+    @staticmethod
+    def details(result: DiverseResult) -> dict[str, Any]:
+        """What a round records about its diversity step (REST ``/rounds``, the dashboard)."""
+        return {
+            "diversity_partitioning": result.partitioning,
+            "diversity_blocks": result.blocks,
+            "diversity_merged": result.merged,
+            "diversity_graph": result.graph,
+            "diversity_relative_objective": result.relative_objective,
+            "diversity_relative_objective_estimated": result.relative_objective_estimated,
+        }

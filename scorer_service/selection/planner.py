@@ -86,10 +86,11 @@ class RoundPlanner:
             ctx = SelectionContext(view, cycle, rng, self.params, self.diversity, self.block_map)
             sel = self.spec.select(ctx, k)
             selected, name = (sel.ids if pool is None else pool[sel.ids]), self.spec.name
+            details |= sel.details
             if sel.importance is not None:
                 importance = (selected, sel.importance)
             if self.diversity.enabled and not self.spec.diversifies:
-                selected = self._diversify(state, selected, cycle, rng, world_size)
+                selected = self._diversify(state, selected, cycle, rng, world_size, details)
                 name = f"{self.spec.name}+{self.diversity.function}"
         ms = (time.perf_counter() - t0) * 1e3
         counts, edges = np.histogram(state.dih, bins=HISTOGRAM_BINS)
@@ -146,7 +147,13 @@ class RoundPlanner:
         return np.flatnonzero(~out) if applied else None
 
     def _diversify(
-        self, state: SampleState, ids: np.ndarray, cycle: int, rng: np.random.Generator, world_size: int
+        self,
+        state: SampleState,
+        ids: np.ndarray,
+        cycle: int,
+        rng: np.random.Generator,
+        world_size: int,
+        details: dict[str, Any],
     ) -> np.ndarray:
         """Keep the diversity term's share of the selector's pick (DIHCL Eq. 3)."""
         hardness = state.metric(self.spec.score)[ids]
@@ -154,8 +161,9 @@ class RoundPlanner:
             hardness = -hardness
         hardness = np.nan_to_num(hardness, nan=0.0)
         keep = self.diversity.kept(len(ids), world_size)
-        pos = self.diversity.select(state.embedding[ids], hardness, keep, cycle, rng, self.block_map)
-        return ids[pos]
+        result = self.diversity.select(state.embedding[ids], hardness, keep, cycle, rng, self.block_map)
+        details |= self.diversity.details(result)
+        return ids[result.positions]
 
     def _warm_order(self, round_: int, rng: np.random.Generator) -> np.ndarray:
         """A fresh permutation of all samples, led by those trimmed from the previous round.

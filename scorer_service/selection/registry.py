@@ -23,6 +23,8 @@ from scorer_service.selection.schedule import Budget
 class Selection:
     ids: np.ndarray
     importance: np.ndarray | None = None
+    # What the round records about how it was selected (a diversity step's report, ...).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def select_mcl(ctx: SelectionContext, k: int) -> Selection:
     if "embedding" not in ctx.state.matrices:
         return Selection(ctx.rng.choice(cand, size=k, replace=False).astype(np.int64))
     term = ctx.diversity
-    keep = term.select(
+    result = term.select(
         ctx.state.embedding[cand],
         loss[cand],
         k,
@@ -150,4 +150,4 @@ def select_mcl(ctx: SelectionContext, k: int) -> Selection:
         ctx.map_fn,
         function=term.function_or("fl"),
     )
-    return Selection(cand[keep])
+    return Selection(cand[result.positions], details=term.details(result))

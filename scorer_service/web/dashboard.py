@@ -137,10 +137,47 @@ async def _run_body(directory: StoreDirectory, run: str, source: ImageSource | N
         f"{_samples('label-issues', suspects, 'noise', images)}</section>"
     )
     body = (
-        f'{head}<main><section id="rounds"><h2>Rounds</h2><div class="row">{"".join(charts)}</div></section>'
+        f'{head}<main><section id="rounds"><h2>Rounds</h2><div class="row">{"".join(charts)}</div>'
+        f"{_selection_table(rounds)}</section>"
         f'{dist}{samples}<nav id="runs"><h2>All runs</h2>{_run_links(runs, run)}</nav></main>'
     )
     return body, running
+
+
+def _selection_table(rounds: Sequence[dict[str, Any]]) -> str:
+    """How each round was selected: the diversity step's partitioning and objective against a global
+    solve, and the share of samples left out as likely mislabeled."""
+    rows = []
+    for r in rounds:
+        d = r.get("details") or {}
+        if not d:
+            continue
+        rel = d.get("diversity_relative_objective")
+        objective = (
+            ""
+            if rel is None
+            else f"{100 * rel:.2f} %" + (" (est.)" if d.get("diversity_relative_objective_estimated") else "")
+        )
+        where = d.get("diversity_partitioning", "")
+        if d.get("diversity_blocks", 1) > 1:
+            where += f", {d['diversity_blocks']} blocks" + (", merged" if d.get("diversity_merged") else "")
+        excluded = d.get("noise_excluded_share")
+        cells = (
+            r["round"],
+            esc(r["selector"]),
+            esc(where),
+            objective,
+            "" if excluded is None else fmt_pct(excluded),
+        )
+        rows.append(f'<tr data-round="{r["round"]}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("round", "selector", "diversity blocks", "objective vs global", "left out as mislabeled")
+    )
+    head = f"<tr>{head}</tr>"
+    return f'<h3>Selections</h3><table id="selections">{head}{"".join(rows)}</table>'
 
 
 async def _rising(directory: StoreDirectory, run: str) -> tuple[list[dict[str, Any]], str]:
