@@ -200,8 +200,9 @@ def _external_summary(name: str, result: dict[str, Any], out: Path) -> str:
         return "\n\n".join(lines)
     data = json.loads((out / result["json"]).read_text())
     if name == "ingest":
-        from benchmarks.ingest import Row, format_table
+        from benchmarks.ingest import InProcessRow, Row, format_in_process, format_table
 
+        lines.append(format_in_process([InProcessRow(**r) for r in data.get("in_process", [])]))
         lines.append(format_table([Row(**r) for r in data["rows"]]))
     elif name == "soak":
         from benchmarks.soak import kind_table, table

@@ -11,7 +11,8 @@ load hit both sides of a ratio alike.
 Per workload: the wall-time overhead (with and without the end-of-epoch flush), the training
 thread's own CPU time per sample (``time.thread_time``: what streaming costs the loop itself,
 without waiting), the store actor's CPU time per sample (its whole process, Ray's threads
-included, from /proc) and what each end-of-epoch flush waited for.
+included, from /proc, less its idle CPU during the plain epochs) and what each end-of-epoch flush
+waited for.
 
 Torch runs one intra-op thread, as in a Ray Train worker with one CPU (Ray sets OMP_NUM_THREADS to
 the worker's CPUs); on a shared machine more threads mostly measure contention. ``--gpu`` runs the
@@ -190,7 +191,7 @@ def _measure(
     wall: dict[str, list[float]] = {"plain": [], "streaming": []}
     cpu: dict[str, list[float]] = {"plain": [], "streaming": []}
     flush: list[float] = []
-    store_cpu = 0.0
+    store_cpu = {"plain": 0.0, "streaming": 0.0}
     try:
         for rep in range(-WARMUP_EPOCHS, settings.reps):
             pair = [("plain", plain, None), ("streaming", streaming, recorder)]
@@ -201,9 +202,9 @@ def _measure(
                 if rep >= 0:
                     wall[name].append(seconds)
                     cpu[name].append(cpu_seconds)
+                    store_cpu[name] += _process_cpu_s(pid) - before
                     if r is not None:
                         flush.append(flush_seconds)
-                        store_cpu += _process_cpu_s(pid) - before
             done += 1
             progress("overhead", done, total, f"{wl.name} on {device.type}")
         ingested = ray.get(store.info.remote())["ingested"]
@@ -232,7 +233,11 @@ def _measure(
         "loop_cpu_overhead_pct": 100 * (statistics.median(cpu_ratios) - 1),
         "plain_cpu_us_per_sample": 1e6 * statistics.median(cpu["plain"]) / samples,
         "streaming_cpu_us_per_sample": 1e6 * statistics.median(cpu["streaming"]) / samples,
-        "store_cpu_us_per_sample": 1e6 * store_cpu / (samples * settings.reps),
+        # The store's CPU while streaming, less what it spends idle (Ray's own threads) in plain epochs.
+        "store_cpu_us_per_sample": 1e6
+        * (store_cpu["streaming"] - store_cpu["plain"])
+        / (samples * settings.reps),
+        "store_idle_cpu_s_per_epoch": store_cpu["plain"] / settings.reps,
         "flush_ms_median": 1e3 * statistics.median(flush),
         "flush_ms_max": 1e3 * max(flush),
         "flush_share_pct": 100

@@ -72,6 +72,11 @@ class LearningRateLog:
 _OK, _TWO_RATES, _CHANGED, _GAP = range(4)
 
 
+def compile_plan() -> None:
+    """Compile the plan for int64 steps and float64 rates."""
+    _plan(np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1), 1)
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _close(a: float, b: float) -> bool:
     # numpy.isclose(a, b, rtol=1e-6, atol=0), as the rates were compared before this was compiled.

@@ -109,6 +109,12 @@ def _apply_records(
             lr_since_out[i] = since
 
 
+def compile_apply(records: np.ndarray, loss: np.ndarray, lr: np.ndarray) -> None:
+    """Compile the record pass for these column types (an empty batch changes nothing)."""
+    empty = np.zeros(0, dtype=np.int64)
+    _apply_records(records, empty, loss, _NO_CORRECT, True, empty, lr, 0, np.zeros(1), 0, 1.0, np.zeros(0))
+
+
 def _apply_docl(s: SampleState, batch: ByproductBatch, lr_since: np.ndarray, count: np.ndarray) -> None:
     """DoCL score: <residual, z_now - z_prev> over LR progress, averaged (official code, §2.2)."""
     ids = batch.sample_id
