@@ -135,7 +135,8 @@ class Sender:
         else:
             with torch.cuda.stream(stream):
                 staged = {name: _stage(parts, name) for name, parts in self.columns(steps).items()}
-                copied = torch.cuda.Event()
+                # Blocking: this thread sleeps until the copies are done instead of spinning on a core.
+                copied = torch.cuda.Event(blocking=True)
                 copied.record(stream)
             copied.synchronize()
             columns = {name: t.numpy() if isinstance(t, torch.Tensor) else t for name, t in staged.items()}
