@@ -12,10 +12,10 @@ from scorer_service.core.byproducts import STALE, ByproductBatch, value_problem
 from scorer_service.core.dedup import AppliedSequences
 from scorer_service.core.errors import InvalidBatch
 from scorer_service.core.hardness import metric_code
-from scorer_service.core.lr_log import LearningRateLog, compile_plan
+from scorer_service.core.lr_log import LearningRateLog
 from scorer_service.core.scan import scan_batch
 from scorer_service.core.state import SampleState
-from scorer_service.core.updates import apply_batch, compile_apply
+from scorer_service.core.updates import apply_batch
 
 
 @dataclass
@@ -64,15 +64,6 @@ class Ingestor:
         # Number of the next scan (see scan.py); never reused, so it outlives reset() and restore().
         self._scans = 1
         self.reset()
-        self._compile()
-
-    def _compile(self) -> None:
-        """Compile (or load from numba's cache) the kernels for the batch types trainers send (int64
-        ids and steps, float32 losses, float64 rates), so the first batch does not wait for it."""
-        ids, loss, lr = np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0)
-        scan_batch(self.state.records, ids, loss, lr, ids, 0)
-        compile_apply(self.state.records, loss, lr)
-        compile_plan()
 
     def reset(self) -> None:
         """The initial state: nothing observed."""

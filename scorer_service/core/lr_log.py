@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from scorer_service.core.kernel_types import FLOATS, INT, column
+
 
 class LearningRateLog:
     """Learning rate of every global optimizer step, with prefix sums.
@@ -71,10 +73,10 @@ class LearningRateLog:
 
 _OK, _TWO_RATES, _CHANGED, _GAP = range(4)
 
-
-def compile_plan() -> None:
-    """Compile the plan for int64 steps and float64 rates."""
-    _plan(np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1), 1)
+_SIGNATURES = [
+    nb.types.Tuple((INT, INT, nb.float64[::1]))(column(INT), column(lr), column(nb.float64), INT)
+    for lr in FLOATS
+]
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -83,7 +85,7 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 0.0 + 1e-6 * abs(b)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(_SIGNATURES, cache=True, nogil=True)
 def _plan(steps: np.ndarray, lrs: np.ndarray, logged: np.ndarray, num_steps: int) -> tuple:
     """(problem, its step, rates of the new steps) in one pass over the batch and one over its steps.
 

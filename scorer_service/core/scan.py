@@ -26,10 +26,30 @@ from scorer_service.core.byproducts import (
     NONFINITE_LOSS,
     STALE,
 )
+from scorer_service.core.kernel_types import FLOATS, INT, RECORDS, column
 from scorer_service.core.prefetch import AHEAD, prefetch
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
+def _note_value_problem(out: np.ndarray, i: int, x: float, rate: float, step: int) -> None:
+    if out[NONFINITE_LOSS] < 0 and not math.isfinite(x):
+        out[NONFINITE_LOSS] = i
+    if out[NEGATIVE_LOSS] < 0 and x < 0:
+        out[NEGATIVE_LOSS] = i
+    if out[BAD_LR] < 0 and not (math.isfinite(rate) and rate >= 0):
+        out[BAD_LR] = i
+    if out[NEGATIVE_STEP] < 0 and step < 0:
+        out[NEGATIVE_STEP] = i
+
+
+_SIGNATURES = [
+    INT[::1](RECORDS, column(INT), column(loss), column(lr), column(INT), INT)
+    for loss in FLOATS
+    for lr in FLOATS
+]
+
+
+@nb.njit(_SIGNATURES, cache=True, nogil=True)
 def scan_batch(
     records: np.ndarray,
     ids: np.ndarray,
@@ -67,15 +87,3 @@ def scan_batch(
                 out[STALE] = i
                 break
     return out
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _note_value_problem(out: np.ndarray, i: int, x: float, rate: float, step: int) -> None:
-    if out[NONFINITE_LOSS] < 0 and not math.isfinite(x):
-        out[NONFINITE_LOSS] = i
-    if out[NEGATIVE_LOSS] < 0 and x < 0:
-        out[NEGATIVE_LOSS] = i
-    if out[BAD_LR] < 0 and not (math.isfinite(rate) and rate >= 0):
-        out[BAD_LR] = i
-    if out[NEGATIVE_STEP] < 0 and step < 0:
-        out[NEGATIVE_STEP] = i

@@ -15,6 +15,7 @@ import numpy as np
 from scorer_service.core.byproducts import ByproductBatch
 from scorer_service.core.docl import docl_observation, docl_update
 from scorer_service.core.hardness import dih_update, instantaneous_hardness
+from scorer_service.core.kernel_types import FLOATS, INT, RECORDS, column, out
 from scorer_service.core.lr_log import LearningRateLog
 from scorer_service.core.prefetch import AHEAD, prefetch
 from scorer_service.core.state import SampleState
@@ -63,7 +64,27 @@ def apply_batch(
             s.columns[name][ids] = batch.extra[name]
 
 
-@nb.njit(cache=True, nogil=True)
+_SIGNATURES = [
+    nb.void(
+        RECORDS,
+        column(INT),
+        column(loss),
+        column(nb.boolean),
+        nb.boolean,
+        column(INT),
+        column(lr),
+        INT,
+        column(nb.float64),
+        INT,
+        nb.float64,
+        out(nb.float64),
+    )
+    for loss in FLOATS
+    for lr in FLOATS
+]
+
+
+@nb.njit(_SIGNATURES, cache=True, nogil=True)
 def _apply_records(
     records: np.ndarray,
     ids: np.ndarray,
@@ -107,12 +128,6 @@ def _apply_records(
         r.seen += 1
         if keep_since:
             lr_since_out[i] = since
-
-
-def compile_apply(records: np.ndarray, loss: np.ndarray, lr: np.ndarray) -> None:
-    """Compile the record pass for these column types (an empty batch changes nothing)."""
-    empty = np.zeros(0, dtype=np.int64)
-    _apply_records(records, empty, loss, _NO_CORRECT, True, empty, lr, 0, np.zeros(1), 0, 1.0, np.zeros(0))
 
 
 def _apply_docl(s: SampleState, batch: ByproductBatch, lr_since: np.ndarray, count: np.ndarray) -> None:
