@@ -58,6 +58,7 @@ class Sender:
         self.seq = 0
         self._queue: queue.Queue = queue.Queue(maxsize=queued)
         self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -81,7 +82,8 @@ class Sender:
 
     def take_error(self) -> BaseException | None:
         """The first error since the last call, if any (then forgotten)."""
-        error, self._error = self._error, None
+        with self._error_lock:
+            error, self._error = self._error, None
         return error
 
     def close(self) -> None:
@@ -125,8 +127,9 @@ class Sender:
             self._fail(e)
 
     def _fail(self, error: BaseException) -> None:
-        if self._error is None:
-            self._error = error
+        with self._error_lock:
+            if self._error is None:
+                self._error = error
 
     def _batch(self, round_: int, steps: list[Step], stream: Any) -> dict[str, Any]:
         counts = [len(s.ids) for s in steps]
