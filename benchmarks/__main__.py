@@ -144,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"# python -m benchmarks {' '.join(suites)}{' --quick' if args.quick else ''} --out {out}", flush=True
     )
-    if info["gpu"] is None:
-        print("# no GPU present: the overhead suite runs on CPU only", flush=True)
+    if info["gpu"] is not None:
+        print("# the overhead suite runs on the CPU; python -m benchmarks.overhead --gpu measures the GPU")
 
     results: dict[str, dict[str, Any]] = {}
     local = [s for s in suites if s in IN_PROCESS]
@@ -200,8 +200,9 @@ def _external_summary(name: str, result: dict[str, Any], out: Path) -> str:
         return "\n\n".join(lines)
     data = json.loads((out / result["json"]).read_text())
     if name == "ingest":
-        from benchmarks.ingest import Row, format_table
+        from benchmarks.ingest import InProcessRow, Row, format_in_process, format_table
 
+        lines.append(format_in_process([InProcessRow(**r) for r in data.get("in_process", [])]))
         lines.append(format_table([Row(**r) for r in data["rows"]]))
     elif name == "soak":
         from benchmarks.soak import kind_table, table

@@ -3,18 +3,24 @@
 Writers are Ray actors (``num_cpus=1``, like a Ray Train worker) that build their byproduct
 batches once and then stream them with ``trainers.recorder.Recorder``'s send pattern:
 fire-and-forget ``ingest`` calls, at most ``--window`` in flight, then a wait for all. The same
-batches go to a fresh store actor and to a fresh null actor, so the ratio of the two rates is the
-share of the Ray call path's throughput that the store's own work leaves.
+batches go to a fresh null actor (same ``ingest`` signature, no work) and to a fresh store actor,
+alternately ``--repeat`` times, so the ratio of the two rates is the share of the Ray call path's
+throughput that the store's own work leaves. Before that, the in-process rate: the same batches
+applied by a ``HardnessStore`` in this process, into a store that has seen every sample.
 
-    python -m benchmarks.ingest [--quick] [--json PATH]
+    python -m benchmarks.ingest [--quick] [--repeat N] [--profile] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +36,7 @@ import ray  # noqa: E402
 from benchmarks.report import start_local_ray  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import create_store  # noqa: E402
+from scorer_service.store import HardnessStore  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
 STEP_SAMPLES = 256  # per rank and optimizer step; divides N // 2, so both ranks share whole steps
@@ -128,9 +135,11 @@ class Writer:
         return t0, time.time(), sent
 
 
-# The store actor is created with num_cpus=0 (scorer_service.ray.actor); the null actor matches it and
-# its retry options, which change how the caller tracks each call.
-NullStoreActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(NullStore)
+# With the store actor's options (scorer_service.ray.actor): no CPU slot, retried calls, and a
+# "query" concurrency group, which makes it a threaded actor; so both run the same call path.
+NullStoreActor = ray.remote(
+    num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2}
+)(NullStore)
 WriterActor = ray.remote(num_cpus=1)(Writer)
 
 
@@ -138,14 +147,52 @@ WriterActor = ray.remote(num_cpus=1)(Writer)
 class Row:
     batch: int
     writers: int
-    samples: int
-    store_s: float
+    samples: int  # per run
+    store_s: float  # medians over the repeats
     null_s: float
     store_rate: float
     null_rate: float
     ratio: float
     apply_rate: float
-    ingested: int
+    ingested: int  # by the last store run
+    repeats: int = 1
+
+
+@dataclass
+class InProcessRow:
+    batch: int
+    batches: int
+    samples: int
+    seconds: float
+    rate: float
+
+
+def in_process(batch_size: int, passes: int, profile: bool = False) -> tuple[InProcessRow, str]:
+    """``HardnessStore.ingest`` in this process (no Ray): one pass so the store has seen every sample,
+    then ``passes`` timed passes; with ``profile``, cProfile's top functions of the last one."""
+    batches = build_batches(0, 1, batch_size, passes + 1)
+    per_pass = len(batches) // (passes + 1)
+    store = HardnessStore(StoreConfig(n=N, epochs=passes + 2, run="bench-ingest-in-process"))
+    for b in batches[:per_pass]:
+        store.ingest(b)
+    timed = batches[per_pass:]
+    profiler = cProfile.Profile() if profile else None
+    t0 = time.perf_counter()
+    for i, b in enumerate(timed):
+        if profiler is not None and i == len(timed) - per_pass:
+            profiler.enable()
+        store.ingest(b)
+    seconds = time.perf_counter() - t0
+    if store.counters["ingested"] != N * (passes + 1):
+        raise RuntimeError(f"in-process store ingested {store.counters['ingested']} of {N * (passes + 1)}")
+    text = ""
+    if profiler is not None:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)
+        text = out.getvalue()
+    samples = N * passes
+    return InProcessRow(batch_size, len(timed), samples, seconds, samples / seconds), text
 
 
 def _run(
@@ -157,48 +204,55 @@ def _run(
     return seconds, sum(r[2] for r in results)
 
 
-def measure(writers: list[ray.actor.ActorHandle], batch_size: int, epochs: int, window: int, run: str) -> Row:
+def measure(
+    writers: list[ray.actor.ActorHandle], batch_size: int, epochs: int, window: int, run: str, repeat: int
+) -> Row:
     world = len(writers)
     expected = sum(ray.get([w.prepare.remote(world, batch_size, epochs) for w in writers]))
+    null_s, store_s, apply_rates = [], [], []
+    for _ in range(repeat):
+        null = NullStoreActor.remote()
+        ray.get(null.ready.remote())
+        seconds, null_sent = _run(writers, null, window)
+        null_s.append(seconds)
+        ray.kill(null, no_restart=True)
 
-    null = NullStoreActor.remote()
-    ray.get(null.ready.remote())
-    null_s, null_sent = _run(writers, null, window)
-    ray.kill(null, no_restart=True)
-
-    # A fresh store per configuration: every one starts from unseen samples and an empty lr log.
-    store = create_store(StoreConfig(n=N, epochs=max(epochs, 1), run=run))
-    try:
-        store_s, store_sent = _run(writers, store, window)
-        info = ray.get(store.info.remote())
-    finally:
-        ray.kill(store, no_restart=True)
-
-    sent = store_sent
-    if not expected == null_sent == sent:
-        raise RuntimeError(f"writers sent {sent} (null {null_sent}) samples, expected {expected}")
-    print(
-        f"  batch {batch_size:>6} writers {world}: store ingested {info['ingested']} of {sent} sent"
-        f" (rejected {info['rejected']}, duplicates {info['duplicates']})",
-        flush=True,
-    )
+        # A fresh store per run: every one starts from unseen samples and an empty lr log.
+        store = create_store(StoreConfig(n=N, epochs=max(epochs, 1), run=run))
+        try:
+            seconds, sent = _run(writers, store, window)
+            store_s.append(seconds)
+            info = ray.get(store.info.remote())
+        finally:
+            ray.kill(store, no_restart=True)
+        apply_rates.append(float(info["ingest_samples_per_s"]))
+        if not expected == null_sent == sent:
+            raise RuntimeError(f"writers sent {sent} (null {null_sent}) samples, expected {expected}")
+        print(
+            f"  batch {batch_size:>6} writers {world}: null {sent / null_s[-1]:,.0f}/s, store "
+            f"{sent / store_s[-1]:,.0f}/s; store ingested {info['ingested']} of {sent} sent"
+            f" (rejected {info['rejected']}, duplicates {info['duplicates']})",
+            flush=True,
+        )
+    null_med, store_med = statistics.median(null_s), statistics.median(store_s)
     return Row(
         batch=batch_size,
         writers=world,
-        samples=sent,
-        store_s=store_s,
-        null_s=null_s,
-        store_rate=sent / store_s,
-        null_rate=sent / null_s,
-        ratio=null_s / store_s,
-        apply_rate=float(info["ingest_samples_per_s"]),
+        samples=expected,
+        store_s=store_med,
+        null_s=null_med,
+        store_rate=expected / store_med,
+        null_rate=expected / null_med,
+        ratio=null_med / store_med,
+        apply_rate=statistics.median(apply_rates),
         ingested=int(info["ingested"]),
+        repeats=repeat,
     )
 
 
 def format_table(rows: list[Row]) -> str:
     head = (
-        "| batch | writers | samples | store samples/s | null samples/s | store/null "
+        "| batch | writers | samples per run | store samples/s | null samples/s | store/null "
         "| store apply samples/s (in actor) |"
     )
     lines = [head, "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -207,6 +261,13 @@ def format_table(rows: list[Row]) -> str:
             f"| {r.batch} | {r.writers} | {r.samples:,} | {r.store_rate:,.0f} | {r.null_rate:,.0f} "
             f"| {r.ratio:.2f} | {r.apply_rate:,.0f} |"
         )
+    return "\n".join(lines)
+
+
+def format_in_process(rows: list[InProcessRow]) -> str:
+    lines = ["| batch | batches | samples | seconds | samples/s (in process) |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.batch} | {r.batches} | {r.samples:,} | {r.seconds:.3f} | {r.rate:,.0f} |")
     return "\n".join(lines)
 
 
@@ -225,9 +286,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one pass over the store per run instead of four")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--window", type=int, default=WINDOW, help="calls in flight per writer")
+    p.add_argument("--repeat", type=int, help="null and store runs per configuration (default 3, --quick 1)")
+    p.add_argument(
+        "--profile", action="store_true", help="print cProfile's top functions of the in-process apply"
+    )
     args = p.parse_args(argv)
     # The store sees N samples per pass, split over the writers: totals match across writer counts.
     epochs = 1 if args.quick else 4
+    repeat = args.repeat or (1 if args.quick else 3)
+
+    print(f"n = {N:,}, {epochs} pass(es) per run, {repeat} run(s) each, window {args.window}, {machine()}")
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
+    local: list[InProcessRow] = []
+    for batch_size in BATCH_SIZES:
+        row, profile = in_process(batch_size, epochs, args.profile)
+        local.append(row)
+        print(f"  in process, batch {batch_size}: {row.rate:,.0f} samples/s", flush=True)
+        if profile:
+            print(profile, flush=True)
 
     if __name__ != "__main__":
         # Imported (not run with -m): workers cannot import this package, so ship its classes by value.
@@ -236,21 +312,28 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         writers = [WriterActor.remote(rank) for rank in range(max(WRITER_COUNTS))]
-        print(
-            f"n = {N:,}, {epochs} pass(es) per configuration, window {args.window}, {machine()}", flush=True
-        )
         for batch_size in BATCH_SIZES:
             for world in WRITER_COUNTS:
                 run = f"bench-ingest-{os.getpid()}-{batch_size}-{world}"
-                rows.append(measure(writers[:world], batch_size, epochs, args.window, run))
+                rows.append(measure(writers[:world], batch_size, epochs, args.window, run, repeat))
     finally:
         ray.shutdown()
 
+    load = os.getloadavg()
+    print(format_in_process(local))
     print(format_table(rows))
+    print(f"load average at the end: {load}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"machine": machine(), "n": N, "epochs": epochs, "rows": [asdict(r) for r in rows]},
+                {
+                    "machine": machine(),
+                    "n": N,
+                    "epochs": epochs,
+                    "load_avg_end": load,
+                    "in_process": [asdict(r) for r in local],
+                    "rows": [asdict(r) for r in rows],
+                },
                 f,
                 indent=2,
             )

@@ -64,6 +64,10 @@ def test_sampler_and_recorder_in_one_process(run_name):
     np.testing.assert_array_equal(seen, expected)
     last = run.scores(("last_loss",))["last_loss"]
     np.testing.assert_array_equal(last[seen > 0], np.flatnonzero(seen > 0).astype(np.float32))
+    # The label trained on and the prediction travel with logits= and labels= (label-issue reports).
+    cols = run.scores(("label", "predicted"))
+    np.testing.assert_array_equal(cols["label"][seen > 0], np.flatnonzero(seen > 0) % 10)
+    assert ((cols["predicted"][seen > 0] >= 0) & (cols["predicted"][seen > 0] < 10)).all()
     batches = sum(-(-len(run.subset(r)) // 8) for r in range(3))  # one optimizer step per batch
     assert run.info()["steps"] == sampler.step == batches
 

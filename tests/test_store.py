@@ -188,3 +188,20 @@ def test_bad_store_config_is_refused():
         StoreConfig(n=10, epochs=5, metric="vibes")
     with pytest.raises(ValueError, match="floor"):
         StoreConfig(n=10, epochs=5, budget_floor=0.0)
+
+
+def test_read_only_and_strided_columns_use_the_compiled_passes_as_they_are():
+    """Ray hands the store read-only arrays; any layout goes through the same compiled signatures."""
+    from scorer_service.core.scan import scan_batch
+    from scorer_service.core.updates import _apply_records
+
+    s = make_store(metric="loss", gamma=0.5)
+    b = batch([0, 1, 2], [2.0, 4.0, 1.0], [True, False, True], step=0, lr=0.5)
+    b["loss"] = np.repeat(b["loss"], 2)[::2]  # a strided view
+    for v in b.values():
+        if isinstance(v, np.ndarray):
+            v.setflags(write=False)
+    compiled = len(scan_batch.signatures), len(_apply_records.signatures)
+    assert s.ingest(b) == {"applied": 3, "duplicate": False}
+    assert s.state.dih[:4].tolist() == [0.5 * 4.0 + 0.5, 0.5 * 8.0 + 0.5, 0.5 * 2.0 + 0.5, 1.0]
+    assert (len(scan_batch.signatures), len(_apply_records.signatures)) == compiled

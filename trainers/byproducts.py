@@ -1,9 +1,15 @@
-"""Byproducts computed from tensors the training step already has: DoCL output sketches and
-embedding sketches, on the tensors' own device."""
+"""Byproducts computed from tensors the training step already has: correctness, DoCL output
+sketches and embedding sketches, on the tensors' own device.
+
+A recorder keeps each training step's tensors as they are (:class:`Step`); :class:`StepColumns`
+turns a buffer of steps into the per-sample columns of one store batch, off the training thread.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -56,3 +62,61 @@ class PenultimateFeatures:
 
     def _capture(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         self.features = inputs[0]
+
+
+class Step(NamedTuple):
+    """What one ``Recorder.observe`` call was given, untouched (the sender builds the columns)."""
+
+    ids: Any  # numpy array, tensor (any device) or sequence of ints
+    loss: torch.Tensor
+    step: int
+    lr: float
+    logits: torch.Tensor | None
+    labels: torch.Tensor | None
+    correct: torch.Tensor | None
+    embeddings: torch.Tensor | None
+    extra: Mapping[str, torch.Tensor] | None
+
+
+class StepColumns:
+    """The per-sample columns of a buffer of steps, as lists of per-step parts on the steps' devices.
+
+    ``correct``: the run records correctness (given, or ``argmax(logits) == labels``); ``outputs``: DoCL
+    sketches of the logits; ``embedding_dim``: width of the embedding sketch (0: none).
+    """
+
+    def __init__(
+        self, *, correct: bool, outputs: OutputByproducts | None, embedding_dim: int, seed: int
+    ) -> None:
+        self.correct, self.outputs, self.embedding_dim, self.seed = correct, outputs, embedding_dim, seed
+        self._embed: EmbeddingSketch | None = None
+
+    def __call__(self, steps: list[Step]) -> dict[str, list[Any]]:
+        with torch.no_grad():
+            cols: dict[str, list[Any]] = {
+                "sample_id": [s.ids for s in steps],
+                "loss": [s.loss.detach() for s in steps],
+            }
+            if self.correct:
+                cols["correct"] = [
+                    s.correct.detach() if s.correct is not None else s.logits.argmax(1) == s.labels
+                    for s in steps
+                ]
+            # Label-issue reports name the label trained on and the model's prediction.
+            if all(s.labels is not None for s in steps):
+                cols["label"] = [s.labels for s in steps]
+            if all(s.logits is not None for s in steps):
+                cols["predicted"] = [s.logits.detach().argmax(1) for s in steps]
+            if self.outputs is not None:
+                for s in steps:
+                    for name, value in self.outputs(s.logits, s.labels).items():
+                        cols.setdefault(name, []).append(value)
+            if self.embedding_dim:
+                if self._embed is None:
+                    features = steps[0].embeddings[0].numel()
+                    self._embed = EmbeddingSketch(features, self.embedding_dim, self.seed)
+                cols["embedding"] = [self._embed(s.embeddings) for s in steps]
+            for s in steps:
+                for name, value in (s.extra or {}).items():
+                    cols.setdefault(name, []).append(value.detach())
+        return cols

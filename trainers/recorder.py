@@ -1,35 +1,33 @@
 """The recorder: streams what the training forward pass already computed to the run's store.
 
-Per-sample byproducts stay on their device in a buffer and leave it in sends of ``flush_samples``
-or more, at most ``max_in_flight`` sends outstanding; the optimizer step and learning rate of each
-observation come from the optimizer (or are given). ``end_round`` is the round's barrier: every
-rank's byproducts are in the store before any rank asks for the next round's shard.
+The training thread only appends: each ``observe`` keeps the step's tensors as they are (no copy,
+no device synchronization) until ``flush_samples`` samples are buffered, then hands the buffer to
+a background :class:`~trainers.sender.Sender`, which builds the batch (correctness and sketches from
+the logits, device-to-host copies) and sends it, at most ``max_in_flight`` sends outstanding. The
+optimizer step and learning rate of each observation come from the optimizer (or are given).
+``end_round`` is the round's barrier: every rank's byproducts are in the store before any rank asks
+for the next round's shard.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections import deque
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from trainers.byproducts import EmbeddingSketch, OutputByproducts
+from trainers.byproducts import OutputByproducts, Step, StepColumns
+from trainers.sender import Sender
 
 if TYPE_CHECKING:
     from trainers.sampler import RoundSampler
 
 log = logging.getLogger(__name__)
-_CORE = ("sample_id", "loss", "step", "lr")
-
-
-def _numpy_ids(ids: Any) -> np.ndarray:
-    if isinstance(ids, torch.Tensor):
-        ids = ids.detach().cpu().numpy()
-    return np.asarray(ids, dtype=np.int64)
 
 
 class Recorder:
@@ -37,7 +35,8 @@ class Recorder:
 
     Create it with :meth:`RoundSampler.recorder`. ``on_error="raise"`` (default) raises a batch the
     store rejects in the trainer, with the store's message, at the next send or flush;
-    ``on_error="log"`` logs it and drops the batch.
+    ``on_error="log"`` logs it and drops the batch. :attr:`flush_seconds` is how long each flush
+    waited for what was still in flight.
     """
 
     def __init__(
@@ -61,24 +60,37 @@ class Recorder:
             else None
         )
         self.embedding_dim = int(cfg.get("embedding_dim") or 0)
-        self._embed: EmbeddingSketch | None = None
         # A fresh writer id per process: a restarted worker starts its sequence again at 0.
         self.writer = f"rank{sampler.rank}-{uuid.uuid4().hex[:12]}"
-        self.seq = 0
+        columns = StepColumns(
+            correct=self.wants_correct,
+            outputs=self.outputs,
+            embedding_dim=self.embedding_dim,
+            seed=cfg["seed"],
+        )
+        self._sender = Sender(
+            self.endpoint,
+            columns,
+            writer=self.writer,
+            rank=sampler.rank,
+            max_in_flight=max_in_flight,
+            on_error=on_error,
+            log=log,
+        )
+        weakref.finalize(self, self._sender.close)
         self.sent_samples = 0
+        self.flush_seconds: list[float] = []
         self._last_step: int | None = None
         self._last_lr: float | None = None
-        self._buf: dict[str, list] = {k: [] for k in _CORE}
-        self._counts: list[int] = []
+        self._steps: list[Step] = []
         self._buffered = 0
         self._round: int | None = None
-        self._pending: deque = deque()
         if optimizer is not None:
             optimizer.register_step_pre_hook(self._before_step)
             optimizer.register_step_post_hook(self._after_step)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
-        self._last_lr = float(optimizer.param_groups[0]["lr"])
+        self._last_lr = _snapshot(optimizer.param_groups[0]["lr"])
 
     def _after_step(self, *_: Any) -> None:
         self._last_step = self.sampler.step
@@ -108,97 +120,52 @@ class Recorder:
         if self.sampler.round is None:
             raise ValueError("observe() before the round started: call sampler.set_epoch(round) first")
         step = self._last_step if step is None else step
-        lr = self._last_lr if lr is None else lr
+        lr = self._last_lr if lr is None else _snapshot(lr)
         if step is None or lr is None:
             raise ValueError(
                 "no optimizer step to attribute this to: observe() after optimizer.step(), "
                 "create the recorder with the optimizer, or pass step= and lr="
             )
-        columns: dict[str, torch.Tensor] = dict(extra or {})
-        if self.wants_correct:
-            if correct is None:
-                if logits is None or labels is None:
-                    raise ValueError("this run records correctness: pass correct=, or logits= and labels=")
-                correct = logits.argmax(1) == labels
-            columns["correct"] = correct.detach()
-        # Label-issue reports name the label trained on and the model's prediction.
-        if labels is not None:
-            columns["label"] = labels.detach()
-        if logits is not None:
-            columns["predicted"] = logits.detach().argmax(1)
-        if self.outputs is not None:
-            if logits is None or labels is None:
-                raise ValueError("this run's method scores output changes: pass logits= and labels=")
-            columns |= self.outputs(logits, labels)
-        if self.embedding_dim:
-            if embeddings is None:
-                raise ValueError(
-                    "this run keeps embedding sketches: pass embeddings= (e.g. penultimate features)"
-                )
-            if self._embed is None:
-                self._embed = EmbeddingSketch(
-                    embeddings[0].numel(), self.embedding_dim, self.sampler.config["seed"]
-                )
-            columns["embedding"] = self._embed(embeddings)
-        self._add(self.sampler.round, int(step), float(lr), _numpy_ids(ids), loss.detach(), columns)
-
-    def _add(
-        self, round_: int, step: int, lr: float, ids: np.ndarray, loss: torch.Tensor, columns: dict
-    ) -> None:
-        if self._round is not None and round_ != self._round:
-            self._send()
-        self._round = round_
-        buf = self._buf
-        buf["sample_id"].append(ids)
-        buf["loss"].append(loss)
-        # Per-step scalars, expanded to per-sample columns once per send rather than once per step.
-        buf["step"].append(step)
-        buf["lr"].append(lr)
-        self._counts.append(len(ids))
-        for name, value in columns.items():
-            buf.setdefault(name, []).append(value)
-        self._buffered += len(ids)
+        if self.wants_correct and correct is None and (logits is None or labels is None):
+            raise ValueError("this run records correctness: pass correct=, or logits= and labels=")
+        if self.outputs is not None and (logits is None or labels is None):
+            raise ValueError("this run's method scores output changes: pass logits= and labels=")
+        if self.embedding_dim and embeddings is None:
+            raise ValueError(
+                "this run keeps embedding sketches: pass embeddings= (e.g. penultimate features)"
+            )
+        round_ = self.sampler.round
+        if round_ != self._round:
+            self._hand_off()  # a batch never spans two rounds
+            self._raise_error()
+            self._round = round_
+        if not isinstance(ids, np.ndarray | torch.Tensor):
+            ids = np.asarray(ids, dtype=np.int64)
+        self._steps.append(Step(ids, loss, step, lr, logits, labels, correct, embeddings, extra))
+        self._buffered += ids.shape[0]
         if self._buffered >= self.flush_samples:
-            self._send()
+            self._hand_off()
+            self._raise_error()
 
-    def _send(self) -> None:
-        if not self._buffered:
-            return
-        b = self._buf
-        batch = {
-            "sample_id": np.concatenate(b["sample_id"]).astype(np.int64, copy=False),
-            "loss": torch.cat(b["loss"]).to("cpu", torch.float32).numpy(),
-            "step": np.repeat(np.asarray(b["step"], dtype=np.int64), self._counts),
-            "lr": np.repeat(np.asarray(b["lr"], dtype=np.float64), self._counts),
-            **{name: torch.cat(v).cpu().numpy() for name, v in b.items() if name not in _CORE and v},
-            "round": int(self._round),
-            "rank": self.sampler.rank,
-            "writer": self.writer,
-            "seq": self.seq,
-        }
-        for v in b.values():
-            v.clear()
-        self._counts.clear()
-        self.seq += 1
-        self.sent_samples += self._buffered
-        self._buffered = 0
-        while len(self._pending) >= self.max_in_flight:
-            self._wait(self._pending.popleft())
-        self._pending.append(self.endpoint.submit("ingest", batch))
+    def _hand_off(self) -> None:
+        if self._steps:
+            self._sender.put(self._round, self._steps)
+            self.sent_samples += self._buffered
+            self._steps, self._buffered = [], 0
 
-    def _wait(self, pending: Any) -> None:
-        try:
-            self.endpoint.result(pending)
-        except ValueError as e:  # the store refused the batch; its message says why
-            if self.on_error == "raise":
-                raise
-            log.warning("the store rejected a byproduct batch: %s", e)
+    def _raise_error(self) -> None:
+        """Raise what the sender ran into since the last check (a rejected batch, a failed send)."""
+        error = self._sender.take_error()
+        if error is not None:
+            raise error
 
     def flush(self) -> int:
         """Send what is buffered and wait until the store has applied every send; returns samples sent."""
-        self._send()
-        while self._pending:
-            self._wait(self._pending.popleft())
+        t0 = time.perf_counter()
+        self._hand_off()
+        self._sender.drain()
+        self.flush_seconds.append(time.perf_counter() - t0)
+        self._raise_error()
         return self.sent_samples
 
     def end_round(self, metrics: Mapping[str, float] | None = None) -> None:
@@ -211,3 +178,9 @@ class Recorder:
             self.endpoint.call("record_round", s.round, {k: v for k, v in (metrics or {}).items()})
         s.barrier()
         s.completed = s.round
+
+
+def _snapshot(lr: Any) -> Any:
+    """A learning rate as of now: a tensor one (schedulers may update it in place) is copied on its
+    device, without a synchronization; the sender reads it."""
+    return lr.detach().clone() if isinstance(lr, torch.Tensor) else lr

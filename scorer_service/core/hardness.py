@@ -14,40 +14,48 @@ Eq. 2's sum from ``tau_t(i)`` to ``t``. ``dloss`` and ``flip`` need a previous o
 sample's first observation only records its loss and correctness and leaves ``r`` at ``r0``.
 A normalizer of 0 (a warm-up that starts from lr = 0) leaves ``r`` as it is too: the step did not
 move the model, so the observation says nothing about how hard the sample is to learn.
+
+Both rules are per sample and compiled: the ingest kernel (:mod:`.updates`) calls them for each
+sample of a batch while it holds the sample's record.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import numba as nb
 
 HARDNESS_METRICS: tuple[str, ...] = ("loss", "dloss", "flip")
+LOSS, DLOSS, FLIP = range(3)  # the compiled code's names for HARDNESS_METRICS
 
 
-def instantaneous_hardness(
-    metric: str,
-    loss: np.ndarray,
-    correct: np.ndarray | None,
-    lr: np.ndarray,
-    prev_loss: np.ndarray,
-    prev_correct: np.ndarray,
-    lr_since: np.ndarray,
-    first: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized instantaneous hardness ``a`` and the mask of samples whose DIH it updates
-    (``a`` is only meaningful under the mask). ``correct`` may be None unless ``metric`` is flip."""
-    if metric == "loss":
-        moved = lr > 0
-        return loss / np.where(moved, lr, 1.0), moved
-    if metric == "dloss":
-        change = np.abs(loss - np.where(first, loss, prev_loss))
-    elif metric == "flip":
-        change = (correct.astype(np.int8) != prev_correct).astype(np.float64)
-    else:
+def metric_code(metric: str) -> int:
+    """The compiled code's number of a hardness metric."""
+    if metric not in HARDNESS_METRICS:
         raise ValueError(f"unknown hardness metric {metric!r}; expected one of {', '.join(HARDNESS_METRICS)}")
+    return HARDNESS_METRICS.index(metric)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def instantaneous_hardness(
+    metric: int,
+    loss: float,
+    changed: bool,
+    lr: float,
+    prev_loss: float,
+    lr_since: float,
+    first: bool,
+) -> tuple[float, bool]:
+    """Normalized instantaneous hardness ``a`` of one observation and whether it updates DIH (``a``
+    is only meaningful then). ``changed``: the correctness differs from the last observation's
+    (flip only)."""
+    if metric == LOSS:
+        moved = lr > 0
+        return loss / (lr if moved else 1.0), moved
+    change = abs(loss - (loss if first else prev_loss)) if metric == DLOSS else (1.0 if changed else 0.0)
     moved = lr_since > 0
-    return change / np.where(moved, lr_since, 1.0), ~first & moved
+    return change / (lr_since if moved else 1.0), (not first) and moved
 
 
-def dih_update(r: np.ndarray, a: np.ndarray, gamma: float) -> np.ndarray:
-    """DIHCL Eq. 1 for observed samples: ``gamma * a + (1 - gamma) * r``."""
+@nb.njit(cache=True, nogil=True, inline="always")
+def dih_update(r: float, a: float, gamma: float) -> float:
+    """DIHCL Eq. 1 for an observed sample: ``gamma * a + (1 - gamma) * r``."""
     return gamma * a + (1.0 - gamma) * r

@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.core.byproducts import ByproductBatch
+from scorer_service.core.byproducts import STALE, ByproductBatch, value_problem
 from scorer_service.core.dedup import AppliedSequences
 from scorer_service.core.errors import InvalidBatch
+from scorer_service.core.hardness import metric_code
 from scorer_service.core.lr_log import LearningRateLog
+from scorer_service.core.scan import scan_batch
 from scorer_service.core.state import SampleState
 from scorer_service.core.updates import apply_batch
 
@@ -41,7 +43,8 @@ class Ingestor:
 
     :meth:`plan` checks a batch against everything (columns, ranges, duplicate ids, steps older
     than a sample's last observation, learning rates that disagree with the log) without
-    changing anything; :meth:`apply` then cannot fail half way.
+    changing anything (a scan's duplicate marks aside, see :mod:`.scan`); :meth:`apply` then
+    cannot fail half way.
     """
 
     def __init__(
@@ -55,10 +58,11 @@ class Ingestor:
         correct: bool = True,
     ) -> None:
         self.n, self.metric, self.gamma, self.correct = n, metric, gamma, correct
+        self._metric = metric_code(metric)
         self.widths = widths
         self.log_sigma_init = log_sigma_init
-        # Scratch for the O(batch) duplicate-id check (see byproducts._has_duplicates).
-        self._scratch = np.zeros(n, dtype=np.int64)
+        # Number of the next scan (see scan.py); never reused, so it outlives reset() and restore().
+        self._scans = 1
         self.reset()
 
     def reset(self) -> None:
@@ -86,16 +90,21 @@ class Ingestor:
         return plan
 
     def _check(self, data: dict[str, Any]) -> IngestPlan | None:
-        batch = ByproductBatch.from_mapping(data, self.n, self.widths, self._scratch, correct=self.correct)
+        batch = ByproductBatch.from_mapping(data, self.widths, correct=self.correct)
+        records = self.state.records
+        scan = scan_batch(records, batch.sample_id, batch.loss, batch.lr, batch.step, self._scans)
+        self._scans += 1
+        problem = value_problem(scan, self.n)
+        if problem is not None:
+            raise InvalidBatch(problem)
         if (batch.writer, batch.seq) in self.applied:
             return None
-        last = self.state.last_seen_step[batch.sample_id]
-        stale = batch.step < last
-        if np.any(stale):
-            i = int(np.argmax(stale))
+        if scan[STALE] >= 0:
+            i = int(scan[STALE])
+            sample = int(batch.sample_id[i])
             raise InvalidBatch(
-                f"sample {int(batch.sample_id[i])} observed at step {int(batch.step[i])}, "
-                f"but it was already observed at the later step {int(last[i])}"
+                f"sample {sample} observed at step {int(batch.step[i])}, "
+                f"but it was already observed at the later step {int(records[sample]['last_seen_step'])}"
             )
         try:
             new_lrs = self.lr_log.plan(batch.step, batch.lr)
@@ -106,7 +115,7 @@ class Ingestor:
     def apply(self, plan: IngestPlan, started: float) -> None:
         """Apply a plan from :meth:`plan`; ``started`` is its ``perf_counter`` time (ingest rate)."""
         batch = plan.batch
-        apply_batch(self.state, self.lr_log, batch, plan.new_lrs, self.metric, self.gamma)
+        apply_batch(self.state, self.lr_log, batch, plan.new_lrs, self._metric, self.gamma)
         self.applied.add(batch.writer, batch.seq)
         self.counters["ingested"] += len(batch)
         self.counters["batches"] += 1
@@ -124,8 +133,9 @@ class Ingestor:
     def restore(self, image: StateImage) -> None:
         """Set the state to a snapshot's."""
         for name, values in image.columns.items():
+            # In place: the hot columns are views into the per-sample records.
             target = self.state.matrices if values.ndim == 2 else self.state.columns
-            target[name] = values.astype(target[name].dtype)
+            target[name][...] = values
         self.lr_log = LearningRateLog()
         self.lr_log.restore(image.lr, image.cum)
         self.applied = AppliedSequences(image.applied)

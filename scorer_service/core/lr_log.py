@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
+
+from scorer_service.core.kernel_types import FLOATS, INT, column
 
 
 class LearningRateLog:
@@ -36,23 +39,15 @@ class LearningRateLog:
         """
         if steps.size == 0:
             return np.zeros(0)
-        uniq, first = np.unique(steps, return_index=True)
-        uniq_lr = lrs[first]
-        inv = np.searchsorted(uniq, steps)
-        differs = ~np.isclose(lrs, uniq_lr[inv], rtol=1e-6, atol=0.0)
-        if np.any(differs):
-            raise ValueError(f"step {int(steps[np.argmax(differs)])} carries two learning rates in one batch")
-        known = uniq < self.num_steps
-        mismatch = ~np.isclose(self._lr[uniq[known]], uniq_lr[known], rtol=1e-6, atol=0.0)
-        if np.any(mismatch):
-            s = int(uniq[known][np.argmax(mismatch)])
-            raise ValueError(f"step {s} was logged with lr {self._lr[s]:g} and is now reported with another")
-        new = uniq[~known]
-        expected = np.arange(self.num_steps, self.num_steps + new.size)
-        if not np.array_equal(new, expected):
-            gap = int(expected[np.argmax(new != expected)])
-            raise ValueError(f"learning rate of step {gap} was never reported (steps must be contiguous)")
-        return uniq_lr[~known]
+        problem, step, new = _plan(steps, lrs, self._lr, self.num_steps)
+        if problem == _TWO_RATES:
+            raise ValueError(f"step {step} carries two learning rates in one batch")
+        if problem == _CHANGED:
+            logged = self._lr[step]
+            raise ValueError(f"step {step} was logged with lr {logged:g} and is now reported with another")
+        if problem == _GAP:
+            raise ValueError(f"learning rate of step {step} was never reported (steps must be contiguous)")
+        return new
 
     def append(self, new_lrs: np.ndarray) -> None:
         """Append the rates returned by :meth:`plan`."""
@@ -74,3 +69,54 @@ class LearningRateLog:
     def since(self, last_step: np.ndarray, step: np.ndarray) -> np.ndarray:
         """Sum of learning rates of steps ``last_step .. step`` inclusive (DIHCL Eq. 2)."""
         return self._cum[step + 1] - self._cum[last_step]
+
+
+_OK, _TWO_RATES, _CHANGED, _GAP = range(4)
+
+_SIGNATURES = [
+    nb.types.Tuple((INT, INT, nb.float64[::1]))(column(INT), column(lr), column(nb.float64), INT)
+    for lr in FLOATS
+]
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _close(a: float, b: float) -> bool:
+    # numpy.isclose(a, b, rtol=1e-6, atol=0), as the rates were compared before this was compiled.
+    return abs(a - b) <= 0.0 + 1e-6 * abs(b)
+
+
+@nb.njit(_SIGNATURES, cache=True, nogil=True)
+def _plan(steps: np.ndarray, lrs: np.ndarray, logged: np.ndarray, num_steps: int) -> tuple:
+    """(problem, its step, rates of the new steps) in one pass over the batch and one over its steps.
+
+    Steps index a table directly when they span few values (a batch covers a few consecutive
+    steps); otherwise through their sorted distinct values.
+    """
+    m = steps.shape[0]
+    lo, hi = steps.min(), steps.max()
+    dense = hi - lo < 2 * m + 1024
+    uniq = np.arange(lo, hi + 1) if dense else np.unique(steps)
+    first = np.full(uniq.shape[0], -1, dtype=np.int64)  # position of each step's first sample
+    for i in range(m):
+        k = steps[i] - lo if dense else np.searchsorted(uniq, steps[i])
+        f = first[k]
+        if f < 0:
+            first[k] = i
+        elif not _close(lrs[i], lrs[f]):
+            return _TWO_RATES, steps[i], np.zeros(0)
+    for k in range(uniq.shape[0]):
+        s = uniq[k]
+        if s >= num_steps:
+            break
+        if first[k] >= 0 and not _close(logged[s], lrs[first[k]]):
+            return _CHANGED, s, np.zeros(0)
+    new = np.empty(uniq.shape[0])
+    count = 0
+    for k in range(uniq.shape[0]):
+        if uniq[k] < num_steps or first[k] < 0:
+            continue
+        if uniq[k] != num_steps + count:
+            return _GAP, num_steps + count, np.zeros(0)
+        new[count] = lrs[first[k]]
+        count += 1
+    return _OK, 0, new[:count].copy()

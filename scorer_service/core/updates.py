@@ -1,19 +1,26 @@
-"""Score updates: one validated byproduct batch applied to the per-sample columns, vectorized.
+"""Score updates: one checked byproduct batch applied to the per-sample state.
 
-DIH (DIHCL Eqs. 1-2, :mod:`.hardness`), DoCL (:mod:`.docl`), flips and the Thompson-sampling
-counts, the latest loss and correctness, and the per-sample vectors some methods keep (output
-sketches, embeddings, instance data parameters).
+Every ingest runs :func:`_apply_records`, one compiled pass that updates each sample's record (see
+:mod:`.state`): DIH (DIHCL Eqs. 1-2, :mod:`.hardness`), flips and the Thompson-sampling counts, the
+latest loss and correctness, when and in which round it was seen. The per-sample vectors and
+scores only some methods keep (DoCL, output sketches, embeddings, instance data parameters) are
+vectorized numpy over the batch, run only for batches that carry them.
 """
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from scorer_service.core.byproducts import ByproductBatch
 from scorer_service.core.docl import docl_observation, docl_update
 from scorer_service.core.hardness import dih_update, instantaneous_hardness
+from scorer_service.core.kernel_types import FLOATS, INT, RECORDS, column, out
 from scorer_service.core.lr_log import LearningRateLog
+from scorer_service.core.prefetch import AHEAD, prefetch
 from scorer_service.core.state import SampleState
+
+_NO_CORRECT = np.zeros(0, dtype=np.bool_)
 
 
 def apply_batch(
@@ -21,57 +28,116 @@ def apply_batch(
     lr_log: LearningRateLog,
     batch: ByproductBatch,
     new_lrs: np.ndarray,
-    metric: str,
+    metric: int,
     gamma: float,
 ) -> None:
-    """Append the batch's new learning rates to ``lr_log`` and update every column of its samples."""
+    """Append the batch's new learning rates to ``lr_log`` and update every column of its samples
+    (``metric``: :func:`~.hardness.metric_code`)."""
     ids = batch.sample_id
     lr_log.append(new_lrs)
-    first = s.seen[ids] == 0
-    last_step = np.where(first, batch.step, s.last_seen_step[ids])
-    lr_since = lr_log.since(last_step, batch.step)
-    prev_correct = s.last_correct[ids]
-    a, update = instantaneous_hardness(
-        metric,
+    docl = "logit_sketch" in batch.extra
+    # DoCL compares outputs over the learning-rate progress since the sample's last observation,
+    # which the record pass overwrites: it hands that progress over.
+    lr_since = np.empty(len(ids) if docl else 0)
+    outputs_seen = s.outputs_seen[ids] if docl else None
+    correct = _NO_CORRECT if batch.correct is None else batch.correct
+    _apply_records(
+        s.records,
+        ids,
         batch.loss,
-        batch.correct,
+        correct,
+        batch.correct is not None,
+        batch.step,
         batch.lr,
-        s.last_loss[ids].astype(np.float64),
-        prev_correct,
+        batch.round,
+        lr_log.cum,
+        metric,
+        gamma,
         lr_since,
-        first,
     )
-    a = a * s.importance[ids]
-    s.dih_prev[ids[update]] = s.dih[ids[update]]
-    s.dih[ids[update]] = dih_update(s.dih[ids[update]], a[update], gamma)
-    if "logit_sketch" in batch.extra:
-        _apply_docl(s, batch, lr_since)
+    if docl:
+        _apply_docl(s, batch, lr_since, outputs_seen)
     if "embedding" in batch.extra:
         s.embedding[ids] = batch.extra["embedding"]
     for name in ("log_sigma", "log_sigma_momentum", "label", "predicted"):
         if name in batch.extra:
             s.columns[name][ids] = batch.extra[name]
-    # Running mean of the loss over every observation (the label-noise estimate's input).
-    mean = s.loss_mean[ids].astype(np.float64)
-    s.loss_mean[ids] = np.where(first, batch.loss, mean + (batch.loss - mean) / (s.seen[ids] + 1))
-
-    if batch.correct is not None:
-        flip = ~first & (batch.correct.astype(np.int8) != prev_correct)
-        s.flips[ids] += flip
-        s.beta_alpha[ids] += flip
-        s.beta_beta[ids] += ~first & ~flip
-        s.last_correct[ids] = batch.correct
-    s.last_loss[ids] = batch.loss
-    s.last_seen_step[ids] = batch.step
-    s.last_seen_round[ids] = batch.round
-    s.seen[ids] += 1
+    # Running mean of the loss over every observation (the label-noise estimate's input); the record
+    # pass has already counted this observation in ``seen``.
+    mean, count = s.loss_mean[ids].astype(np.float64), s.seen[ids]
+    s.loss_mean[ids] = np.where(count == 1, batch.loss, mean + (batch.loss - mean) / count)
 
 
-def _apply_docl(s: SampleState, batch: ByproductBatch, lr_since: np.ndarray) -> None:
+_SIGNATURES = [
+    nb.void(
+        RECORDS,
+        column(INT),
+        column(loss),
+        column(nb.boolean),
+        nb.boolean,
+        column(INT),
+        column(lr),
+        INT,
+        column(nb.float64),
+        INT,
+        nb.float64,
+        out(nb.float64),
+    )
+    for loss in FLOATS
+    for lr in FLOATS
+]
+
+
+@nb.njit(_SIGNATURES, cache=True, nogil=True)
+def _apply_records(
+    records: np.ndarray,
+    ids: np.ndarray,
+    loss: np.ndarray,
+    correct: np.ndarray,
+    has_correct: bool,
+    step: np.ndarray,
+    lr: np.ndarray,
+    round_: int,
+    cum: np.ndarray,
+    metric: int,
+    gamma: float,
+    lr_since_out: np.ndarray,
+) -> None:
+    keep_since = lr_since_out.shape[0] > 0
+    m = ids.shape[0]
+    for i in range(m):
+        # The scan just loaded these records; a large batch may have pushed some out of the cache.
+        if i + AHEAD < m:
+            prefetch(records, ids[i + AHEAD])
+        r = records[ids[i]]
+        first = r.seen == 0
+        now = step[i]
+        since = cum[now + 1] - cum[now if first else r.last_seen_step]
+        c = np.int8(correct[i]) if has_correct else np.int8(-1)
+        x, rate, prev = np.float64(loss[i]), np.float64(lr[i]), np.float64(r.last_loss)
+        a, update = instantaneous_hardness(metric, x, c != r.last_correct, rate, prev, since, first)
+        if update:
+            r.dih_prev = r.dih
+            r.dih = dih_update(r.dih, a * np.float64(r.importance), gamma)
+        if has_correct:
+            if not first and c != r.last_correct:
+                r.flips += 1
+                r.beta_alpha += 1
+            elif not first:
+                r.beta_beta += 1
+            r.last_correct = c
+        r.last_loss = loss[i]
+        r.last_seen_step = now
+        r.last_seen_round = round_
+        r.seen += 1
+        if keep_since:
+            lr_since_out[i] = since
+
+
+def _apply_docl(s: SampleState, batch: ByproductBatch, lr_since: np.ndarray, count: np.ndarray) -> None:
     """DoCL score: <residual, z_now - z_prev> over LR progress, averaged (official code, §2.2)."""
     ids = batch.sample_id
     now = batch.extra["logit_sketch"]
-    count = s.outputs_seen[ids]
     # Outputs are compared over learning-rate progress: none (lr = 0 so far) is not scored.
     has_prev = (count > 0) & (lr_since > 0)
     if np.any(has_prev) and "residual_sketch" in batch.extra:

@@ -1,0 +1,35 @@
+"""A memory prefetch hint for compiled loops over random sample ids.
+
+An ingest touches one record per sample at random ids in a store much larger than the caches, so
+every record is a cache miss. Asking for the record a few samples ahead (``llvm.prefetch``) keeps
+several misses in flight instead of waiting for each in turn.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+# How many samples ahead a loop asks for a record: enough misses in flight to hide the latency,
+# few enough that the lines are still cached when the loop gets there.
+AHEAD = 16
+
+
+@intrinsic
+def prefetch(typingctx, array, index):  # noqa: ARG001 (numba's intrinsic signature)
+    """Hint that ``array[index]`` will be read and written soon (no bounds check, no effect on values)."""
+
+    def codegen(context, builder, signature, args):  # noqa: ARG001
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # rw = 1 (the record is written), locality = 3 (keep it in every cache level), data cache.
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
