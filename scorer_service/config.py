@@ -17,7 +17,7 @@ from scorer_service.core.ingest import Ingestor
 from scorer_service.durability.journal import FSYNC_POLICIES, Journal
 from scorer_service.selection import SELECTORS, SelectorSpec, selector_spec
 from scorer_service.selection.diversity import DiversityTerm
-from scorer_service.selection.planner import RoundPlanner
+from scorer_service.selection.protocol import RoundSelector
 from scorer_service.selection.schedule import Budget, Cycles
 from scorer_service.submodular import FUNCTIONS, OPTIMIZERS
 
@@ -119,8 +119,16 @@ class StoreConfig:
         choices=lambda: FSYNC_POLICIES,
     )
 
+    store_shards: int = setting(
+        1,
+        "store shards (actors) by sample-id range, each with its own snapshots and log; "
+        "0: as many as n and the nodes' memory need",
+    )
+
     def __post_init__(self) -> None:
         selector_spec(self.method)
+        if self.store_shards < 0 or (self.n and self.store_shards > self.n):
+            raise ValueError(f"store_shards must be in [0, n], got {self.store_shards}")
         if self.metric not in HARDNESS_METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(HARDNESS_METRICS)}")
         if not 0.0 < self.gamma <= 1.0:
@@ -214,11 +222,18 @@ class StoreConfig:
         """Whether trainers send embedding sketches: for the diversity term or a selector reading them."""
         return self.diversity != "none" or "embedding" in self.selector.byproducts
 
-    def ingestor(self) -> Ingestor:
-        """A fresh ingest component for a store of this configuration."""
+    def bounds(self) -> list[int]:
+        """Shard i holds the sample ids ``bounds[i] .. bounds[i + 1] - 1`` (equal ranges, in order)."""
+        shards = max(1, self.store_shards)
+        return [i * self.n // shards for i in range(shards + 1)]
+
+    def ingestor(self, shard: int = 0) -> Ingestor:
+        """A fresh ingest component for shard ``shard`` of a store of this configuration."""
         widths = {"outputs": self.output_width, "embedding": self.embedding_dim}
+        bounds = self.bounds()
         return Ingestor(
-            self.n,
+            bounds[shard + 1] - bounds[shard],
+            first=bounds[shard],
             metric=self.metric,
             gamma=self.gamma,
             widths=widths,
@@ -226,9 +241,9 @@ class StoreConfig:
             correct=self.correct,
         )
 
-    def planner(self, block_map: Callable | None = None) -> RoundPlanner:
-        """A fresh round planner for a store of this configuration."""
-        return RoundPlanner(
+    def planner(self) -> RoundSelector:
+        """The coordinator's plan of every round's selection for a store of this configuration."""
+        return RoundSelector(
             self.selector,
             n=self.n,
             cycles=self.cycles,
@@ -237,16 +252,16 @@ class StoreConfig:
             seed=self.seed,
             params=self.selector_params,
             full_pass_each_cycle=self.full_pass_each_cycle,
-            block_map=block_map,
             denoise=self.noise_threshold if self.denoise else None,
         )
 
-    def journal(self) -> Journal:
-        """The write-ahead log and snapshots of this run's store (memory only without snapshot_dir)."""
+    def journal(self, shard: int = 0) -> Journal:
+        """The write-ahead log and snapshots of shard ``shard`` of this run's store (memory only without
+        snapshot_dir): shard 0 in the run's directory, shard i > 0 in ``shard-i`` within it."""
         return Journal(
             self.snapshot_dir,
             self.run,
-            self.incarnation,
+            self.incarnation if shard == 0 else f"{self.incarnation}/shard-{shard:03d}",
             every_s=self.snapshot_every_s,
             keep=self.keep_snapshots,
             fsync=self.fsync,
@@ -254,3 +269,23 @@ class StoreConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Bytes a shard holds per sample beyond the record (the cold columns), and the share of a node's
+# memory the store's shards may take together when the count is chosen automatically.
+COLD_BYTES = 36
+NODE_SHARE = 0.5
+
+
+def bytes_per_sample(config: StoreConfig) -> int:
+    """A store's memory per sample: the 64-byte record, the cold columns, the kept sketches."""
+    return 64 + COLD_BYTES + 4 * config.output_width + 2 * config.embedding_dim
+
+
+def auto_shards(config: StoreConfig, node_memory: list[float]) -> int:
+    """How many shards a store of ``config.n`` samples needs so that no node holds more than
+    :data:`NODE_SHARE` of its memory in store shards, spread one per node in turn (at least 1)."""
+    need = config.n * bytes_per_sample(config)
+    per_node = NODE_SHARE * min(node_memory) if node_memory else float("inf")
+    shards = max(1, math.ceil(need / per_node)) if per_node > 0 else 1
+    return int(min(shards, config.n))

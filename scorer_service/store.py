@@ -1,179 +1,182 @@
-"""The hardness store of one run: a small facade over its components.
+"""The hardness store of one run: a coordinator over the run's shards (one shard: the whole store).
 
-:class:`~scorer_service.core.ingest.Ingestor` (validation, dedup, score updates),
-:class:`~scorer_service.selection.planner.RoundPlanner` (selection, shards),
-:class:`~scorer_service.durability.journal.Journal` (log, snapshots, replay) and
-:mod:`~scorer_service.core.queries`. Plain Python; ``scorer_service.ray.actor`` wraps it unchanged.
-
-One thread at a time changes the store (the actor's default concurrency group); queries may run on
-other threads. Every change to what queries read is made under the write side of a readers-writer
-lock, and every query copies what it answers from under the read side, so an answer always comes
-from one consistent state.
+Each :class:`~scorer_service.shard.StoreShard` holds one id range with its own snapshots and log;
+the coordinator owns the selection protocol (:mod:`scorer_service.selection.protocol`), routes each
+call to the shards that hold its ids and merges their answers, so every caller sees one store.
+Shards are plain objects in this process (:class:`LocalShards`) or actors (``scorer_service.ray``).
+A store of one shard runs the very same selection as a store of many, so both select the same ids.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from scorer_service.config import StoreConfig
-from scorer_service.core import label_noise, queries
-from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
-from scorer_service.core.locking import ReadWriteLock
+from scorer_service.core import queries
+from scorer_service.core.errors import InvalidQuery, NotFound
+from scorer_service.core.reduce import combine
 from scorer_service.core.rounds import check_metrics
-from scorer_service.core.state import SampleState
+from scorer_service.core.split import check, split
+from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, trim_cut
+from scorer_service.shard import StoreShard
 from scorer_service.submodular import MapFn
 
 
-class HardnessStore:
-    """Per-sample scores of one run and its round-by-round subset selection; with ``config.snapshot_dir``
-    every acknowledged change is durable. ``block_map`` solves diversity blocks (default: a thread pool)."""
+class LocalShards:
+    """The shards of a store, all in this process, asked one after another."""
 
-    def __init__(self, config: StoreConfig, *, block_map: MapFn | None = None) -> None:
-        self.config, self._block_map = config, block_map
-        self.ingestor, self.planner = config.ingestor(), config.planner(block_map)
-        self.journal = config.journal()
-        self._lock = ReadWriteLock()
-        seq = self.journal.newest(config.to_dict())
-        if seq is not None:
-            self._load(seq)
-            self.journal.replay(seq, self)
-        if self.journal.durable:
-            # The initial state is snapshot 1, so a run can be rewound to before its first round; a
-            # restored state is written at once, so no record is ever replayed twice.
-            self.snapshot(completed_round=-1 if seq is None else None)
+    def __init__(self, config: StoreConfig, block_map: MapFn | None = None) -> None:
+        self.shards = [StoreShard(config, i, block_map=block_map) for i in range(max(1, config.store_shards))]
+        self.bounds = np.asarray(config.bounds())
+
+    def call(self, method: str, args: list[tuple | None]) -> list[Any]:
+        return [None if a is None else getattr(s, method)(*a) for s, a in zip(self.shards, args, strict=True)]
+
+
+class HardnessStore:
+    """Per-sample scores of one run and its round-by-round subset selection over ``shards`` (default:
+    ``config.store_shards`` shards in this process); with ``config.snapshot_dir`` every acknowledged
+    change is durable. ``block_map`` solves diversity blocks (default: a thread pool)."""
+
+    def __init__(
+        self, config: StoreConfig, *, block_map: MapFn | None = None, shards: ShardGroup | None = None
+    ) -> None:
+        self.config, self.planner = config, config.planner()
+        self.shards = shards if shards is not None else LocalShards(config, block_map)
+        self.bounds = np.asarray(self.shards.bounds)
+        self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
+
+    @property
+    def local(self) -> StoreShard:
+        """The first shard of a store kept in this process (tests and benchmarks read its state)."""
+        return self.shards.shards[0]
+
+    state = property(lambda self: self.local.state)
+    ingestor = property(lambda self: self.local.ingestor)
+    journal = property(lambda self: self.local.journal)
+    rounds = property(lambda self: self.local.rounds)
+
+    def _ask(self, method: str, *args: Any) -> list[Any]:
+        return ask(self.shards, method, *args)
+
+    def _route(self, method: str, ids: np.ndarray, *args: Any) -> list[tuple[np.ndarray, Any]]:
+        """``method(ids held, *args)`` of each shard holding some of ``ids``: (positions, answer) pairs."""
+        owner = np.searchsorted(self.bounds, ids, side="right") - 1
+        held = [np.flatnonzero(owner == s) for s in range(len(self.bounds) - 1)]
+        asks = [(ids[p], *args) if p.size else None for p in held]
+        if not len(ids):  # still one answer, with every column (empty)
+            asks[0] = (ids, *args)
+        answers = self.shards.call(method, asks)
+        return [(p, a) for p, a in zip(held, answers, strict=True) if a is not None]
 
     def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Validate and apply one byproduct batch; a rejected batch changes nothing.
+        """Validate and apply one byproduct batch: split by shard, one part each (see :mod:`.shard`)."""
+        if len(self.bounds) == 2:
+            return self._ask("ingest", data)[0]
+        parts = split(
+            data, check(data, self.config.n, self._widths, correct=self.config.correct), self.bounds
+        )
+        done = self.shards.call("ingest", [(p,) for p in parts])
+        return {"applied": sum(d["applied"] for d in done), "duplicate": all(d["duplicate"] for d in done)}
 
-        A batch whose ``(writer, seq)`` was already applied is acknowledged and ignored (retried sends).
-        """
-        t0 = time.perf_counter()
-        try:
-            plan = self.ingestor.plan(data)
-        except InvalidBatch:
-            self.journal.log({"kind": "rejected"})
-            raise
-        if plan is None:
-            self.journal.commit(self.journal.log({"kind": "duplicates"}, ack=True))
-            return {"applied": 0, "duplicate": True}
-        b = plan.batch
-        header = {"kind": "ingest", "round": b.round, "rank": b.rank, "writer": b.writer, "seq": b.seq}
-        header["t"] = self.ingestor.ingest_seconds
-        columns = {c: v for c, v in data.items() if isinstance(v, np.ndarray)}
-        ticket = self.journal.log(header, columns, ack=True)
-        with self._lock.write():
-            self.ingestor.apply(plan, t0)
-            self.planner.count_ingested(b.round, len(b))
-        if self.journal.due():
-            self.snapshot(wait=False)
-        self.journal.commit(ticket)
-        return {"applied": len(b), "duplicate": False}
-
-    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
-        return self._read(lambda: queries.parameters(self.state, ids))
+    def prepare(self, round_: int, world_size: int) -> list[int]:
+        """Select round ``round_`` on its first request and re-cut it for a new world size; returns how
+        many ids each shard trains on (a rank's ids are then fetched from the shards)."""
+        if not 0 <= round_ < self.config.epochs:
+            raise InvalidQuery(f"round must be in [0, {self.config.epochs}), got {round_}")
+        if world_size < 1:
+            raise InvalidQuery(f"world_size must be >= 1, got {world_size}")
+        held = self._ask("round_state", round_)
+        if any(h is None for h in held):  # after a failure half-way this selects the same again
+            noise = fit_noise(self.shards) if self.planner.denoise is not None else None
+            self._ask("adopt", round_, self.planner.select(self.shards, round_, world_size, noise))
+            held = self._ask("round_state", round_)
+        if held[0]["world_size"] != world_size:  # elastic training: the same selection, re-cut
+            selected = [h["selected"] for h in held]
+            m = sum(selected) % world_size
+            cut, counts = trim_cut(self._ask("round_lowest", round_, m) if m else [], selected, m)
+            self._ask("reshard", round_, world_size, list(cut), counts)
+            return counts
+        return held[0]["counts"]
 
     def subset(self, round_: int, rank: int, world_size: int) -> np.ndarray:
         """Rank ``rank``'s shard of round ``round_``'s subset, selected once on the round's first request
         (so every rank's byproducts of the previous round must be in before any rank asks)."""
-        if not 0 <= round_ < self.config.epochs:
-            raise InvalidQuery(f"round must be in [0, {self.config.epochs}), got {round_}")
         if world_size < 1 or not 0 <= rank < world_size:
             raise InvalidQuery(f"need 0 <= rank < world_size, got rank {rank}, world_size {world_size}")
-        change = self.planner.change(round_, world_size)
-        if change is not None:
-            self.journal.log({"kind": change, "round": round_, "world": world_size})
-        # Selecting only reads: queries go on meanwhile, and wait only while it is adopted.
-        chosen = self.planner.select(self.state, round_, world_size) if change == "select" else None
-        with self._lock.write():
-            return self.planner.shard(self.state, round_, rank, world_size, chosen)
+        self.prepare(round_, world_size)
+        return np.concatenate([np.zeros(0, np.int64), *self._ask("rank_ids", round_, rank, world_size)])
 
     def record_round(self, round_: int, metrics: dict[str, float]) -> None:
-        """Attach the trainer's end-of-round metrics (test accuracy, train loss, ...) to a round."""
-        if round_ not in self.planner.rounds:
+        """Attach the trainer's end-of-round metrics (test accuracy, train loss, ...) to a round and refit
+        the label-noise estimate: the round's end, snapshotted by every shard."""
+        if self._ask("round_state", round_)[0] is None:
             raise NotFound(f"round {round_} was never selected")
         check_metrics(metrics)
-        ticket = self.journal.log({"kind": "record", "round": round_, "metrics": metrics}, ack=True)
-        noise = label_noise.noise_probability(self.state.loss_mean, self.state.seen)  # refit per round
-        with self._lock.write():
-            self.planner.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
-            self.state.noise[:] = noise
-        self.journal.commit(ticket, round_end=True)
-        if self.journal.durable:  # in the background, unless a restart could not find it otherwise
-            self.snapshot(completed_round=round_, wait=self.journal.replaying or not self.journal.logged)
+        self._ask("record", round_, metrics, fit_noise(self.shards).to_dict())
 
-    def snapshot(self, completed_round: int | None = None, wait: bool = True) -> int:
-        """Write a snapshot (``wait``: complete on return, else in the background) and log later changes
-        to a new log; returns its number. Only this thread changes the store: one state, no lock."""
-        image, rounds = self.ingestor.image(), self.planner.copy_rounds()
-        return self.journal.snapshot(image, rounds, self.config.to_dict(), completed_round, wait)
-
-    def _load(self, seq: int) -> None:
-        image, rounds = self.journal.load(seq)
-        self.ingestor.restore(image)
-        self.planner.rounds = rounds
+    def snapshot(self) -> int:
+        """Write a snapshot of every shard now; returns the first shard's snapshot number."""
+        return self._ask("snapshot")[0]
 
     def rewind(self, completed_round: int) -> bool:
-        """Return to the end of ``completed_round`` (-1: before the first round): forget what a lost
-        training attempt ingested and selected after it. A store not ahead is left as it is. False,
-        changing nothing: ahead but no snapshots to return to; raises when that round's is gone."""
-        if not any(r > completed_round for r in self.planner.rounds):
-            return True
-        if completed_round >= 0 and not self.journal.durable:
-            return False
-        if completed_round < 0:  # back to the beginning: the initial state, no snapshot needed
-            with self._lock.write():
-                self.ingestor.reset()
-                self.planner = self.config.planner(self._block_map)
-        else:
-            self.journal.settle()  # the round's snapshot may still be being written
-            seq = self.journal.round_end_seq(completed_round)
-            with self._lock.write():
-                self._load(seq)
-        self.journal.forget_after(completed_round)
-        if self.journal.durable:  # complete before the rewind is acknowledged: a restart keeps it
-            self.snapshot(completed_round=-1 if completed_round < 0 else None)
-        return True
+        """Return every shard to the end of ``completed_round`` (see :meth:`StoreShard.rewind`)."""
+        return all(self._ask("rewind", completed_round))
 
-    # ---- queries: each copies what it answers from under the read lock, then computes ------
-
-    @property
-    def state(self) -> SampleState:
-        return self.ingestor.state
-
-    def _read(self, gather: Callable[[], Any]) -> Any:
-        with self._lock.read():
-            return gather()
+    # ---- queries: every shard answers for its ids, from one state of its own ---------------
 
     def info(self) -> dict[str, Any]:
-        return self._read(lambda: queries.info(self.config.to_dict(), self.ingestor, self.planner.rounds))
+        rounds = self.round_summaries()
+        return queries.merge_info(self.config.to_dict(), self._ask("info_part"), rounds)
+
+    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
+        return queries.assemble(len(ids), self._route("parameters", queries.check_ids(ids, self.config.n)))
 
     def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
         ids = queries.check_ids(ids, self.config.n)
-        return queries.samples(ids, self._read(lambda: self.state.rows(ids)))
+        return queries.samples(ids, queries.assemble(len(ids), self._route("rows", ids)))
 
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
-        return queries.top(self._read(lambda: queries.metric_values(self.state, metric)), metric, k, order)
+        return queries.merge_top(self._ask("metric_part", metric, "top", k, order), metric, k, order)
 
     def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
-        return queries.histogram(self._read(lambda: queries.metric_values(self.state, metric)), metric, bins)
+        stats = combine(self._ask("metric_part", metric, "range"))
+        edges = queries.histogram_edges(stats, bins)
+        if edges is None:
+            return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing:count"]}
+        counts = combine(self._ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))["v:hist"]
+        return {
+            "metric": metric,
+            "counts": counts.tolist(),
+            "edges": edges.tolist(),
+            "missing": stats["missing:count"],
+        }
 
     def round_summaries(self) -> list[dict[str, Any]]:
-        return self._read(lambda: queries.round_summaries(self.planner.rounds))
+        return queries.merge_rounds(self._ask("round_parts"))
 
     def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
-        return self._read(lambda: queries.round_subset(self.planner.rounds, round_, offset, limit))
+        """The ids trained on in ``round_``, paged: each shard's part in id order, shard after shard."""
+        state = self._ask("round_state", round_)[0]
+        if state is None:
+            raise NotFound(f"round {round_} was never selected")
+        if offset < 0 or limit < 0:
+            raise InvalidQuery("offset and limit must be >= 0")
+        spans = queries.page(state["counts"], offset, limit)
+        parts = self.shards.call("round_ids", [None if a == b else (round_, a, b) for a, b in spans])
+        ids = np.concatenate([np.zeros(0, np.int64), *[p for p in parts if p is not None]])
+        return {"round": round_, "total": sum(state["counts"]), "offset": offset, "ids": ids.tolist()}
 
     def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Whole state columns (default: all), copied from one state: a consistent score table."""
-        return self._read(lambda: queries.columns(self.state, names))
+        """Whole state columns (default: all), each shard's part copied from one state of it."""
+        parts = self._ask("columns", names)
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def column(self, name: str) -> np.ndarray:
         return self.columns([name])[name]
 
     def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
-        return queries.label_issues(self.columns(list(queries.LABEL_ISSUE_COLUMNS)), threshold, limit)
+        return queries.merge_label_issues(self._ask("label_issue_part", threshold, limit), limit)

@@ -132,7 +132,7 @@ def test_rewind_returns_to_the_end_of_a_round(tmp_path):
     assert s.rewind(1) is True
     assert_same(at_round_1, s)
     assert len(reopen(s, tmp_path / "restarted").round_summaries()) == 2
-    assert s.rewind(3) is True and len(s.planner.rounds) == 2  # not ahead of round 3: nothing to do
+    assert s.rewind(3) is True and len(s.rounds) == 2  # not ahead of round 3: nothing to do
     short = HardnessStore(config(tmp_path, run="short", keep_snapshots=1))
     drive(short, range(0, 4))
     with pytest.raises(InvalidQuery, match="no snapshot of the end of round 1"):
@@ -143,10 +143,10 @@ def test_fresh_incarnation_starts_empty_and_memory_store_cannot_rewind(tmp_path)
     s = HardnessStore(config(tmp_path))
     drive(s, range(0, 2))
     fresh = HardnessStore(config(tmp_path, incarnation="b"))
-    assert fresh.ingestor.counters["ingested"] == 0 and fresh.planner.rounds == {}
+    assert fresh.ingestor.counters["ingested"] == 0 and fresh.rounds == {}
     memory = HardnessStore(config(tmp_path, snapshot_dir=None))
     drive(memory, range(0, 2))
-    assert memory.rewind(0) is False and len(memory.planner.rounds) == 2
+    assert memory.rewind(0) is False and len(memory.rounds) == 2
 
 
 def test_old_snapshots_are_dropped(tmp_path):
@@ -164,13 +164,9 @@ def test_rewind_to_the_beginning_needs_no_snapshot_and_is_a_no_op_when_not_ahead
             config(tmp_path, snapshot_dir=snapshot_dir, keep_snapshots=1, run=f"b{snapshot_dir is None}")
         )
         drive(s, range(0, 4))
-        assert s.rewind(3) is True and len(s.planner.rounds) == 4  # not ahead: nothing to forget
+        assert s.rewind(3) is True and len(s.rounds) == 4  # not ahead: nothing to forget
         assert s.rewind(-1) is True  # the initial snapshot was dropped long ago; not needed
-        assert (
-            s.planner.rounds == {}
-            and s.ingestor.counters["ingested"] == 0
-            and s.ingestor.lr_log.num_steps == 0
-        )
+        assert s.rounds == {} and s.ingestor.counters["ingested"] == 0 and s.ingestor.lr_log.num_steps == 0
         assert np.all(s.state.dih == 1.0) and np.all(s.state.seen == 0)
         drive(s, range(0, 1))  # and a new attempt starts cleanly at step 0
         assert s.ingestor.counters["ingested"] == 20

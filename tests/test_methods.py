@@ -8,7 +8,7 @@ import torch
 from scorer_service.config import StoreConfig
 from scorer_service.core.docl import OutputSketch, residual
 from scorer_service.core.errors import InvalidBatch
-from scorer_service.selection import SelectionContext, get_selector
+from scorer_service.selection import KeyContext, get_selector
 from scorer_service.store import HardnessStore
 from scorer_service.submodular import select_diverse
 from tests.helpers import batch, diversity_config
@@ -76,23 +76,23 @@ def test_instance_sigma_round_trip_store_rank_store():
 def test_spl_takes_the_smallest_losses_and_docl_samples_by_softmax():
     s = HardnessStore(StoreConfig(n=6, epochs=4, method="spl"))
     s.ingest(batch(range(5), [0.5, 0.1, 0.9, 0.3, 0.2], [True] * 5, step=0, lr=0.1))
-    ctx = SelectionContext(s.state, 1, np.random.default_rng(0), {})
+    ctx = KeyContext(s.state, 0, 6, 0, 0, 1, {})
     assert get_selector("spl")(ctx, 3).ids.tolist() == [1, 4, 3]  # unseen sample 5 comes last
     s.state.docl[:] = [0.0, 0.0, 0.0, 0.0, 0.0, 200.0]
-    picks = {
-        int(get_selector("docl")(SelectionContext(s.state, 1, np.random.default_rng(k), {}), 1).ids[0])
-        for k in range(20)
-    }
+    picks = {int(get_selector("docl")(KeyContext(s.state, 0, 6, k, 0, 1, {}), 1).ids[0]) for k in range(20)}
     assert picks == {5}  # exp(0.1 * 200) dominates
 
 
 def test_mcl_prefers_hard_then_diverse():
     n = 40
-    s = HardnessStore(StoreConfig(n=n, epochs=4, method="mcl", embedding_dim=2))
+    s = HardnessStore(
+        StoreConfig(n=n, epochs=4, method="mcl", embedding_dim=2, warm_start=1, budget_start=0.25)
+    )
+    s.subset(0, 0, 1)
     s.state.last_loss[:] = np.linspace(0.1, 4.0, n)
     # The 20 hardest (the 2k candidates) sit in two tight clusters; the diverse pick takes both.
     s.state.embedding[:] = np.where(np.arange(n)[:, None] % 2 == 0, [0.0, 0.0], [5.0, 5.0])
-    sel = get_selector("mcl")(SelectionContext(s.state, 1, np.random.default_rng(0), {}), 10).ids
+    sel = s.subset(1, 0, 1)
     assert len(set(sel.tolist())) == 10 and sel.min() >= n - 20
     assert {int(i) % 2 for i in sel} == {0, 1}
 
@@ -172,7 +172,7 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
     assert len(kept) == 40  # 0.4 of the greedy 100
     assert kept.min() >= n - 100  # only from the selector's pick
     assert np.any(kept >= n - 10) and np.any(kept < n - 10)
-    assert s.planner.rounds[1].selector == "dihcl-greedy+fl"
+    assert s.rounds[1].selector == "dihcl-greedy+fl"
     # The round reports how the diversity step was solved: one global solve over 100 candidates.
     report = s.round_summaries()[1]["details"]
     assert report["diversity_partitioning"] == "global" and report["diversity_blocks"] == 1
@@ -205,7 +205,7 @@ def test_diversity_optimizer_settings_reach_the_solver():
     pos = select_diverse(
         s.state.embedding[cand], s.state.dih[cand], 60, function="feature", lam=2.0, optimizer="lazy"
     )
-    np.testing.assert_array_equal(np.sort(s.planner.rounds[1].selected), np.sort(cand[pos]))
+    np.testing.assert_array_equal(np.sort(s.rounds[1].selected), np.sort(cand[pos]))
     for bad, match in (
         ({"diversity_optimizer": "greedyish"}, "unknown diversity_optimizer"),
         ({"diversity_epsilon": 0.0}, "diversity_epsilon"),

@@ -45,7 +45,7 @@ def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     store.subset(1, 0, 1)
     store.record_round(1, {"test_accuracy": 0.75})
     # Measured times vary; fixed ones make the histogram exact.
-    store.planner.rounds[0].selection_ms, store.planner.rounds[1].selection_ms = 0.2, 3.0
+    store.rounds[0].selection_ms, store.rounds[1].selection_ms = 0.2, 3.0
 
     app = build_app(LocalDirectory({RUN: store, "down": Unreachable()}))
     response = asyncio.run(get(app, "/metrics"))

@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 
 from scorer_service.config import StoreConfig
+from scorer_service.core.counter_rng import gumbel_keys
 from scorer_service.core.ranking import top_k
 from scorer_service.core.state import SampleState
-from scorer_service.selection import SelectionContext, get_selector
-from scorer_service.selection.sampling import weighted_sample
+from scorer_service.selection import KeyContext, get_selector
 from scorer_service.selection.selectors import exp_probabilities
 from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
 
-def ctx(dih, seed=0, cycle=1, **params) -> SelectionContext:
+def ctx(dih, seed=0, cycle=1, **params) -> KeyContext:
     s = SampleState(len(dih))
     s.dih[:] = dih
-    return SelectionContext(s, cycle, np.random.default_rng(seed), params)
+    return KeyContext(s, 0, len(dih), seed, 0, cycle, params)
 
 
 def test_greedy_picks_exactly_the_top_k():
@@ -73,12 +73,12 @@ def test_exp_temperature_schedule_decays_to_floor():
     np.testing.assert_allclose(p30, np.exp(u) / np.exp(u).sum())
 
 
-def test_weighted_sample_without_replacement_has_sequential_draw_law():
+def test_gumbel_top_k_has_the_sequential_draw_law_without_replacement():
     # P(first = i, second = j) = p_i * p_j / (1 - p_i) for successive draws without replacement.
     p = np.array([0.5, 0.3, 0.2])
     pairs = {}
     for seed in range(8000):
-        ids = weighted_sample(np.log(p), 2, np.random.default_rng(seed))
+        ids = top_k(gumbel_keys(np.log(p), seed, 0, 0, 0), 2)
         pairs[tuple(ids)] = pairs.get(tuple(ids), 0) + 1
     for (i, j), c in pairs.items():
         exact = p[i] * p[j] / (1 - p[i])
@@ -96,10 +96,7 @@ def test_beta_prior_update_and_thompson_selection():
     assert s.state.beta_beta[:3].tolist() == [2.0, 4.0, 3.0]
     s.state.beta_alpha[:] = [200.0, 1.0, 1.0, 1.0]
     s.state.beta_beta[:] = [1.0, 200.0, 200.0, 200.0]
-    picks = [
-        get_selector("dihcl-beta")(SelectionContext(s.state, 1, np.random.default_rng(k), {}), 1).ids[0]
-        for k in range(50)
-    ]
+    picks = [get_selector("dihcl-beta")(KeyContext(s.state, 0, 4, k, 0, 1, {}), 1).ids[0] for k in range(50)]
     assert picks == [0] * 50
 
 

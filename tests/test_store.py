@@ -130,7 +130,7 @@ def test_warm_start_then_budget_and_equal_shards():
     for t in range(12):
         a, b = s.subset(t, 0, world), s.subset(t, 1, world)
         assert len(a) == len(b) and not set(a) & set(b)
-        np.testing.assert_array_equal(np.sort(np.concatenate([a, b])), np.sort(s.planner.rounds[t].ids))
+        np.testing.assert_array_equal(np.sort(np.concatenate([a, b])), np.sort(s.rounds[t].ids))
 
 
 def test_selection_is_cached_and_reshards_for_a_new_world_size():
@@ -139,12 +139,15 @@ def test_selection_is_cached_and_reshards_for_a_new_world_size():
     np.testing.assert_array_equal(s.subset(3, 0, 2), first)
     three = [s.subset(3, r, 3) for r in range(3)]
     assert len({len(x) for x in three}) == 1
-    assert set(np.concatenate(three)) <= set(s.planner.rounds[3].selected.tolist())
+    assert set(np.concatenate(three)) <= set(s.rounds[3].selected.tolist())
 
 
-def test_shard_rejects_uneven_and_bad_rank():
-    with pytest.raises(ValueError, match="split evenly"):
-        shard(np.arange(5), 0, 2)
+def test_rank_shards_follow_global_positions_across_parts_and_reject_bad_ranks():
+    # Ids 10..16 are positions 0..6 of a selection held in two parts (3 ids, then 4): position p goes to
+    # rank p mod 3 whichever part holds it.
+    parts = [(np.array([10, 11, 12]), 0), (np.array([13, 14, 15, 16]), 3)]
+    ranks = [np.concatenate([shard(ids, r, 3, offset) for ids, offset in parts]) for r in range(3)]
+    assert [r.tolist() for r in ranks] == [[10, 13, 16], [11, 14], [12, 15]]
     with pytest.raises(ValueError, match="rank"):
         shard(np.arange(4), 2, 2)
 

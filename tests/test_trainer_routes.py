@@ -56,9 +56,7 @@ def test_shard_ingest_and_metrics_over_http(client, store):
         store.state.seen[shard["ids"]] >= 1
     )
     r = client.post("/v1/runs/h/rounds/0/metrics", json={"test_accuracy": 0.75}, headers=AUTH)
-    assert r.json() == {"round": 0, "recorded": True} and store.planner.rounds[0].metrics == {
-        "test_accuracy": 0.75
-    }
+    assert r.json() == {"round": 0, "recorded": True} and store.rounds[0].metrics == {"test_accuracy": 0.75}
     assert client.post("/v1/runs/h/rewind", params={"completed_round": 0}, headers=AUTH).json() == {
         "rewound": True
     }

@@ -11,7 +11,10 @@ Columns (one row per observed sample, all from the training forward pass):
 =============  ==========  ==============================================================
 
 Per batch: ``round``, ``rank``, ``writer`` (a stable id of the sending process) and ``seq`` (that
-writer's sequence number, so a retried send is applied once).
+writer's sequence number, so a retried send is applied once). A batch split over the shards of a
+store also carries the whole batch's learning-rate table (``table_step``, ``table_lr``: every step
+of the batch once, in any order), so every shard logs every step's rate, also shards that hold none
+of the batch's samples.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "step": ("i",),
     "lr": ("f",),
 }
+# The learning rates of a whole batch, carried by each of its parts (any length, equal to each other).
+TABLE_COLUMNS = ("table_step", "table_lr")
 # Required unless the store was told that its trainers send no correctness (regression, LM losses).
 OPTIONAL_CORE = frozenset({"correct"})
 # Optional per-sample columns: name -> (dtype kinds, ndim, the store matrix fixing a 2-d column's width).
@@ -59,6 +64,8 @@ class ByproductBatch:
     writer: str
     seq: int
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    table_step: np.ndarray | None = None
+    table_lr: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sample_id.shape[0])
@@ -82,7 +89,7 @@ class ByproductBatch:
         missing = [c for c in (*needed, "round", "rank", "writer", "seq") if c not in data]
         if missing:
             raise InvalidBatch(f"batch is missing {', '.join(missing)}")
-        known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "round", "rank", "writer", "seq"}
+        known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *TABLE_COLUMNS, "round", "rank", "writer", "seq"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidBatch(f"batch has unknown columns {', '.join(unknown)}")
@@ -114,6 +121,7 @@ class ByproductBatch:
         if len(set(lengths.values())) > 1:
             raise InvalidBatch(f"column lengths differ: {lengths}")
 
+        table = _table(data)
         for key in ("round", "rank", "seq"):
             v = data[key]
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
@@ -132,7 +140,25 @@ class ByproductBatch:
             writer=data["writer"],
             seq=int(data["seq"]),
             extra={k: v for k, v in cols.items() if k in OPTIONAL_COLUMNS},
+            table_step=table[0],
+            table_lr=table[1],
         )
+
+
+def _table(data: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The batch's learning-rate table, checked (both columns or neither, 1-d, equally long)."""
+    present = [c for c in TABLE_COLUMNS if c in data]
+    if not present:
+        return None, None
+    if len(present) == 1:
+        raise InvalidBatch(f"batch has {present[0]} without {set(TABLE_COLUMNS).difference(present).pop()}")
+    steps, lrs = data["table_step"], data["table_lr"]
+    for name, arr, kind in (("table_step", steps, "i"), ("table_lr", lrs, "f")):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind != kind:
+            raise InvalidBatch(f"{name} must be a 1-d numpy array of kind {kind}")
+    if len(steps) != len(lrs):
+        raise InvalidBatch(f"table_step and table_lr differ in length: {len(steps)} and {len(lrs)}")
+    return steps.astype(np.int64, copy=False), _compiled_float(lrs)
 
 
 def _compiled_float(a: np.ndarray) -> np.ndarray:
@@ -144,11 +170,12 @@ def _compiled_float(a: np.ndarray) -> np.ndarray:
 LOW, HIGH, DUPLICATE, NONFINITE_LOSS, NEGATIVE_LOSS, BAD_LR, NEGATIVE_STEP, STALE = range(8)
 
 
-def value_problem(scan: np.ndarray, n: int) -> str | None:
-    """What is wrong with a batch's values, from the scan of it (first problem in a fixed order)."""
+def value_problem(scan: np.ndarray, n: int, first: int = 0) -> str | None:
+    """What is wrong with a batch's values, from the scan of it (first problem in a fixed order); the
+    store (shard) holds the ids ``first .. first + n - 1``, which the scan saw as ``0 .. n - 1``."""
     lo, hi = int(scan[LOW]), int(scan[HIGH])
     if lo < 0 or hi >= n:
-        return f"sample_id {lo if lo < 0 else hi} is out of range [0, {n})"
+        return f"sample_id {(lo if lo < 0 else hi) + first} is out of range [{first}, {first + n})"
     if scan[DUPLICATE] >= 0:
         return "sample_id has duplicates: a sample may appear once per batch"
     if scan[NONFINITE_LOSS] >= 0:

@@ -39,7 +39,8 @@ class IngestPlan:
 
 
 class Ingestor:
-    """The per-sample state of a run, the learning-rate log and the exactly-once bookkeeping.
+    """The per-sample state of a run (or of the ids ``first .. first + n - 1``, one shard of it), the
+    learning-rate log and the exactly-once bookkeeping.
 
     :meth:`plan` checks a batch against everything (columns, ranges, duplicate ids, steps older
     than a sample's last observation, learning rates that disagree with the log) without
@@ -56,8 +57,9 @@ class Ingestor:
         widths: dict[str, int],
         log_sigma_init: float = 0.0,
         correct: bool = True,
+        first: int = 0,
     ) -> None:
-        self.n, self.metric, self.gamma, self.correct = n, metric, gamma, correct
+        self.n, self.metric, self.gamma, self.correct, self.first = n, metric, gamma, correct, first
         self._metric = metric_code(metric)
         self.widths = widths
         self.log_sigma_init = log_sigma_init
@@ -91,10 +93,12 @@ class Ingestor:
 
     def _check(self, data: dict[str, Any]) -> IngestPlan | None:
         batch = ByproductBatch.from_mapping(data, self.widths, correct=self.correct)
+        if self.first:
+            batch.sample_id = batch.sample_id - self.first  # positions in this shard's state
         records = self.state.records
         scan = scan_batch(records, batch.sample_id, batch.loss, batch.lr, batch.step, self._scans)
         self._scans += 1
-        problem = value_problem(scan, self.n)
+        problem = value_problem(scan, self.n, self.first)
         if problem is not None:
             raise InvalidBatch(problem)
         if (batch.writer, batch.seq) in self.applied:
@@ -103,11 +107,15 @@ class Ingestor:
             i = int(scan[STALE])
             sample = int(batch.sample_id[i])
             raise InvalidBatch(
-                f"sample {sample} observed at step {int(batch.step[i])}, "
+                f"sample {sample + self.first} observed at step {int(batch.step[i])}, "
                 f"but it was already observed at the later step {int(records[sample]['last_seen_step'])}"
             )
+        steps, lrs = batch.step, batch.lr
+        if batch.table_step is not None:  # a part of a batch split over shards: the whole batch's rates
+            steps = np.concatenate([batch.table_step, steps])
+            lrs = np.concatenate([batch.table_lr.astype(np.float64), lrs.astype(np.float64)])
         try:
-            new_lrs = self.lr_log.plan(batch.step, batch.lr)
+            new_lrs = self.lr_log.plan(steps, lrs)
         except ValueError as e:
             raise InvalidBatch(str(e)) from None
         return IngestPlan(batch, new_lrs)

@@ -9,6 +9,11 @@ used is each sample's mean over all its observations (``loss_mean``), which sepa
 samples better than the latest loss whatever the selector (on synthetic data with 40 % flipped
 labels, AUROC 0.96 against 0.91 for dihcl-exp and 0.94 for SPL).
 
+The mixture is fitted by EM to a fine histogram of the rescaled losses (:data:`BINS` bins), which
+every shard of a store counts over its own samples: the counts add up exactly, so one store and any
+number of shards fit the same mixture, and no shard sends more than the histogram. Each sample's
+posterior is then computed where it is kept, from the fitted :class:`NoiseFit`.
+
 A sample is *suspect* when its noise probability exceeds the threshold and, where the trainers
 send correctness, the model's latest prediction disagrees with its label: a hard but correctly
 labeled sample that the model gets right is not one.
@@ -16,33 +21,86 @@ labeled sample that the model gets right is not one.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numba as nb
 import numpy as np
 
 EM_ITERATIONS = 50
+BINS = 16384
 
 
-def noise_probability(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Posterior of the high-loss component of a 2-Gaussian mixture on the seen samples' rescaled
-    mean loss; NaN for samples never seen, 0 when the losses do not spread."""
-    out = np.full(loss_mean.shape, np.nan, dtype=np.float32)
-    ok = (seen > 0) & np.isfinite(loss_mean)
-    x = loss_mean[ok].astype(np.float64)
-    if x.size < 2 or x.max() <= x.min():
-        out[ok] = 0.0
-        return out
-    x = (x - x.min()) / (x.max() - x.min())
-    mu = np.percentile(x, [25.0, 90.0])
-    var = np.full(2, x.var() / 4 + 1e-12)
+@dataclass(frozen=True)
+class NoiseFit:
+    """A fitted mixture over losses rescaled from ``[lo, hi]``; ``flat``: the losses do not spread
+    (every seen sample gets 0)."""
+
+    lo: float
+    hi: float
+    mu: tuple[float, float] = (0.0, 1.0)
+    var: tuple[float, float] = (1.0, 1.0)
+    weight: tuple[float, float] = (0.5, 0.5)
+    flat: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NoiseFit:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _observed(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    return (seen > 0) & np.isfinite(loss_mean)
+
+
+def range_part(loss_mean: np.ndarray, seen: np.ndarray) -> dict[str, Any]:
+    """One shard's part of the loss range (see :mod:`.reduce`)."""
+    x = loss_mean[_observed(loss_mean, seen)].astype(np.float64)
+    return {
+        "loss:min": float(x.min()) if x.size else math.inf,
+        "loss:max": float(x.max()) if x.size else -math.inf,
+        "loss:count": int(x.size),
+    }
+
+
+def histogram_part(loss_mean: np.ndarray, seen: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
+    """One shard's counts of the rescaled losses in :data:`BINS` bins over ``[lo, hi]``."""
+    x = loss_mean[_observed(loss_mean, seen)].astype(np.float64)
+    return {"loss:hist": _bin_counts(x, lo, hi)}
+
+
+@nb.njit(cache=True, nogil=True)
+def _bin_counts(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    counts = np.zeros(BINS, dtype=np.int64)
+    for v in x:
+        counts[min(int((v - lo) / (hi - lo) * BINS), BINS - 1)] += 1
+    return counts
+
+
+def fit(stats: dict[str, Any]) -> NoiseFit:
+    """The mixture from the run's combined range and histogram (``None`` histogram: losses flat)."""
+    lo, hi, count = stats["loss:min"], stats["loss:max"], stats["loss:count"]
+    if count < 2 or not hi > lo:
+        return NoiseFit(lo, hi)
+    w = stats["loss:hist"].astype(np.float64)
+    x = (np.arange(BINS) + 0.5) / BINS
+    cum = np.cumsum(w) / w.sum()
+    mu = x[np.searchsorted(cum, [0.25, 0.90])]
+    mean = (w * x).sum() / w.sum()
+    spread = (w * (x - mean) ** 2).sum() / w.sum()
+    var = np.full(2, spread / 4 + 1e-12)
     weight = np.array([0.5, 0.5])
-    floor = 1e-6 * x.var() + 1e-12
+    floor = 1e-6 * spread + 1e-12
     for _ in range(EM_ITERATIONS):
-        post = _posteriors(x, mu, var, weight)
+        post = _posteriors(x, mu, var, weight) * w[:, None]
         mass = post.sum(axis=0) + 1e-12
-        weight = mass / x.size
+        weight = mass / w.sum()
         mu = (post * x[:, None]).sum(axis=0) / mass
         var = np.maximum((post * (x[:, None] - mu) ** 2).sum(axis=0) / mass, floor)
-    out[ok] = _posteriors(x, mu, var, weight)[:, int(np.argmax(mu))]
-    return out
+    return NoiseFit(lo, hi, tuple(mu.tolist()), tuple(var.tolist()), tuple(weight.tolist()), False)
 
 
 def _posteriors(x: np.ndarray, mu: np.ndarray, var: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -50,6 +108,46 @@ def _posteriors(x: np.ndarray, mu: np.ndarray, var: np.ndarray, weight: np.ndarr
     log -= log.max(axis=1, keepdims=True)
     p = np.exp(log)
     return p / p.sum(axis=1, keepdims=True)
+
+
+def posterior(loss_mean: np.ndarray, seen: np.ndarray, f: NoiseFit) -> np.ndarray:
+    """Each sample's probability of the high-loss component under ``f``; NaN for samples never seen."""
+    out = np.full(loss_mean.shape, np.nan, dtype=np.float32)
+    ok = _observed(loss_mean, seen)
+    if f.flat:
+        out[ok] = 0.0
+        return out
+    high = int(np.argmax(f.mu))
+    x = loss_mean[ok].astype(np.float64)
+    out[ok] = _high_posterior(x, f.lo, f.hi, np.array(f.mu), np.array(f.var), np.array(f.weight), high)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _high_posterior(
+    x: np.ndarray, lo: float, hi: float, mu: np.ndarray, var: np.ndarray, weight: np.ndarray, high: int
+) -> np.ndarray:
+    # One sample at a time with the C library's exp/log: the same value whichever shard computes it.
+    out = np.empty(x.shape[0], dtype=np.float32)
+    base = np.empty(2)
+    for c in range(2):
+        base[c] = -0.5 * math.log(2 * math.pi * var[c]) + math.log(weight[c])
+    for j in range(x.shape[0]):
+        v = (x[j] - lo) / (hi - lo)
+        a = -0.5 * (v - mu[0]) ** 2 / var[0] + base[0]
+        b = -0.5 * (v - mu[1]) ** 2 / var[1] + base[1]
+        top = max(a, b)
+        ea, eb = math.exp(a - top), math.exp(b - top)
+        out[j] = (ea if high == 0 else eb) / (ea + eb)
+    return out
+
+
+def noise_probability(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The noise probability of every sample of one store (the fit and the posterior in one place)."""
+    stats = range_part(loss_mean, seen)
+    if stats["loss:count"] >= 2 and stats["loss:max"] > stats["loss:min"]:
+        stats |= histogram_part(loss_mean, seen, stats["loss:min"], stats["loss:max"])
+    return posterior(loss_mean, seen, fit(stats))
 
 
 def suspects(noise: np.ndarray, last_correct: np.ndarray, threshold: float) -> np.ndarray:

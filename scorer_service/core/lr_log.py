@@ -57,12 +57,15 @@ class LearningRateLog:
             self._lr = np.concatenate([self._lr, np.zeros(cap - self._lr.size)])
             self._cum = np.concatenate([self._cum, np.zeros(cap + 1 - self._cum.size)])
         self._lr[self.num_steps : end] = new_lrs
-        self._cum[self.num_steps + 1 : end + 1] = self._cum[self.num_steps] + np.cumsum(new_lrs)
+        # One addition per step, left to right: the sums do not depend on how the steps were grouped
+        # into appends, so every shard of a store (each appending as its batches arrive) and a
+        # restored log hold the same sums, bit for bit.
+        start = self._cum[self.num_steps : self.num_steps + 1]
+        self._cum[self.num_steps + 1 : end + 1] = np.cumsum(np.concatenate([start, new_lrs]))[1:]
         self.num_steps = end
 
     def restore(self, lr: np.ndarray, cum: np.ndarray) -> None:
-        """Set the log to saved rates and their saved prefix sums (recomputing the sums in one
-        pass would round differently from the incremental sums the scores were computed with)."""
+        """Set the log to saved rates and their saved prefix sums."""
         self._lr, self._cum, self.num_steps = lr.astype(np.float64), cum.astype(np.float64), int(lr.size)
         self.append(np.zeros(0))
 

@@ -1,12 +1,12 @@
 """Read-only questions about a run's scores and rounds (REST, dashboard, export, CLI).
 
-The store calls the functions that take the live state or rounds under its read lock (they return
-copies); the others compute an answer from such copies, after the lock is released.
+A store shard calls the functions that take its live state under its read lock (they return copies)
+and answers for its own ids (``*_part``); the coordinator merges the shards' answers (``merge_*``)
+into what one store holding every sample answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,27 +14,7 @@ import numpy as np
 from scorer_service.core import label_noise
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.ranking import top_k
-from scorer_service.core.rounds import RoundRecord
 from scorer_service.core.state import METRICS, SampleState
-
-
-def info(config: dict[str, Any], ingestor: Any, rounds: Mapping[int, RoundRecord]) -> dict[str, Any]:
-    """A run's settings and counters; ``ingestor`` is the run's :class:`~.ingest.Ingestor`."""
-    done = [r for r, rec in rounds.items() if rec.metrics]
-    seconds = ingestor.ingest_seconds
-    return {
-        "run": config["run"],
-        "n": config["n"],
-        "method": config["method"],
-        "metric": config["metric"],
-        "epochs": config["epochs"],
-        "rounds": len(rounds),
-        "rounds_completed": len(done),
-        "steps": ingestor.lr_log.num_steps,
-        **ingestor.counters,
-        "ingest_samples_per_s": ingestor.counters["ingested"] / seconds if seconds else 0.0,
-        "config": config,
-    }
 
 
 def check_ids(ids: Any, n: int) -> np.ndarray:
@@ -49,12 +29,6 @@ def check_ids(ids: Any, n: int) -> np.ndarray:
     return ids
 
 
-def parameters(state: SampleState, ids: Any) -> dict[str, np.ndarray]:
-    """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
-    ids = check_ids(ids, state.n)
-    return {"log_sigma": state.log_sigma[ids], "log_sigma_momentum": state.log_sigma_momentum[ids]}
-
-
 def samples(ids: np.ndarray, rows: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Every score column of each sample in ``ids``, from its ``rows`` (:meth:`.SampleState.rows`)."""
     return [{"id": int(i), **{k: _py(v[j]) for k, v in rows.items()}} for j, i in enumerate(ids.tolist())]
@@ -65,50 +39,6 @@ def metric_values(state: SampleState, metric: str) -> np.ndarray:
     if metric not in METRICS:
         raise InvalidQuery(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     return state.metric(metric)
-
-
-def top(values: np.ndarray, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
-    """The ``k`` samples with the largest (``desc``) or smallest (``asc``) ``values`` of ``metric``;
-    unseen excluded for metrics that are undefined before a first observation."""
-    if order not in ("asc", "desc"):
-        raise InvalidQuery(f"order must be 'asc' or 'desc', got {order!r}")
-    valid = np.flatnonzero(np.isfinite(values))
-    pick = valid[top_k(values[valid], min(k, valid.size), largest=order == "desc")]
-    return [{"id": int(i), metric: float(values[i])} for i in pick]
-
-
-def histogram(values: np.ndarray, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
-    """Counts of ``values`` of ``metric`` in ``bins`` equal-width bins over their finite range."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return {"metric": metric, "counts": [], "edges": [], "missing": int(values.size)}
-    counts, edges = np.histogram(finite, bins=bins)
-    return {
-        "metric": metric,
-        "counts": counts.tolist(),
-        "edges": edges.tolist(),
-        "missing": int(values.size - finite.size),
-    }
-
-
-def round_summaries(rounds: Mapping[int, RoundRecord]) -> list[dict[str, Any]]:
-    return [rounds[r].summary() for r in sorted(rounds)]
-
-
-def round_subset(rounds: Mapping[int, RoundRecord], round_: int, offset: int = 0, limit: int = 1000) -> dict:
-    """The ids trained on in ``round_``, paged."""
-    rec = rounds.get(round_)
-    if rec is None:
-        raise NotFound(f"round {round_} was never selected")
-    if offset < 0 or limit < 0:
-        raise InvalidQuery("offset and limit must be >= 0")
-    ids = rec.ids
-    return {
-        "round": round_,
-        "total": int(len(ids)),
-        "offset": offset,
-        "ids": ids[offset : offset + limit].tolist(),
-    }
 
 
 def columns(state: SampleState, names: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -143,3 +73,102 @@ def _py(v: Any) -> Any:
     """numpy scalar -> JSON-friendly Python value (NaN -> None)."""
     v = v.item()
     return None if isinstance(v, float) and v != v else v
+
+
+# ---- a store of several shards: each answers for its ids, the coordinator merges ------------
+
+
+def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
+    """One shard's part of a query over a rankable column whose position 0 is sample ``first``:
+    ``top`` (k, order): its k best as (ids, values); ``range``: finite min and max, and counts;
+    ``hist`` (bins, lo, hi): counts of the finite values in ``bins`` bins over [lo, hi]."""
+    finite = np.isfinite(values)
+    if op == "top":
+        k, order = args
+        if order not in ("asc", "desc"):
+            raise InvalidQuery(f"order must be 'asc' or 'desc', got {order!r}")
+        valid = np.flatnonzero(finite)
+        pick = valid[top_k(values[valid], min(k, valid.size), largest=order == "desc")]
+        return pick + first, values[pick]
+    x = values[finite]
+    if op == "range":
+        return {
+            "v:min": float(x.min()) if x.size else np.inf,
+            "v:max": float(x.max()) if x.size else -np.inf,
+            "finite:count": int(x.size),
+            "missing:count": int(values.size - x.size),
+        }
+    bins, lo, hi = args
+    return {"v:hist": np.histogram(x, bins=bins, range=(lo, hi))[0]}
+
+
+def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str) -> list[dict]:
+    """The k best of every shard's k best: best first, ties by lowest id (as one store ranks)."""
+    ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    values = np.concatenate([p[1] for p in parts]).astype(np.float64)
+    pick = np.lexsort((ids, -values if order == "desc" else values))[:k]
+    return [{"id": int(ids[i]), metric: float(values[i])} for i in pick]
+
+
+def histogram_edges(stats: dict[str, Any], bins: int) -> np.ndarray | None:
+    """The bin edges one store would use for the combined ``range`` parts (None: no finite value)."""
+    if not stats["finite:count"]:
+        return None
+    return np.histogram_bin_edges(np.array([stats["v:min"], stats["v:max"]]), bins=bins)
+
+
+def merge_label_issues(parts: list[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most likely mislabeled of every shard's: most likely first, ties by lowest id."""
+    rows = [row for part in parts for row in part]
+    rows.sort(key=lambda r: (-(r["noise"] if r["noise"] is not None else -np.inf), r["id"]))
+    return rows[:limit]
+
+
+def merge_rounds(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Round summaries from every shard: the run's fields from the first, ingested counts summed."""
+    out = [dict(s) for s in parts[0]]
+    for part in parts[1:]:
+        for summary, other in zip(out, part, strict=True):
+            summary["ingested"] += other["ingested"]
+    return out
+
+
+def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list[dict]) -> dict[str, Any]:
+    """A run's settings and counters over its shards. Every batch reaches every shard (with at least
+    its learning rates), so batches, rejections and duplicates are the largest of the shards' counts;
+    samples add up, and so do the shards' ingest rates (they ingest side by side)."""
+    rate = sum(p["ingested"] / p["ingest_seconds"] for p in parts if p["ingest_seconds"])
+    return {
+        "run": config["run"],
+        "n": config["n"],
+        "method": config["method"],
+        "metric": config["metric"],
+        "epochs": config["epochs"],
+        "rounds": len(rounds),
+        "rounds_completed": sum(1 for r in rounds if r["metrics"]),
+        "steps": max(p["steps"] for p in parts),
+        "ingested": sum(p["ingested"] for p in parts),
+        **{k: max(p[k] for p in parts) for k in ("batches", "rejected", "duplicates")},
+        "ingest_samples_per_s": rate,
+        "config": config,
+    }
+
+
+def assemble(n: int, routed: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Per-sample columns of ``n`` asked ids from the shards' answers: (positions among the ids, columns)."""
+    out: dict[str, np.ndarray] = {}
+    for positions, cols in routed:
+        for name, values in cols.items():
+            if name not in out:
+                out[name] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+            out[name][positions] = values
+    return out
+
+
+def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
+    """Which positions ``[a, b)`` of each shard's part make up ``[offset, offset + limit)`` of the whole,
+    the parts following each other in shard order."""
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    lo = np.clip(offset - starts[:-1], 0, counts)
+    hi = np.clip(offset + limit - starts[:-1], 0, counts)
+    return [(int(a), int(max(a, b))) for a, b in zip(lo, hi, strict=True)]

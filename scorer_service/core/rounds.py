@@ -1,4 +1,12 @@
-"""Rounds: what each round selected, and its split into equal-length rank shards."""
+"""Rounds: what each round selected, held where the samples are, and its split into equal rank shards.
+
+A round's selection is kept by the store shard that holds each sample (one store: all of it), with
+its selection key; the record's other fields (sizes, metrics, histograms) are the run's and the same
+in every shard. The ids trained on are the selection trimmed to a multiple of the world size by
+dropping the lowest keys (ties: highest id first), so equal rank shards keep DDP steps in lockstep.
+Ranks take positions in increasing id order: position p goes to rank p mod W. A store shard owns a
+contiguous id range, so it knows its ids' positions from the counts of the shards before it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,9 @@ import numpy as np
 
 from scorer_service.core.errors import InvalidQuery
 
+# No trim: every selected sample is trained on.
+NO_CUT = (0, -1)
+
 
 def usable_size(k: int, world_size: int) -> int:
     """Largest multiple of ``world_size`` not above ``k``: equal shards keep DDP steps in lockstep."""
@@ -17,17 +28,23 @@ def usable_size(k: int, world_size: int) -> int:
     return (k // world_size) * world_size
 
 
-def shard(ids: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """Rank ``rank``'s shard of ``ids``: strided, so each shard mixes the selection order evenly.
-
-    ``len(ids)`` must be a multiple of ``world_size``; shards are disjoint, equally long, and
-    their union is ``ids``.
-    """
+def shard(ids: np.ndarray, rank: int, world_size: int, offset: int = 0) -> np.ndarray:
+    """Rank ``rank``'s part of ``ids``, which stand at global positions ``offset ..``: position p
+    goes to rank p mod ``world_size``. Over all parts of a selection whose size is a multiple of
+    ``world_size``, shards are disjoint, equally long, and their union is the selection."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-    if len(ids) % world_size:
-        raise ValueError(f"{len(ids)} ids do not split evenly over {world_size} ranks")
-    return ids[rank::world_size]
+    return ids[(rank - offset) % world_size :: world_size]
+
+
+def dropped(codes: np.ndarray, ids: np.ndarray, cut: tuple[int, int]) -> np.ndarray:
+    """Mask of the selected samples a trim cut removes: those at or below ``cut = (code, id)`` in the
+    order of increasing code, then decreasing id."""
+    code, last = cut
+    if last < 0:
+        return np.zeros(len(ids), dtype=bool)
+    c = np.uint64(code)
+    return (codes < c) | ((codes == c) & (ids >= last))
 
 
 def check_metrics(metrics: dict[str, Any]) -> None:
@@ -39,7 +56,12 @@ def check_metrics(metrics: dict[str, Any]) -> None:
 
 @dataclass
 class RoundRecord:
-    """One round's selection and what the trainers reported about it."""
+    """One round's selection (this shard's part of it) and what the trainers reported about it.
+
+    ``selected``: this shard's selected ids in increasing order, ``codes`` their selection keys
+    (:func:`~.radix.sortable`); ``trim``: the cut that makes the run's selection a multiple of
+    ``world_size``; ``counts``: how many ids each shard trains on (the run's size is their sum).
+    """
 
     round: int
     cycle: int
@@ -48,6 +70,10 @@ class RoundRecord:
     selected: np.ndarray
     world_size: int
     selection_ms: float
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    trim: tuple[int, int] = NO_CUT
+    counts: list[int] = field(default_factory=list)
+    shard: int = 0
     ingested: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     # DIH distribution at selection time, so the rounds' score distributions can be compared later.
@@ -57,19 +83,54 @@ class RoundRecord:
 
     @property
     def ids(self) -> np.ndarray:
-        """The ids trained on: the selection trimmed to equal rank shards."""
-        return self.selected[: usable_size(len(self.selected), self.world_size)]
+        """This shard's ids trained on, in increasing order."""
+        return self.selected[~dropped(self.codes, self.selected, self.trim)]
 
-    def summary(self) -> dict[str, Any]:
+    @property
+    def left_out(self) -> np.ndarray:
+        """This shard's selected ids that the trim left out (they lead the next warm-start round)."""
+        return self.selected[dropped(self.codes, self.selected, self.trim)]
+
+    @property
+    def size(self) -> int:
+        """Ids trained on over the whole run."""
+        return int(sum(self.counts))
+
+    @property
+    def offset(self) -> int:
+        """Global position of this shard's first id trained on."""
+        return int(sum(self.counts[: self.shard]))
+
+    def rank_ids(self, rank: int, world_size: int) -> np.ndarray:
+        if world_size != self.world_size:
+            raise InvalidQuery(f"round {self.round} is shared by {self.world_size} ranks, not {world_size}")
+        return shard(self.ids, rank, world_size, self.offset)
+
+    def meta(self) -> dict[str, Any]:
+        """The fields every shard holds alike (as a JSON-friendly dict)."""
         return {
             "round": self.round,
             "cycle": self.cycle,
             "selector": self.selector,
             "budget": self.budget,
-            "size": int(len(self.ids)),
             "world_size": self.world_size,
             "selection_ms": self.selection_ms,
-            "ingested": self.ingested,
+            "trim": list(self.trim),
+            "counts": list(self.counts),
+            "dih_histogram": self.dih_histogram,
+            "details": self.details,
+        }
+
+    def summary(self, ingested: int | None = None) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "cycle": self.cycle,
+            "selector": self.selector,
+            "budget": self.budget,
+            "size": self.size,
+            "world_size": self.world_size,
+            "selection_ms": self.selection_ms,
+            "ingested": self.ingested if ingested is None else ingested,
             "metrics": dict(self.metrics),
             "dih_histogram": self.dih_histogram,
             "details": dict(self.details),

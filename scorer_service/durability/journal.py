@@ -29,7 +29,7 @@ from scorer_service.durability.storage import RunStorage
 from scorer_service.durability.wal import LogWriter, Record, encode
 
 # Settings that must match between a store and the snapshots it restores.
-IDENTITY = ("n", "method", "metric", "epochs", "output_width", "embedding_dim")
+IDENTITY = ("n", "method", "metric", "epochs", "output_width", "embedding_dim", "store_shards")
 FSYNC_POLICIES = ("always", "round", "never")
 # Where a change was logged: the log it went to and the position after it.
 Ticket = tuple[LogWriter, int]
@@ -187,7 +187,7 @@ class Journal:
         if not snaps:
             return None
         saved = snaps[-1]["config"]
-        differ = [k for k in IDENTITY if saved[k] != config[k]]
+        differ = [k for k in IDENTITY if saved.get(k) != config.get(k)]
         if differ:
             # Restoring another run's scores would silently mix two runs (or fail later on n).
             raise ValueError(
@@ -205,8 +205,9 @@ class Journal:
         return image, rounds_from_table(rounds)
 
     def replay(self, seq: int, store: Any) -> None:
-        """Apply every record logged after snapshot ``seq`` to ``store`` through the calls that logged
-        them (without logging them again), one record in memory at a time.
+        """Apply every record logged after snapshot ``seq`` to ``store`` (its ``replay(header, columns)``
+        applies one through the call that logged it, without logging it again), one record in memory
+        at a time.
 
         A record that cannot be applied is quarantined (kept aside, with an error line in the log),
         not retried on every restart; the first torn record ends the replay, since nothing after it
@@ -235,19 +236,7 @@ class Journal:
     def _apply(self, store: Any, log_seq: int, record: Record) -> None:
         h = record.header
         try:
-            kind = h["kind"]
-            if kind == "ingest":
-                # The ingest time of the batches before this one, as measured when they arrived.
-                store.ingestor.ingest_seconds = h["t"]
-                store.ingest({**record.columns, **{k: h[k] for k in ("round", "rank", "writer", "seq")}})
-            elif kind in ("select", "world"):
-                store.subset(h["round"], 0, h["world"])
-            elif kind == "record":
-                store.record_round(h["round"], h["metrics"])
-            elif kind in ("rejected", "duplicates"):
-                store.ingestor.counters[kind] += 1
-            else:
-                raise ValueError(f"unknown record kind {kind!r}")
+            store.replay(h, record.columns or {})
         except Exception as e:  # whatever it is, it would fail again on the next restart
             path = self.storage.quarantine(log_seq, record)
             logger.error(

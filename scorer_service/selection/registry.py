@@ -1,46 +1,71 @@
 """The selector registry: a name maps to one :class:`SelectorSpec`, everything the store needs to know.
 
-A selector is a small function ``(SelectionContext, k) -> Selection``; its spec says which score it
-ranks by (the modular term when the diversity term refines its pick), its budget schedule and the
-optional byproducts it reads. Adding a selector is one :func:`register` call, as apricot maps names
-to optimizers; nothing elsewhere tests a method's name.
+A selector gives every sample a key from what the shard holding it knows (its state, its id, the
+round's seed) and a few statistics of the whole run; the round's selection is then the k largest
+keys, ties to the lowest id. So a store split over any number of shards selects exactly what one
+store selects: each shard computes its statistics' parts (``stages``, combined exactly, see
+:mod:`scorer_service.core.reduce`) and its keys, and an exact distributed top-k picks the cut.
+Random selectors draw their keys from counter-based generators keyed by (seed, round, sample id)
+(:mod:`scorer_service.core.counter_rng`). Adding a selector is one :func:`register` call, as apricot
+maps names to optimizers; nothing elsewhere tests a method's name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from scorer_service.core import counter_rng
+from scorer_service.core.radix import sortable
+from scorer_service.core.ranking import top_codes
+from scorer_service.core.reduce import combine
 from scorer_service.core.state import SampleState
-from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.schedule import Budget
 
 
 @dataclass(frozen=True)
-class Selection:
-    ids: np.ndarray
-    importance: np.ndarray | None = None
-    # What the round records about how it was selected (a diversity step's report, ...).
-    details: dict[str, Any] = field(default_factory=dict)
+class KeyContext:
+    """What a selector's functions may look at on one shard: its samples (global ids ``first ..``),
+    the round, and the run's statistics of the stages so far. ``eligible`` (None: all) marks the
+    candidate pool; ``n`` is the pool's size over the whole run."""
+
+    state: SampleState
+    first: int
+    n: int
+    seed: int
+    round: int
+    cycle: int
+    params: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=dict)
+    eligible: np.ndarray | None = None
+
+    def pool(self, values: np.ndarray) -> np.ndarray:
+        """``values`` of the eligible samples only."""
+        return values if self.eligible is None else values[self.eligible]
+
+    def gumbel(self, log_weights: np.ndarray) -> np.ndarray:
+        """Gumbel-top-k keys for sampling without replacement with probabilities ~ exp(log_weights)."""
+        return counter_rng.gumbel_keys(log_weights, self.seed, self.round, counter_rng.KEYS, self.first)
+
+    def uniform(self, stream: int = counter_rng.KEYS) -> np.ndarray:
+        return counter_rng.uniforms(self.seed, self.round, stream, self.first, self.state.n)
+
+
+Stage = Callable[[KeyContext], dict[str, Any]]
+Keys = Callable[[KeyContext], np.ndarray]
+Weights = Callable[[KeyContext, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class SelectionContext:
-    """What a selector may look at: the state, the 1-based selection cycle and the generator."""
+class Selection:
+    """A selection in one process: ids best first, and the importance weight of each."""
 
-    state: SampleState
-    cycle: int
-    rng: np.random.Generator
-    params: dict[str, Any]
-    diversity: DiversityTerm = field(default_factory=DiversityTerm)
-    # How diversity blocks are solved (see submodular.partition); None: a thread pool.
-    map_fn: Callable | None = None
-
-
-Selector = Callable[[SelectionContext, int], Selection]
+    ids: np.ndarray
+    importance: np.ndarray | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,7 +73,12 @@ class SelectorSpec:
     """A registered selector and what the store needs to know about it."""
 
     name: str
-    select: Selector
+    keys: Keys
+    # Statistics of the whole run the keys need, in order: each stage sees the ones before.
+    stages: tuple[Stage, ...] = ()
+    # The weight the next observation of each selected sample is multiplied by (DIHCL-Exp), from
+    # the context and the selected samples' local positions.
+    weights: Weights | None = None
     # The per-sample score it ranks by: the modular term when the diversity term refines its pick.
     score: str = "dih"
     # True when smaller scores are preferred (SPL picks easy samples).
@@ -56,17 +86,40 @@ class SelectorSpec:
     budget: Budget = field(default_factory=Budget)
     # Optional byproducts the selector reads: "correct", "outputs" (DoCL), "embedding" (MCL).
     byproducts: frozenset[str] = frozenset()
+    # > 1: the keys pick this many times the budget as candidates, and the diversity term (or, without
+    # embeddings, a uniform draw) keeps the budget of them (MCL).
+    candidates: float = 1.0
     # True when the selector applies the diversity term itself (MCL): the store does not add it again.
     diversifies: bool = False
+
+    def statistics(self, ctx: KeyContext) -> KeyContext:
+        """``ctx`` with every stage's statistics, for one process holding every sample."""
+        for stage in self.stages:
+            ctx = replace(ctx, stats={**ctx.stats, **combine([stage(ctx)])})
+        return ctx
+
+    def select(self, ctx: KeyContext, k: int) -> Selection:
+        """The k largest keys over one process's samples (ties: lowest id), best first: the very
+        selection a store makes over any number of shards (selectors that pick candidates for a
+        diversity step, MCL, select through a store)."""
+        if self.candidates != 1.0:
+            raise ValueError(f"{self.name} selects in two steps; select through a store")
+        ctx = self.statistics(ctx)
+        keys = self.keys(ctx)
+        if ctx.eligible is not None:
+            keys = np.where(ctx.eligible, keys, np.nan)
+        order = top_codes(sortable(keys), k)
+        weights = None if self.weights is None else self.weights(ctx, order)
+        return Selection(order + ctx.first, weights)
 
 
 SELECTORS: dict[str, SelectorSpec] = {}
 
 
-def register(name: str, **spec: Any) -> Callable[[Selector], Selector]:
-    """Register the decorated function under ``name`` with the :class:`SelectorSpec` fields in ``spec``."""
+def register(name: str, **spec: Any) -> Callable[[Keys], Keys]:
+    """Register the decorated key function as ``name`` with the :class:`SelectorSpec` fields ``spec``."""
 
-    def deco(fn: Selector) -> Selector:
+    def deco(fn: Keys) -> Keys:
         SELECTORS[name] = SelectorSpec(name, fn, **spec)
         return fn
 
@@ -82,6 +135,6 @@ def selector_spec(name: str) -> SelectorSpec:
         ) from None
 
 
-def get_selector(name: str) -> Selector:
-    """The selection function registered under ``name``."""
+def get_selector(name: str) -> Callable[[KeyContext, int], Selection]:
+    """The one-process selection of the selector registered under ``name``."""
     return selector_spec(name).select

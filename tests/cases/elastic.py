@@ -56,8 +56,8 @@ class GatedStore(HardnessStore):
     gate = ""
 
     def subset(self, round_: int, rank: int, world_size: int) -> np.ndarray:
-        if world_size == 1 and not self.journal.replaying and round_ not in self.planner.rounds:
-            done_by_one = [r for r, rec in self.planner.rounds.items() if rec.world_size == 1 and rec.metrics]
+        if world_size == 1 and not self.journal.replaying and round_ not in self.rounds:
+            done_by_one = [r for r, rec in self.rounds.items() if rec.world_size == 1 and rec.metrics]
             if done_by_one:
                 Path(self.gate, "waiting").write_text(str(round_))
                 while not Path(self.gate, "open").exists():

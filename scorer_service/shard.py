@@ -1,0 +1,332 @@
+"""One shard of a run's store: the samples of one id range, with its own snapshots and write-ahead log.
+
+A store of S shards splits the ids ``0 .. n-1`` into S contiguous ranges (:meth:`StoreConfig.bounds`);
+a store of one shard is the whole store. A shard keeps its samples' state (ingest, updates, dedup:
+:class:`~scorer_service.core.ingest.Ingestor`), every round's record with its part of the selection,
+the open selection sessions (:mod:`scorer_service.selection.session`), and its
+:class:`~scorer_service.durability.journal.Journal`. Plain Python; ``scorer_service.ray`` runs a shard
+as an actor of its own and the coordinator (:class:`~scorer_service.store.HardnessStore`) calls it.
+
+One thread at a time changes the shard (the actor's default concurrency group); queries may run on
+other threads, each copying what it answers from under the read side of a readers-writer lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from scorer_service.config import StoreConfig
+from scorer_service.core import label_noise, queries
+from scorer_service.core.byproducts import TABLE_COLUMNS
+from scorer_service.core.errors import InvalidBatch, NotFound
+from scorer_service.core.locking import ReadWriteLock
+from scorer_service.core.rounds import RoundRecord, check_metrics
+from scorer_service.core.state import SampleState
+from scorer_service.selection.session import RoundPlan, ShardSession, lowest
+from scorer_service.submodular import MapFn
+
+# Selection steps that set what a session keeps: logged, so a restarted shard rebuilds the session.
+_LOGGED_STEPS = frozenset({"open", "pool", "keys", "cut", "diverse", "choose"})
+
+
+class StoreShard:
+    """Shard ``index`` of the store of ``config``; ``block_map`` solves diversity blocks."""
+
+    def __init__(self, config: StoreConfig, index: int = 0, *, block_map: MapFn | None = None) -> None:
+        self.config, self.index, self._block_map = config, index, block_map
+        bounds = config.bounds()
+        self.first, self.count = bounds[index], bounds[index + 1] - bounds[index]
+        self.ingestor, self.journal = config.ingestor(index), config.journal(index)
+        self.rounds: dict[int, RoundRecord] = {}
+        self.sessions: dict[int, ShardSession] = {}
+        self._lock = ReadWriteLock()
+        seq = self.journal.newest(config.to_dict())
+        if seq is not None:
+            self._load(seq)
+            self.journal.replay(seq, self)
+        if self.journal.durable:
+            # The initial state is snapshot 1, so a run can be rewound to before its first round; a
+            # restored state is written at once, so no record is ever replayed twice.
+            self.snapshot(completed_round=-1 if seq is None else None)
+
+    @property
+    def state(self) -> SampleState:
+        return self.ingestor.state
+
+    # ---- changes: each logged before it is applied ----------------------------------------
+
+    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Validate and apply one byproduct batch (ids of this shard); a rejected batch changes nothing.
+
+        A batch whose ``(writer, seq)`` was already applied is acknowledged and ignored (retried sends).
+        """
+        t0 = time.perf_counter()
+        try:
+            plan = self.ingestor.plan(data)
+        except InvalidBatch:
+            self.journal.log({"kind": "rejected"})
+            raise
+        if plan is None:
+            self.journal.commit(self.journal.log({"kind": "duplicates"}, ack=True))
+            return {"applied": 0, "duplicate": True}
+        b = plan.batch
+        header = {"kind": "ingest", "round": b.round, "rank": b.rank, "writer": b.writer, "seq": b.seq}
+        header["t"] = self.ingestor.ingest_seconds
+        if b.table_step is not None:
+            header["table"] = [b.table_step.tolist(), b.table_lr.tolist()]
+        columns = {c: v for c, v in data.items() if isinstance(v, np.ndarray) and c not in TABLE_COLUMNS}
+        ticket = self.journal.log(header, columns, ack=True)
+        with self._lock.write():
+            self.ingestor.apply(plan, t0)
+            if b.round in self.rounds:
+                self.rounds[b.round].ingested += len(b)
+        if self.journal.due() and not self.sessions:  # an open selection's steps stay in one log
+            self.snapshot(wait=False)
+        self.journal.commit(ticket)
+        return {"applied": len(b), "duplicate": False}
+
+    def select_step(self, round_: int, name: str, payload: dict[str, Any]) -> Any:
+        """One step of round ``round_``'s selection (:mod:`scorer_service.selection.protocol`)."""
+        if name in _LOGGED_STEPS:
+            arrays = {k: v for k, v in payload.items() if isinstance(v, np.ndarray)}
+            header = {k: v for k, v in payload.items() if k not in arrays}
+            self.journal.log({"kind": "step", "round": round_, "step": name, "payload": header}, arrays)
+        if name == "open":  # one selection is open at a time: a new one replaces an unfinished one
+            previous = self.rounds.get(round_ - 1)
+            plan, term = RoundPlan(**payload), self.config.diversity_term
+            self.sessions = {
+                round_: ShardSession(self.state, self.first, plan, previous, term, self._block_map)
+            }
+        session = self.sessions.get(round_)
+        if session is None:
+            raise NotFound(f"no selection of round {round_} is open on shard {self.index}")
+        if name == "open":
+            return session.open()
+        if name == "pool":
+            return session.pool(payload["applied"], payload["n"])
+        if name == "stage":
+            return session.stage(payload["index"], payload["stats"])
+        if name == "keys":
+            return session.keys(payload["stats"], tuple(payload["dih_range"]), payload.get("stream"))
+        if name == "counts":
+            return session.counts(payload["prefix"], payload["level"])
+        if name == "cut":
+            return session.cut(payload["threshold"], payload["ties"])
+        if name == "diverse":
+            return session.diverse(payload["k"], payload["merge"], payload["rng"])
+        if name == "choose":
+            return session.choose(payload["ids"], payload["priority"])
+        if name == "lowest":
+            return session.lowest(payload["m"])
+        raise ValueError(f"unknown selection step {name!r}")
+
+    def adopt(self, round_: int, meta: dict[str, Any]) -> int:
+        """Make round ``round_``'s open selection this shard's part of the round (``meta``: the run's
+        record fields): its ids, their importance weights. Adopting a round twice changes nothing."""
+        session = self.sessions.pop(round_, None)
+        if round_ in self.rounds or session is None:
+            if round_ not in self.rounds:
+                raise NotFound(f"no selection of round {round_} is open on shard {self.index}")
+            return len(self.rounds[round_].ids)
+        self.journal.log({"kind": "adopt", "round": round_, "meta": meta})
+        weights = session.importance()
+        rec = RoundRecord(
+            selected=session.chosen + self.first,
+            codes=session.chosen_codes,
+            shard=self.index,
+            **_fields(meta),
+        )
+        with self._lock.write():
+            self.state.importance[:] = 1.0
+            if weights is not None:
+                self.state.importance[session.chosen] = weights
+            if session.noise is not None:
+                self.state.noise[:] = session.noise
+            self.rounds[round_] = rec
+        return len(rec.ids)
+
+    def reshard(self, round_: int, world_size: int, trim: list[int], counts: list[int]) -> None:
+        """Round ``round_``'s selection for another world size: the new trim cut and counts."""
+        self._round(round_)
+        self.journal.log(
+            {"kind": "reshard", "round": round_, "world": world_size, "trim": trim, "counts": counts}
+        )
+        with self._lock.write():
+            rec = self.rounds[round_]
+            rec.world_size, rec.trim, rec.counts = world_size, (trim[0], trim[1]), list(counts)
+
+    def record(self, round_: int, metrics: dict[str, float], noise: dict[str, Any]) -> None:
+        """Attach a round's metrics and the run's refitted label-noise mixture; the round's end."""
+        self._round(round_)
+        check_metrics(metrics)
+        header = {"kind": "record", "round": round_, "metrics": metrics, "noise": noise}
+        ticket = self.journal.log(header, ack=True)
+        s = self.state
+        values = label_noise.posterior(s.loss_mean, s.seen, label_noise.NoiseFit.from_dict(noise))
+        with self._lock.write():
+            self.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
+            s.noise[:] = values
+        self.journal.commit(ticket, round_end=True)
+        if self.journal.durable:  # in the background, unless a restart could not find it otherwise
+            self.snapshot(completed_round=round_, wait=self.journal.replaying or not self.journal.logged)
+
+    def replay(self, header: dict[str, Any], columns: dict[str, np.ndarray]) -> None:
+        """Apply one logged change again (:meth:`Journal.replay`)."""
+        kind = header["kind"]
+        if kind == "ingest":
+            # The ingest time of the batches before this one, as measured when they arrived.
+            self.ingestor.ingest_seconds = header["t"]
+            batch = {**columns, **{k: header[k] for k in ("round", "rank", "writer", "seq")}}
+            if "table" in header:
+                batch |= {"table_step": np.asarray(header["table"][0], dtype=np.int64)}
+                batch |= {"table_lr": np.asarray(header["table"][1], dtype=np.float64)}
+            self.ingest(batch)
+        elif kind == "step":
+            self.select_step(header["round"], header["step"], {**header["payload"], **columns})
+        elif kind == "adopt":
+            self.adopt(header["round"], header["meta"])
+        elif kind == "reshard":
+            self.reshard(header["round"], header["world"], header["trim"], header["counts"])
+        elif kind == "record":
+            self.record(header["round"], header["metrics"], header["noise"])
+        elif kind in ("rejected", "duplicates"):
+            self.ingestor.counters[kind] += 1
+        else:
+            raise ValueError(f"unknown record kind {kind!r}")
+
+    def snapshot(self, completed_round: int | None = None, wait: bool = True) -> int:
+        """Write a snapshot (``wait``: complete on return, else in the background) and log later changes
+        to a new log; returns its number. Only this thread changes the shard: one state, no lock."""
+        rounds = {r: _copy(rec) for r, rec in self.rounds.items()}
+        return self.journal.snapshot(
+            self.ingestor.image(), rounds, self.config.to_dict(), completed_round, wait
+        )
+
+    def _load(self, seq: int) -> None:
+        image, self.rounds = self.journal.load(seq)
+        self.ingestor.restore(image)
+
+    def rewind(self, completed_round: int) -> bool:
+        """Return to the end of ``completed_round`` (-1: before the first round): forget what a lost
+        training attempt ingested and selected after it. A shard not ahead is left as it is. False,
+        changing nothing: ahead but no snapshots to return to; raises when that round's is gone."""
+        self.sessions.clear()
+        if not any(r > completed_round for r in self.rounds):
+            return True
+        if completed_round >= 0 and not self.journal.durable:
+            return False
+        if completed_round < 0:  # back to the beginning: the initial state, no snapshot needed
+            with self._lock.write():
+                self.ingestor.reset()
+                self.rounds = {}
+        else:
+            self.journal.settle()  # the round's snapshot may still be being written
+            seq = self.journal.round_end_seq(completed_round)
+            with self._lock.write():
+                self._load(seq)
+        self.journal.forget_after(completed_round)
+        if self.journal.durable:  # complete before the rewind is acknowledged: a restart keeps it
+            self.snapshot(completed_round=-1 if completed_round < 0 else None)
+        return True
+
+    # ---- what the coordinator and the trainers read -------------------------------------
+
+    def _round(self, round_: int) -> RoundRecord:
+        rec = self.rounds.get(round_)
+        if rec is None:
+            raise NotFound(f"round {round_} was never selected")
+        return rec
+
+    def _read(self, gather: Callable[[], Any]) -> Any:
+        with self._lock.read():
+            return gather()
+
+    def rank_ids(self, round_: int, rank: int, world_size: int) -> np.ndarray:
+        """This shard's part of rank ``rank``'s ids of round ``round_`` (increasing)."""
+        return self._read(lambda: self._round(round_).rank_ids(rank, world_size))
+
+    def round_state(self, round_: int) -> dict[str, Any] | None:
+        """Round ``round_``'s world size, this shard's selected count and the run's counts (None: not
+        adopted here)."""
+        rec = self.rounds.get(round_)
+        if rec is None:
+            return None
+        return {"world_size": rec.world_size, "selected": len(rec.selected), "counts": list(rec.counts)}
+
+    def round_lowest(self, round_: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m`` lowest of round ``round_``'s selection here, in trim order (codes, ids)."""
+        rec = self._round(round_)
+        return lowest(rec.codes, rec.selected, m)
+
+    def round_ids(self, round_: int, start: int, stop: int) -> np.ndarray:
+        """This shard's ids trained on in round ``round_``, positions ``start .. stop - 1`` of them."""
+        return self._read(lambda: self._round(round_).ids[start:stop])
+
+    def round_parts(self) -> list[dict[str, Any]]:
+        """Every round's summary, with what this shard ingested in it."""
+        return self._read(lambda: [self.rounds[r].summary() for r in sorted(self.rounds)])
+
+    def info_part(self) -> dict[str, Any]:
+        i = self.ingestor
+        return self._read(
+            lambda: {
+                **i.counters,
+                "steps": i.lr_log.num_steps,
+                "ingest_seconds": i.ingest_seconds,
+                "n": self.count,
+            }
+        )
+
+    def keeps(self, matrix: str) -> bool:
+        """Whether this shard keeps the per-sample vectors ``matrix`` ("embedding", "outputs")."""
+        return matrix in self.state.matrices
+
+    def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        return self._read(lambda: self.state.rows(np.asarray(ids) - self.first))
+
+    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Instance data parameters (log sigma and its momentum) of ``ids`` (of this shard)."""
+        local = np.asarray(ids, dtype=np.int64) - self.first
+        s = self.state
+        return self._read(
+            lambda: {"log_sigma": s.log_sigma[local], "log_sigma_momentum": s.log_sigma_momentum[local]}
+        )
+
+    def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Whole columns of this shard's samples, copied from one state."""
+        return self._read(lambda: queries.columns(self.state, names))
+
+    def metric_part(self, metric: str, op: str, *args: Any) -> Any:
+        """This shard's part of a query over a rankable column: ``top`` (k, order) -> its k best
+        (ids, values); ``range`` -> finite min, max and missing count; ``hist`` (bins, lo, hi) -> counts."""
+        values = self._read(lambda: queries.metric_values(self.state, metric))
+        return queries.metric_part(values, self.first, op, *args)
+
+    def label_issue_part(self, threshold: float, limit: int) -> list[dict[str, Any]]:
+        cols = self.columns(list(queries.LABEL_ISSUE_COLUMNS))
+        found = queries.label_issues(cols, threshold, limit)
+        return [{**row, "id": row["id"] + self.first} for row in found]
+
+    def noise_part(self, op: str, lo: float = 0.0, hi: float = 0.0) -> dict[str, Any]:
+        """This shard's part of the label-noise fit: the loss ``range``, or its ``hist`` over [lo, hi]."""
+        s = self.state
+        if op == "range":
+            return self._read(lambda: label_noise.range_part(s.loss_mean, s.seen))
+        return self._read(lambda: label_noise.histogram_part(s.loss_mean, s.seen, lo, hi))
+
+
+def _fields(meta: dict[str, Any]) -> dict[str, Any]:
+    out = dict(meta)
+    out["trim"] = (meta["trim"][0], meta["trim"][1])
+    out["counts"] = list(meta["counts"])
+    return out
+
+
+def _copy(rec: RoundRecord) -> RoundRecord:
+    """A round for a snapshot written while the shard goes on (selections never change in place)."""
+    return replace(rec, metrics=dict(rec.metrics), counts=list(rec.counts))
