@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from scorer_service.core.state import COLUMNS
-from scorer_service.ray.actor import create_store, get_store
+from scorer_service.ray.actor import NAMESPACE, create_store, get_store, shard_name
 from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.driver import prepare, run_training
@@ -42,24 +42,27 @@ def config(run: str, tmp_path: Path, **kw) -> TrainConfig:
     )
 
 
-def test_killing_the_store_three_times_changes_no_score(ray_session, tmp_path):
-    """The run is deterministic for a fixed seed: seeded model init and shard order, 2-rank gloo sums
-    (order-independent), seeded selection per round; the store restores snapshot + log and drops
-    retried duplicates. So the table must equal an undisturbed run's bit for bit."""
-    run_training(config("undisturbed", tmp_path), out=lambda _: None)
-    clean = score_table("undisturbed")
+@pytest.fixture(scope="module")
+def undisturbed(ray_session, tmp_path_factory):
+    """The score table of an undisturbed run of one store shard, the reference of the runs below."""
+    run_training(config("undisturbed", tmp_path_factory.mktemp("undisturbed")), out=lambda _: None)
+    yield score_table("undisturbed")
+    ray.kill(get_store("undisturbed"))
 
+
+def train_while_killing(cfg: TrainConfig, victim) -> tuple[dict, list[int]]:
+    """Train ``cfg`` while killing ``victim()`` (an actor handle) after rounds 2, 4 and 6 are recorded."""
     killed = []
 
     def killer(stop: threading.Event) -> None:
         targets = [2, 4, 6]
         while targets and not stop.is_set():
             try:
-                done = ray.get(get_store("crashy").info.remote(), timeout=30)["rounds_completed"]
+                done = ray.get(get_store(cfg.run).info.remote(), timeout=30)["rounds_completed"]
             except Exception:
                 done = -1
             if done >= targets[0]:
-                ray.kill(get_store("crashy"), no_restart=False)
+                ray.kill(victim(), no_restart=False)
                 killed.append(done)
                 targets.pop(0)
             time.sleep(0.05)
@@ -67,15 +70,39 @@ def test_killing_the_store_three_times_changes_no_score(ray_session, tmp_path):
     stop = threading.Event()
     thread = threading.Thread(target=killer, args=(stop,), daemon=True)
     thread.start()
-    summary = run_training(config("crashy", tmp_path), out=lambda _: None)
+    summary = run_training(cfg, out=lambda _: None)
     stop.set()
     thread.join()
+    return summary, killed
+
+
+def test_killing_the_store_three_times_changes_no_score(undisturbed, tmp_path):
+    """The run is deterministic for a fixed seed: seeded model init and shard order, 2-rank gloo sums
+    (order-independent), seeded selection per round; the store restores snapshot + log and drops
+    retried duplicates. So the table must equal an undisturbed run's bit for bit."""
+    summary, killed = train_while_killing(config("crashy", tmp_path), lambda: get_store("crashy"))
     assert len(killed) == 3 and summary["rounds"] == 8
     crashy = score_table("crashy")
     for name in COLUMNS:
-        np.testing.assert_array_equal(crashy[name], clean[name], err_msg=name)
-    for run in ("undisturbed", "crashy"):
-        ray.kill(get_store(run))
+        np.testing.assert_array_equal(crashy[name], undisturbed[name], err_msg=name)
+    ray.kill(get_store("crashy"))
+
+
+def test_three_store_shards_score_as_one_even_with_a_shard_killed_three_times(undisturbed, tmp_path):
+    """A store of three shard actors selects exactly what one store selects (the same keys, an exact
+    distributed top-k, ranks by global id position) and every shard keeps the whole learning-rate
+    log, so training sees the same ids in the same order: the final table equals one store's bit for
+    bit, also when shard 1 is killed three times (it restores its own snapshot and log)."""
+    cfg = config("sharded", tmp_path, store_shards=3)
+    summary, killed = train_while_killing(
+        cfg, lambda: ray.get_actor(shard_name("sharded", 1), namespace=NAMESPACE)
+    )
+    assert len(killed) == 3 and summary["rounds"] == 8
+    assert ray.get(get_store("sharded").info.remote())["config"]["store_shards"] == 3
+    sharded = score_table("sharded")
+    for name in COLUMNS:
+        np.testing.assert_array_equal(sharded[name], undisturbed[name], err_msg=name)
+    ray.kill(get_store("sharded"))
 
 
 def _train_worker_pids() -> list[int]:

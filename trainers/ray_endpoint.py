@@ -1,31 +1,62 @@
-"""A run's store actor as a trainer's endpoint (see :mod:`trainers.endpoint`)."""
+"""A run's store actors as a trainer's endpoint (see :mod:`trainers.endpoint`).
+
+A store of one shard is one actor, and every call goes to it. A store of S > 1 shards is a
+coordinator and S shard actors: byproduct batches are checked here, split by shard and sent to the
+shards directly (one part each, so every shard gets every batch's learning rates), and a rank's ids
+of a round come from the shards directly once the coordinator has selected the round; everything
+else goes to the coordinator.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import ray
 
-from scorer_service.ray.actor import get_store
+from scorer_service.core.split import check, split
+from scorer_service.ray.actor import get_shards, get_store
+from scorer_service.ray.shards import method, unwrap
 
 
 class ActorEndpoint:
-    """A run's store actor, looked up by run name on the connected Ray cluster."""
+    """A run's store actors, looked up by run name on the connected Ray cluster."""
 
     def __init__(self, run: str, handle: ray.actor.ActorHandle | None = None) -> None:
         self.run = run
         self.handle = handle if handle is not None else get_store(run)
+        self.config = self.result(self.handle.info.remote())["config"]
+        count = int(self.config.get("store_shards", 1))
+        self.shards = get_shards(run, count) if count > 1 else []
+        n = int(self.config["n"])
+        self.bounds = np.asarray([i * n // max(1, count) for i in range(max(1, count) + 1)])
 
-    def call(self, method: str, *args: Any) -> Any:
-        return self.result(self.submit(method, *args))
+    def call(self, name: str, *args: Any) -> Any:
+        if self.shards and name == "subset":
+            round_, rank, world = args
+            self.result(self.handle.prepare.remote(round_, world))
+            parts = self.result([method(s, "rank_ids").remote(round_, rank, world) for s in self.shards])
+            return np.concatenate([np.zeros(0, np.int64), *parts])
+        return self.result(self.submit(name, *args))
 
-    def submit(self, method: str, *args: Any) -> ray.ObjectRef:
-        return getattr(self.handle, method).remote(*args)
+    def submit(self, name: str, *args: Any) -> ray.ObjectRef | list[ray.ObjectRef]:
+        if self.shards and name == "ingest":
+            cfg = self.config
+            widths = {"outputs": cfg["output_width"], "embedding": cfg["embedding_dim"]}
+            batch = check(args[0], int(cfg["n"]), widths, correct=bool(cfg["correct"]))
+            return [s.ingest.remote(part) for s, part in zip(self.shards, split(args[0], batch, self.bounds), strict=True)]
+        return getattr(self.handle, name).remote(*args)
 
-    def result(self, pending: ray.ObjectRef) -> Any:
+    def result(self, pending: ray.ObjectRef | list[ray.ObjectRef]) -> Any:
         try:
-            return ray.get(pending)
+            if not isinstance(pending, list):
+                return ray.get(pending)
+            done = ray.get(pending)
         except ray.exceptions.RayTaskError as e:
-            if isinstance(e.cause, ValueError | KeyError):
-                raise e.cause from None
+            cause = unwrap(e)
+            if isinstance(cause, ValueError | KeyError):
+                raise cause from None
             raise
+        if done and isinstance(done[0], dict) and "applied" in done[0]:  # an ingest's parts
+            return {"applied": sum(d["applied"] for d in done), "duplicate": all(d["duplicate"] for d in done)}
+        return done

@@ -1,16 +1,23 @@
-"""The store as a Ray actor: one named, restartable actor per run in a fixed namespace."""
+"""The store as Ray actors: one named, restartable coordinator per run in a fixed namespace, and, for a
+store of S > 1 shards, S named shard actors spread over the nodes (a store of one shard keeps it in
+the coordinator's process, as one actor)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import ray
 
-from scorer_service.config import StoreConfig
+from scorer_service.config import StoreConfig, auto_shards
 from scorer_service.core.errors import NotFound
 from scorer_service.ray.block_tasks import ray_block_map
+from scorer_service.ray.shards import RayShards
+from scorer_service.shard import StoreShard
 from scorer_service.store import HardnessStore
 
 NAMESPACE = "curriculum"
 _PREFIX = "hardness-store:"
+_SHARD_PREFIX = "hardness-shard:"
 
 
 # Read-only calls a client may send to the "query" concurrency group, so a score query does not
@@ -38,10 +45,18 @@ def _remote(cls: type) -> ray.actor.ActorClass:
 
 
 HardnessStoreActor = _remote(HardnessStore)
+# A shard's queries run beside its ingests (its read lock gives each answer one state).
+StoreShardActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2})(
+    StoreShard
+)
 
 
 def actor_name(run: str) -> str:
     return _PREFIX + run
+
+
+def shard_name(run: str, index: int) -> str:
+    return f"{_SHARD_PREFIX}{run}:{index}"
 
 
 class RunExists(ValueError):
@@ -84,13 +99,51 @@ def create_store(
         if not replace:
             raise refusal(old, config.run)
         ray.kill(old, no_restart=True)
+    _kill_shards(config.run)  # the old store's, or those of a creation that failed half-way
+    if config.store_shards == 0:
+        config = dataclasses.replace(config, store_shards=auto_shards(config, _node_memory()))
     actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
+    shards = _create_shards(config) if config.store_shards > 1 else None
     handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(
-        config, block_map=ray_block_map
+        config, block_map=ray_block_map, shards=shards
     )
     ray.get(handle.info.remote())
     return handle
+
+
+def _node_memory() -> list[float]:
+    """Memory of each live node of the cluster, in bytes."""
+    return [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
+
+
+def _create_shards(config: StoreConfig) -> RayShards:
+    """The store's shard actors, spread over the nodes, each restoring its own snapshots and log."""
+    handles = [
+        StoreShardActor.options(
+            name=shard_name(config.run, i),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            scheduling_strategy="SPREAD",
+        ).remote(config, i, block_map=ray_block_map)
+        for i in range(config.store_shards)
+    ]
+    ray.get([h.info_part.remote() for h in handles])
+    return RayShards(handles, config.bounds())
+
+
+def get_shards(run: str, count: int) -> list[ray.actor.ActorHandle]:
+    """Handles of a running store's ``count`` shard actors, in id order."""
+    try:
+        return [ray.get_actor(shard_name(run, i), namespace=NAMESPACE) for i in range(count)]
+    except ValueError:
+        raise NotFound(f"no store shards for run {run!r}") from None
+
+
+def _kill_shards(run: str) -> None:
+    for a in ray.util.list_named_actors(all_namespaces=True):
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(f"{_SHARD_PREFIX}{run}:"):
+            ray.kill(ray.get_actor(a["name"], namespace=NAMESPACE), no_restart=True)
 
 
 def get_store(run: str) -> ray.actor.ActorHandle:
@@ -112,5 +165,6 @@ def list_runs() -> list[str]:
 
 
 def delete_store(run: str) -> None:
-    """Kill a run's store (its scores are gone unless snapshotted)."""
+    """Kill a run's store and its shards (its scores are gone unless snapshotted)."""
     ray.kill(get_store(run), no_restart=True)
+    _kill_shards(run)
