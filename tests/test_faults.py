@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from scorer_service.core.state import COLUMNS
-from scorer_service.ray.actor import NAMESPACE, create_store, get_store, shard_name
+from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, shard_name
 from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.driver import prepare, run_training
@@ -102,7 +102,7 @@ def test_three_store_shards_score_as_one_even_with_a_shard_killed_three_times(un
     sharded = score_table("sharded")
     for name in COLUMNS:
         np.testing.assert_array_equal(sharded[name], undisturbed[name], err_msg=name)
-    ray.kill(get_store("sharded"))
+    delete_store("sharded")
 
 
 def _train_worker_pids() -> list[int]:

@@ -44,7 +44,10 @@ class ActorEndpoint:
             cfg = self.config
             widths = {"outputs": cfg["output_width"], "embedding": cfg["embedding_dim"]}
             batch = check(args[0], int(cfg["n"]), widths, correct=bool(cfg["correct"]))
-            return [s.ingest.remote(part) for s, part in zip(self.shards, split(args[0], batch, self.bounds), strict=True)]
+            return [
+                s.ingest.remote(part)
+                for s, part in zip(self.shards, split(args[0], batch, self.bounds), strict=True)
+            ]
         return getattr(self.handle, name).remote(*args)
 
     def result(self, pending: ray.ObjectRef | list[ray.ObjectRef]) -> Any:
@@ -58,5 +61,8 @@ class ActorEndpoint:
                 raise cause from None
             raise
         if done and isinstance(done[0], dict) and "applied" in done[0]:  # an ingest's parts
-            return {"applied": sum(d["applied"] for d in done), "duplicate": all(d["duplicate"] for d in done)}
+            return {
+                "applied": sum(d["applied"] for d in done),
+                "duplicate": all(d["duplicate"] for d in done),
+            }
         return done

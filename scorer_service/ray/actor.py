@@ -46,9 +46,9 @@ def _remote(cls: type) -> ray.actor.ActorClass:
 
 HardnessStoreActor = _remote(HardnessStore)
 # A shard's queries run beside its ingests (its read lock gives each answer one state).
-StoreShardActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2})(
-    StoreShard
-)
+StoreShardActor = ray.remote(
+    num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2}
+)(StoreShard)
 
 
 def actor_name(run: str) -> str:

@@ -51,7 +51,9 @@ class RayShards:
         self.handles, self.bounds = handles, np.asarray(bounds)
 
     def call(self, name: str, args: list[tuple | None]) -> list[Any]:
-        refs = [None if a is None else method(h, name).remote(*a) for h, a in zip(self.handles, args, strict=True)]
+        refs = [
+            None if a is None else method(h, name).remote(*a) for h, a in zip(self.handles, args, strict=True)
+        ]
         try:
             return [None if r is None else ray.get(r) for r in refs]
         except ray.exceptions.RayTaskError as e:
