@@ -320,6 +320,17 @@ class StoreShard:
         return self._read(lambda: label_noise.histogram_part(s.loss_mean, s.seen, lo, hi))
 
 
+class LocalShards:
+    """The shards of a store, all in this process, asked one after another."""
+
+    def __init__(self, config: StoreConfig, block_map: MapFn | None = None) -> None:
+        self.shards = [StoreShard(config, i, block_map=block_map) for i in range(max(1, config.store_shards))]
+        self.bounds = np.asarray(config.bounds())
+
+    def call(self, method: str, args: list[tuple | None]) -> list[Any]:
+        return [None if a is None else getattr(s, method)(*a) for s, a in zip(self.shards, args, strict=True)]
+
+
 def _fields(meta: dict[str, Any]) -> dict[str, Any]:
     out = dict(meta)
     out["trim"] = (meta["trim"][0], meta["trim"][1])

@@ -16,23 +16,11 @@ import numpy as np
 from scorer_service.config import StoreConfig
 from scorer_service.core import queries
 from scorer_service.core.errors import InvalidQuery, NotFound
-from scorer_service.core.reduce import combine
 from scorer_service.core.rounds import check_metrics
-from scorer_service.core.split import check, split
+from scorer_service.core.split import acknowledged, check, split
 from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, trim_cut
-from scorer_service.shard import StoreShard
+from scorer_service.shard import LocalShards
 from scorer_service.submodular import MapFn
-
-
-class LocalShards:
-    """The shards of a store, all in this process, asked one after another."""
-
-    def __init__(self, config: StoreConfig, block_map: MapFn | None = None) -> None:
-        self.shards = [StoreShard(config, i, block_map=block_map) for i in range(max(1, config.store_shards))]
-        self.bounds = np.asarray(config.bounds())
-
-    def call(self, method: str, args: list[tuple | None]) -> list[Any]:
-        return [None if a is None else getattr(s, method)(*a) for s, a in zip(self.shards, args, strict=True)]
 
 
 class HardnessStore:
@@ -48,11 +36,8 @@ class HardnessStore:
         self.bounds = np.asarray(self.shards.bounds)
         self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
 
-    @property
-    def local(self) -> StoreShard:
-        """The first shard of a store kept in this process (tests and benchmarks read its state)."""
-        return self.shards.shards[0]
-
+    # The first shard of a store kept in this process, and its parts (tests and benchmarks read them).
+    local = property(lambda self: self.shards.shards[0])
     state = property(lambda self: self.local.state)
     ingestor = property(lambda self: self.local.ingestor)
     journal = property(lambda self: self.local.journal)
@@ -61,25 +46,15 @@ class HardnessStore:
     def _ask(self, method: str, *args: Any) -> list[Any]:
         return ask(self.shards, method, *args)
 
-    def _route(self, method: str, ids: np.ndarray, *args: Any) -> list[tuple[np.ndarray, Any]]:
-        """``method(ids held, *args)`` of each shard holding some of ``ids``: (positions, answer) pairs."""
-        owner = np.searchsorted(self.bounds, ids, side="right") - 1
-        held = [np.flatnonzero(owner == s) for s in range(len(self.bounds) - 1)]
-        asks = [(ids[p], *args) if p.size else None for p in held]
-        if not len(ids):  # still one answer, with every column (empty)
-            asks[0] = (ids, *args)
-        answers = self.shards.call(method, asks)
-        return [(p, a) for p, a in zip(held, answers, strict=True) if a is not None]
+    def _route(self, method: str, ids: np.ndarray, *args: Any) -> dict[str, np.ndarray]:
+        return queries.assemble(len(ids), queries.route(self.shards.call, self.bounds, method, ids, *args))
 
     def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validate and apply one byproduct batch: split by shard, one part each (see :mod:`.shard`)."""
         if len(self.bounds) == 2:
             return self._ask("ingest", data)[0]
-        parts = split(
-            data, check(data, self.config.n, self._widths, correct=self.config.correct), self.bounds
-        )
-        done = self.shards.call("ingest", [(p,) for p in parts])
-        return {"applied": sum(d["applied"] for d in done), "duplicate": all(d["duplicate"] for d in done)}
+        batch = check(data, self.config.n, self._widths, correct=self.config.correct)
+        return acknowledged(self.shards.call("ingest", [(p,) for p in split(data, batch, self.bounds)]))
 
     def prepare(self, round_: int, world_size: int) -> list[int]:
         """Select round ``round_`` on its first request and re-cut it for a new world size; returns how
@@ -127,48 +102,14 @@ class HardnessStore:
 
     # ---- queries: every shard answers for its ids, from one state of its own ---------------
 
-    def info(self) -> dict[str, Any]:
-        rounds = self.round_summaries()
-        return queries.merge_info(self.config.to_dict(), self._ask("info_part"), rounds)
+    def layout(self) -> list[int]:
+        """The shards' id ranges: shard i holds ``bounds[i] .. bounds[i + 1] - 1``."""
+        return self.bounds.tolist()
 
-    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
-        return queries.assemble(len(ids), self._route("parameters", queries.check_ids(ids, self.config.n)))
-
-    def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
-        ids = queries.check_ids(ids, self.config.n)
-        return queries.samples(ids, queries.assemble(len(ids), self._route("rows", ids)))
-
-    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
-        return queries.merge_top(self._ask("metric_part", metric, "top", k, order), metric, k, order)
-
-    def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
-        stats = combine(self._ask("metric_part", metric, "range"))
-        edges = queries.histogram_edges(stats, bins)
-        if edges is None:
-            return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing:count"]}
-        counts = combine(self._ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))["v:hist"]
-        return {
-            "metric": metric,
-            "counts": counts.tolist(),
-            "edges": edges.tolist(),
-            "missing": stats["missing:count"],
-        }
-
-    def round_summaries(self) -> list[dict[str, Any]]:
-        return queries.merge_rounds(self._ask("round_parts"))
-
-    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
-        """The ids trained on in ``round_``, paged: each shard's part in id order, shard after shard."""
-        state = self._ask("round_state", round_)[0]
-        if state is None:
-            raise NotFound(f"round {round_} was never selected")
-        if offset < 0 or limit < 0:
-            raise InvalidQuery("offset and limit must be >= 0")
-        spans = queries.page(state["counts"], offset, limit)
-        parts = self.shards.call("round_ids", [None if a == b else (round_, a, b) for a, b in spans])
-        ids = np.concatenate([np.zeros(0, np.int64), *[p for p in parts if p is not None]])
-        return {"round": round_, "total": sum(state["counts"]), "offset": offset, "ids": ids.tolist()}
+    def part_columns(self, shard: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Whole columns of shard ``shard``'s samples, copied from one state of it (export)."""
+        asks = [(names,) if i == shard else None for i in range(len(self.bounds) - 1)]
+        return self.shards.call("columns", asks)[shard]
 
     def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Whole state columns (default: all), each shard's part copied from one state of it."""
@@ -177,6 +118,30 @@ class HardnessStore:
 
     def column(self, name: str) -> np.ndarray:
         return self.columns([name])[name]
+
+    def info(self) -> dict[str, Any]:
+        return queries.merge_info(self.config.to_dict(), self._ask("info_part"), self.round_summaries())
+
+    def round_summaries(self) -> list[dict[str, Any]]:
+        return queries.merge_rounds(self._ask("round_parts"))
+
+    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
+        return self._route("parameters", queries.check_ids(ids, self.config.n))
+
+    def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
+        ids = queries.check_ids(ids, self.config.n)
+        return queries.samples(ids, self._route("rows", ids))
+
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+        return queries.merge_top(self._ask("metric_part", metric, "top", k, order), metric, k, order)
+
+    def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
+        return queries.sharded_histogram(self._ask, metric, bins)
+
+    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The ids trained on in ``round_``, paged: each shard's part in id order, shard after shard."""
+        return queries.sharded_subset(self._ask, self.shards.call, round_, offset, limit)
 
     def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
         return queries.merge_label_issues(self._ask("label_issue_part", threshold, limit), limit)

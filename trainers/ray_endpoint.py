@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from scorer_service.core.split import check, split
+from scorer_service.core.split import acknowledged, check, split
 from scorer_service.ray.actor import get_shards, get_store
 from scorer_service.ray.shards import method, unwrap
 
@@ -35,7 +35,7 @@ class ActorEndpoint:
         if self.shards and name == "subset":
             round_, rank, world = args
             self.result(self.handle.prepare.remote(round_, world))
-            parts = self.result([method(s, "rank_ids").remote(round_, rank, world) for s in self.shards])
+            parts = _get([method(s, "rank_ids").remote(round_, rank, world) for s in self.shards])
             return np.concatenate([np.zeros(0, np.int64), *parts])
         return self.result(self.submit(name, *args))
 
@@ -44,25 +44,21 @@ class ActorEndpoint:
             cfg = self.config
             widths = {"outputs": cfg["output_width"], "embedding": cfg["embedding_dim"]}
             batch = check(args[0], int(cfg["n"]), widths, correct=bool(cfg["correct"]))
-            return [
-                s.ingest.remote(part)
-                for s, part in zip(self.shards, split(args[0], batch, self.bounds), strict=True)
-            ]
+            parts = split(args[0], batch, self.bounds)
+            return [s.ingest.remote(part) for s, part in zip(self.shards, parts, strict=True)]
         return getattr(self.handle, name).remote(*args)
 
     def result(self, pending: ray.ObjectRef | list[ray.ObjectRef]) -> Any:
-        try:
-            if not isinstance(pending, list):
-                return ray.get(pending)
-            done = ray.get(pending)
-        except ray.exceptions.RayTaskError as e:
-            cause = unwrap(e)
-            if isinstance(cause, ValueError | KeyError):
-                raise cause from None
-            raise
-        if done and isinstance(done[0], dict) and "applied" in done[0]:  # an ingest's parts
-            return {
-                "applied": sum(d["applied"] for d in done),
-                "duplicate": all(d["duplicate"] for d in done),
-            }
-        return done
+        """The answer of a call from :meth:`submit` (of a batch sent in parts: its acknowledgement)."""
+        return acknowledged(_get(pending)) if isinstance(pending, list) else _get(pending)
+
+
+def _get(pending: ray.ObjectRef | list[ray.ObjectRef]) -> Any:
+    """``ray.get``, raising the store's own errors (``ValueError``, ``KeyError``) with its message."""
+    try:
+        return ray.get(pending)
+    except ray.exceptions.RayTaskError as e:
+        cause = unwrap(e)
+        if isinstance(cause, ValueError | KeyError):
+            raise cause from None
+        raise

@@ -7,6 +7,7 @@ into what one store holding every sample answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from scorer_service.core import label_noise
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.ranking import top_k
+from scorer_service.core.reduce import combine
 from scorer_service.core.state import METRICS, SampleState
 
 
@@ -154,6 +156,19 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
     }
 
 
+def route(
+    call: Callable[[str, list], list], bounds: np.ndarray, method: str, ids: np.ndarray, *args: Any
+) -> list:
+    """``method(ids it holds, *args)`` of each shard holding some of ``ids`` (``bounds``: the shards' id
+    ranges; ``call(method, args per shard or None)``): (positions among ``ids``, answer) pairs."""
+    owner = np.searchsorted(bounds, ids, side="right") - 1
+    held = [np.flatnonzero(owner == s) for s in range(len(bounds) - 1)]
+    asks = [(ids[p], *args) if p.size else None for p in held]
+    if not len(ids):  # still one answer, with every column (empty)
+        asks[0] = (ids, *args)
+    return [(p, a) for p, a in zip(held, call(method, asks), strict=True) if a is not None]
+
+
 def assemble(n: int, routed: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
     """Per-sample columns of ``n`` asked ids from the shards' answers: (positions among the ids, columns)."""
     out: dict[str, np.ndarray] = {}
@@ -172,3 +187,35 @@ def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
     lo = np.clip(offset - starts[:-1], 0, counts)
     hi = np.clip(offset + limit - starts[:-1], 0, counts)
     return [(int(a), int(max(a, b))) for a, b in zip(lo, hi, strict=True)]
+
+
+def sharded_histogram(ask: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
+    """The histogram of ``metric`` over every shard (``ask(method, *args)``: every shard's answer), with
+    the edges one store would use: the finite range first, then each shard's counts over it."""
+    stats = combine(ask("metric_part", metric, "range"))
+    edges = histogram_edges(stats, bins)
+    if edges is None:
+        return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing:count"]}
+    counts = combine(ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))["v:hist"]
+    return {
+        "metric": metric,
+        "counts": counts.tolist(),
+        "edges": edges.tolist(),
+        "missing": stats["missing:count"],
+    }
+
+
+def sharded_subset(
+    ask: Callable[..., list], call: Callable[[str, list], list], round_: int, offset: int, limit: int
+) -> dict[str, Any]:
+    """Page ``[offset, offset + limit)`` of the ids trained on in ``round_``, from the shards that hold
+    them (``call(method, args per shard or None)``)."""
+    state = ask("round_state", round_)[0]
+    if state is None:
+        raise NotFound(f"round {round_} was never selected")
+    if offset < 0 or limit < 0:
+        raise InvalidQuery("offset and limit must be >= 0")
+    spans = page(state["counts"], offset, limit)
+    parts = call("round_ids", [None if a == b else (round_, a, b) for a, b in spans])
+    ids = np.concatenate([np.zeros(0, np.int64), *[p for p in parts if p is not None]])
+    return {"round": round_, "total": sum(state["counts"]), "offset": offset, "ids": ids.tolist()}

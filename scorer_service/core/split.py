@@ -77,3 +77,8 @@ def split(data: dict[str, Any], batch: ByproductBatch, bounds: np.ndarray) -> li
         part = {"sample_id": ids[rows], **{k: v[rows] for k, v in columns.items()}}
         parts.append(part | fields | table)
     return parts
+
+
+def acknowledged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One batch's acknowledgement from its parts': samples applied, and whether it was a retried send."""
+    return {"applied": sum(p["applied"] for p in parts), "duplicate": all(p["duplicate"] for p in parts)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from scorer_service.core import libm
+
 # name -> (dtype, initial value). DIH starts at r0 = 1 (DIHCL Alg. 1); Thompson sampling starts
 # from the official code's Beta(2, 2) prior on flips.
 COLUMNS: dict[str, tuple[np.dtype, float]] = {
@@ -69,7 +71,8 @@ def _record_dtype() -> np.dtype:
 
 RECORD = _record_dtype()
 
-# Columns a user may rank or histogram by; ``sigma`` is derived as exp(log_sigma).
+# Columns a user may rank or histogram by; ``sigma`` is derived as exp(log_sigma), ``dih_rise`` as the
+# change of DIH at each sample's latest observation (NaN before its first).
 METRICS: tuple[str, ...] = (
     "dih",
     "last_loss",
@@ -82,6 +85,7 @@ METRICS: tuple[str, ...] = (
     "sigma",
     "loss_mean",
     "noise",
+    "dih_rise",
 )
 
 
@@ -124,9 +128,11 @@ class SampleState:
         return {name: self.records[name] if name in _HOT else cold[name] for name in COLUMNS}
 
     def metric(self, name: str) -> np.ndarray:
-        """A rankable column as float64 (``sigma`` derived from ``log_sigma``)."""
+        """A rankable column as float64 (``sigma`` and ``dih_rise`` derived, see :data:`METRICS`)."""
         if name == "sigma":
-            return np.exp(self.columns["log_sigma"].astype(np.float64))
+            return libm.exp(self.columns["log_sigma"])
+        if name == "dih_rise":
+            return np.where(self.seen > 0, self.dih - self.dih_prev, np.nan)
         return self.columns[name].astype(np.float64)
 
     def __getattr__(self, name: str) -> np.ndarray:

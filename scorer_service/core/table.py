@@ -44,20 +44,33 @@ class _Pieces:
         return out
 
 
-def encode(columns: dict[str, np.ndarray], fmt: str, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
-    """The score table (one row per sample id, ``id`` first) as a Parquet or CSV file, in pieces of
-    ``rows`` samples (a Parquet row group, or a batch of CSV lines each), so it is never whole in memory."""
-    n = len(next(iter(columns.values())))
-    sink = _Pieces()
-    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        ids = pa.array(np.arange(start, stop, dtype=np.int64))
-        table = pa.table({"id": ids, **{name: values[start:stop] for name, values in columns.items()}})
-        if writer is None:
-            parquet = fmt == "parquet"
-            writer = pq.ParquetWriter(sink, table.schema) if parquet else pacsv.CSVWriter(sink, table.schema)
-        writer.write_table(table)
-        yield sink.take()
-    writer.close()
-    yield sink.take()
+class TableEncoder:
+    """The score table (one row per sample id, ``id`` first) as a Parquet or CSV file, written part by
+    part (a store shard's columns each) in pieces of ``rows`` samples (a Parquet row group, or a batch
+    of CSV lines each), so neither the table nor the file is ever whole in memory."""
+
+    def __init__(self, fmt: str, rows: int = CHUNK_ROWS) -> None:
+        self.fmt, self.rows = fmt, rows
+        self._sink = _Pieces()
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+
+    def part(self, first: int, columns: dict[str, np.ndarray]) -> Iterator[bytes]:
+        """The pieces of the rows of samples ``first ..`` (the next ids after the previous part's)."""
+        n = len(next(iter(columns.values())))
+        for start in range(0, n, self.rows):
+            stop = min(start + self.rows, n)
+            ids = pa.array(np.arange(first + start, first + stop, dtype=np.int64))
+            table = pa.table({"id": ids, **{name: values[start:stop] for name, values in columns.items()}})
+            if self._writer is None:
+                parquet = self.fmt == "parquet"
+                sink = self._sink
+                self._writer = (
+                    pq.ParquetWriter(sink, table.schema) if parquet else pacsv.CSVWriter(sink, table.schema)
+                )
+            self._writer.write_table(table)
+            yield self._sink.take()
+
+    def close(self) -> bytes:
+        """The file's last piece (its footer)."""
+        self._writer.close()
+        return self._sink.take()

@@ -182,17 +182,14 @@ def _selection_table(rounds: Sequence[dict[str, Any]]) -> str:
 
 async def _rising(directory: StoreDirectory, run: str) -> tuple[list[dict[str, Any]], str]:
     """The samples whose DIH rose most at their latest observation (DIH now minus DIH before it)."""
-    cols = await call_store(directory, run, "columns", ["dih", "dih_prev", "seen"])  # one state
-    dih, prev = cols["dih"].astype(np.float64), cols["dih_prev"].astype(np.float64)
-    seen = cols["seen"]
-    candidates = np.flatnonzero(seen > 0)
-    score = dih - prev
+    top = await call_store(directory, run, "top", "dih_rise", SAMPLES_SHOWN, "desc")
+    if not top:
+        return [], "no sample has been observed yet"
+    rows = await call_store(directory, run, "samples", [t["id"] for t in top])
     note = "change of DIH at each sample's latest observation (DIH now minus DIH before it)"
-    if candidates.size == 0:
-        note = "no sample has been observed yet"
-    candidates = candidates[np.isfinite(score[candidates])]
-    pick = candidates[np.argsort(-score[candidates], kind="stable")[:SAMPLES_SHOWN]]
-    return [{"id": int(i), "value": float(score[i]), "dih": float(dih[i])} for i in pick], note
+    return [
+        {"id": t["id"], "value": t["dih_rise"], "dih": r["dih"]} for t, r in zip(top, rows, strict=True)
+    ], note
 
 
 # ---- rendering ------------------------------------------------------------------------------

@@ -1,14 +1,16 @@
-"""``GET /v1/runs/{run}/export``: a run's whole score table as Parquet or CSV, from one state, streamed."""
+"""``GET /v1/runs/{run}/export``: a run's whole score table as Parquet or CSV, streamed shard by shard
+(each shard's rows copied from one state of it; a store of one shard: from one state)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from scorer_service.core.table import EXPORT_FORMATS, encode
+from scorer_service.core.table import EXPORT_FORMATS, TableEncoder
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import STORE_ERRORS
 
@@ -31,12 +33,25 @@ def add_export(app: FastAPI, directory: StoreDirectory) -> None:
         run: str = PathParam(..., min_length=1, max_length=200, description="run name"),
         format: Literal["parquet", "csv"] = Query("parquet", description="file format"),
     ) -> StreamingResponse:
-        """The whole score table of a run as Parquet or CSV: every column copied from one state of the
-        store in one call, then encoded and sent a row group at a time."""
-        columns = await call_store(directory, run, "columns")
+        """The whole score table of a run as Parquet or CSV: each store shard's columns copied from one
+        state of it in one call, then encoded and sent a row group at a time, shard after shard."""
+        bounds = await call_store(directory, run, "layout")
+        first = await call_store(directory, run, "part_columns", 0)  # errors before the answer starts
         name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in run)
         headers = {
             "Content-Disposition": f'attachment; filename="{name}.{format}"',
-            "X-Row-Count": str(len(next(iter(columns.values())))),
+            "X-Row-Count": str(bounds[-1]),
         }
-        return StreamingResponse(encode(columns, format), media_type=EXPORT_FORMATS[format], headers=headers)
+        pieces = _pieces(directory, run, bounds, first, format)
+        return StreamingResponse(pieces, media_type=EXPORT_FORMATS[format], headers=headers)
+
+
+async def _pieces(
+    directory: StoreDirectory, run: str, bounds: list[int], first: dict[str, Any], fmt: str
+) -> AsyncIterator[bytes]:
+    encoder = TableEncoder(fmt)
+    for shard in range(len(bounds) - 1):
+        columns = first if shard == 0 else await call_store(directory, run, "part_columns", shard)
+        for piece in encoder.part(bounds[shard], columns):
+            yield piece
+    yield encoder.close()
