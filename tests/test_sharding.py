@@ -180,3 +180,16 @@ def test_greedi_over_four_shards_is_within_one_percent_of_one_stores_greedy():
     )
     value = [f.evaluate(np.searchsorted(candidates, p)) for p in picks]
     assert value[1] >= 0.99 * value[0], value
+
+
+def test_the_automatic_shard_count_follows_n_and_the_smallest_nodes_memory():
+    from scorer_service.config import auto_shards, bytes_per_sample
+
+    cfg = StoreConfig(n=100_000_000, epochs=3, store_shards=0)
+    assert bytes_per_sample(cfg) == 100
+    # 10 GB of records; half of the smallest node's 8 GiB per shard: three shards.
+    assert auto_shards(cfg, [64 * 2**30, 8 * 2**30]) == 3
+    assert auto_shards(replace(cfg, n=1000), [8 * 2**30]) == 1
+    assert auto_shards(replace(cfg, n=5), []) == 1
+    with pytest.raises(ValueError, match="store_shards must be in"):
+        StoreConfig(n=3, epochs=3, store_shards=4)
