@@ -24,6 +24,7 @@ from scorer_service.config import StoreConfig
 from scorer_service.core import label_noise, queries
 from scorer_service.core.byproducts import TABLE_COLUMNS
 from scorer_service.core.errors import InvalidBatch, NotFound
+from scorer_service.core.load import IngestLoad
 from scorer_service.core.locking import ReadWriteLock
 from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.state import SampleState
@@ -44,6 +45,7 @@ class StoreShard:
         self.ingestor, self.journal = config.ingestor(index), config.journal(index)
         self.rounds: dict[int, RoundRecord] = {}
         self.sessions: dict[int, ShardSession] = {}
+        self.load = IngestLoad()
         self._lock = ReadWriteLock()
         seq = self.journal.newest(config.to_dict())
         if seq is not None:
@@ -73,7 +75,7 @@ class StoreShard:
             raise
         if plan is None:
             self.journal.commit(self.journal.log({"kind": "duplicates"}, ack=True))
-            return {"applied": 0, "duplicate": True}
+            return {"applied": 0, "duplicate": True, "lag_s": self.load.lag_s}
         b = plan.batch
         header = {"kind": "ingest", "round": b.round, "rank": b.rank, "writer": b.writer, "seq": b.seq}
         header["t"] = self.ingestor.ingest_seconds
@@ -81,6 +83,8 @@ class StoreShard:
             header["table"] = [b.table_step.tolist(), b.table_lr.tolist()]
         columns = {c: v for c, v in data.items() if isinstance(v, np.ndarray) and c not in TABLE_COLUMNS}
         ticket = self.journal.log(header, columns, ack=True)
+        if not self.journal.replaying:
+            self.load.note(b)
         with self._lock.write():
             self.ingestor.apply(plan, t0)
             if b.round in self.rounds:
@@ -88,7 +92,7 @@ class StoreShard:
         if self.journal.due() and not self.sessions:  # an open selection's steps stay in one log
             self.snapshot(wait=False)
         self.journal.commit(ticket)
-        return {"applied": len(b), "duplicate": False}
+        return {"applied": len(b), "duplicate": False, "lag_s": self.load.lag_s}
 
     def select_step(self, round_: int, name: str, payload: dict[str, Any]) -> Any:
         """One step of round ``round_``'s selection (:mod:`scorer_service.selection.protocol`)."""
@@ -272,6 +276,7 @@ class StoreShard:
         return self._read(lambda: [self.rounds[r].summary() for r in sorted(self.rounds)])
 
     def info_part(self) -> dict[str, Any]:
+        """Counters, and the load this shard is under (its lag behind the writers, their queued sends)."""
         i = self.ingestor
         return self._read(
             lambda: {
@@ -279,6 +284,8 @@ class StoreShard:
                 "steps": i.lr_log.num_steps,
                 "ingest_seconds": i.ingest_seconds,
                 "n": self.count,
+                "first": self.first,
+                **self.load.report(),
             }
         )
 

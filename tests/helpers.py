@@ -213,3 +213,12 @@ def uvicorn_server(app) -> Iterator[str]:
         srv.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for process {pid}")

@@ -133,7 +133,7 @@ def test_malformed_batches_are_rejected_and_change_nothing(corruption):
 def test_valid_batches_of_any_shape_are_applied_exactly_once(ids, losses):
     s = fresh_store()
     b = batch(ids, np.array(losses[: len(ids)]), [True] * len(ids), step=2, lr=0.3, seq=7)
-    assert s.ingest(b) == {"applied": len(ids), "duplicate": False}
+    assert s.ingest(b) == {"applied": len(ids), "duplicate": False, "lag_s": 0.0}
     seen = s.state.seen.copy()
-    assert s.ingest(b) == {"applied": 0, "duplicate": True}
+    assert s.ingest(b) == {"applied": 0, "duplicate": True, "lag_s": 0.0}
     np.testing.assert_array_equal(s.state.seen, seen)

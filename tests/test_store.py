@@ -108,9 +108,9 @@ def test_malformed_batch_is_rejected_and_changes_nothing(case):
 def test_retried_batch_is_applied_once():
     s = make_store()
     b = batch([0, 1], [1.0, 1.0], [True, True], step=0, lr=0.1, writer="rank0", seq=0)
-    assert s.ingest(b) == {"applied": 2, "duplicate": False}
+    assert s.ingest(b) == {"applied": 2, "duplicate": False, "lag_s": 0.0}
     dih = s.state.dih.copy()
-    assert s.ingest(b) == {"applied": 0, "duplicate": True}
+    assert s.ingest(b) == {"applied": 0, "duplicate": True, "lag_s": 0.0}
     np.testing.assert_array_equal(s.state.dih, dih)
     assert s.state.seen[0] == 1 and s.ingestor.counters["duplicates"] == 1
 
@@ -205,6 +205,6 @@ def test_read_only_and_strided_columns_use_the_compiled_passes_as_they_are():
         if isinstance(v, np.ndarray):
             v.setflags(write=False)
     compiled = len(scan_batch.signatures), len(_apply_records.signatures)
-    assert s.ingest(b) == {"applied": 3, "duplicate": False}
+    assert s.ingest(b) == {"applied": 3, "duplicate": False, "lag_s": 0.0}
     assert s.state.dih[:4].tolist() == [0.5 * 4.0 + 0.5, 0.5 * 8.0 + 0.5, 0.5 * 2.0 + 0.5, 1.0]
     assert (len(scan_batch.signatures), len(_apply_records.signatures)) == compiled

@@ -48,10 +48,10 @@ def test_shard_ingest_and_metrics_over_http(client, store):
     r = client.post(
         "/v1/runs/h/byproducts", params=params(0), content=to_ipc(columns(shard["ids"])), headers=ARROW
     )
-    assert r.status_code == 200 and r.json() == {"applied": 10, "duplicate": False}
+    assert r.status_code == 200 and r.json() == {"applied": 10, "duplicate": False, "lag_s": 0.0}
     small = {k: v.tolist() for k, v in columns([0, 2], step=1).items()}
     r = client.post("/v1/runs/h/byproducts", params=params(1), json=small, headers=AUTH)
-    assert r.json() == {"applied": 2, "duplicate": False}
+    assert r.json() == {"applied": 2, "duplicate": False, "lag_s": 0.0}
     assert store.ingestor.counters["ingested"] == 12 == store.state.seen.sum() and all(
         store.state.seen[shard["ids"]] >= 1
     )
@@ -66,7 +66,11 @@ def test_a_retried_post_counts_once(client, store):
     body = to_ipc(columns(range(5)))
     first = client.post("/v1/runs/h/byproducts", params=params(7), content=body, headers=ARROW)
     again = client.post("/v1/runs/h/byproducts", params=params(7), content=body, headers=ARROW)
-    assert first.json()["duplicate"] is False and again.json() == {"applied": 0, "duplicate": True}
+    assert first.json()["duplicate"] is False and again.json() == {
+        "applied": 0,
+        "duplicate": True,
+        "lag_s": 0.0,
+    }
     assert store.ingestor.counters["ingested"] == 5 and store.state.seen[:5].tolist() == [1] * 5
 
 

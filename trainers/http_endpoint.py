@@ -19,7 +19,7 @@ from scorer_service.core.arrow import to_ipc
 from scorer_service.core.errors import InvalidQuery, NotFound
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-_BATCH_FIELDS = ("round", "rank", "writer", "seq")
+_BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
 
 
 class HttpEndpoint:
@@ -57,7 +57,7 @@ class HttpEndpoint:
         if method == "ingest":
             batch = args[0]
             columns = {k: v for k, v in batch.items() if k not in _BATCH_FIELDS}
-            params = {k: batch[k] for k in _BATCH_FIELDS}
+            params = {k: batch[k] for k in _BATCH_FIELDS if k in batch}
             body = to_ipc(columns)
             return self._request("POST", f"{p}/byproducts", params=params, content=body, ctype=ARROW_STREAM)
         raise ValueError(f"{method!r} is not available over HTTP")

@@ -36,7 +36,8 @@ class Recorder:
     Create it with :meth:`RoundSampler.recorder`. ``on_error="raise"`` (default) raises a batch the
     store rejects in the trainer, with the store's message, at the next send or flush;
     ``on_error="log"`` logs it and drops the batch. :attr:`flush_seconds` is how long each flush
-    waited for what was still in flight.
+    waited for what was still in flight. While the store (any shard of it) reports being more than
+    ``max_lag_s`` behind its writers, sends wait for each acknowledgement (:attr:`throttled_seconds`).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class Recorder:
         flush_samples: int = 4096,
         max_in_flight: int = 8,
         on_error: str = "raise",
+        max_lag_s: float = 2.0,
     ) -> None:
         if on_error not in ("raise", "log"):
             raise ValueError(f"on_error must be 'raise' or 'log', got {on_error!r}")
@@ -76,6 +78,7 @@ class Recorder:
             max_in_flight=max_in_flight,
             on_error=on_error,
             log=log,
+            max_lag_s=max_lag_s,
         )
         weakref.finalize(self, self._sender.close)
         self.sent_samples = 0
@@ -146,6 +149,11 @@ class Recorder:
         if self._buffered >= self.flush_samples:
             self._hand_off()
             self._raise_error()
+
+    @property
+    def throttled_seconds(self) -> float:
+        """How long sends waited for a store that was more than ``max_lag_s`` behind."""
+        return self._sender.throttled_s
 
     def _hand_off(self) -> None:
         if self._steps:

@@ -7,9 +7,13 @@ the step and learning-rate columns, the writer and its sequence number. On CUDA 
 on the stream the steps ran on and copied into pinned host memory with ``non_blocking=True``; this
 thread, never the training thread, waits for an event recorded after the copies.
 
-At most ``max_in_flight`` sends are unacknowledged. A hand-off waits only while ``queued`` buffers are
-already waiting for the thread, so memory stays bounded when the store falls behind. Sends leave in
-hand-off order from one thread (the store needs each writer's steps without gaps).
+At most ``max_in_flight`` sends are unacknowledged (to a store of shards: that many parts to each
+shard), and only one while the store reports it is more than ``max_lag_s`` behind its writers (the
+time from a send to its ingest, :mod:`scorer_service.core.load`): then the thread waits for each
+acknowledgement before it sends again, and the store's queue holds at most one batch of this
+writer. A hand-off waits only while ``queued`` buffers are already waiting for the thread, so the
+training thread stalls too rather than letting memory grow when the store falls behind. Sends leave
+in hand-off order from one thread (the store needs each writer's steps without gaps).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -64,10 +69,16 @@ class Sender:
         on_error: str,
         log: logging.Logger,
         queued: int = 2,
+        max_lag_s: float = 2.0,
     ) -> None:
         self.endpoint, self.columns, self.writer, self.rank = endpoint, columns, writer, rank
         self.max_in_flight, self.on_error, self.log = max_in_flight, on_error, log
+        self.max_lag_s = max_lag_s
         self.seq = 0
+        # The store's lag as its last acknowledgement said, and how long this thread waited for a
+        # lagging store before sending (the writer slowed down to the store's pace).
+        self.lag_s = 0.0
+        self.throttled_s = 0.0
         self._queue: queue.Queue = queue.Queue(maxsize=queued)
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
@@ -117,8 +128,13 @@ class Sender:
                 continue
             try:
                 batch = self._batch(*item)
-                while len(pending) >= self.max_in_flight:
+                lagging = self.lag_s > self.max_lag_s
+                t0 = time.perf_counter()
+                while pending and len(pending) >= (1 if lagging else self.max_in_flight):
                     self._collect(pending.popleft())
+                if lagging:
+                    self.throttled_s += time.perf_counter() - t0
+                batch |= {"sent": time.time(), "queued": len(pending) + 1}
                 pending.append(self.endpoint.submit("ingest", batch))
             except Exception as e:  # kept for the training thread, which raises it
                 self._fail(e)
@@ -129,7 +145,7 @@ class Sender:
 
     def _collect(self, pending: Any) -> None:
         try:
-            self.endpoint.result(pending)
+            self.lag_s = float(self.endpoint.result(pending).get("lag_s", 0.0))
         except ValueError as e:  # the store refused the batch; its message says why
             if self.on_error == "raise":
                 self._fail(e)

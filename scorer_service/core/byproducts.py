@@ -14,7 +14,9 @@ Per batch: ``round``, ``rank``, ``writer`` (a stable id of the sending process) 
 writer's sequence number, so a retried send is applied once). A batch split over the shards of a
 store also carries the whole batch's learning-rate table (``table_step``, ``table_lr``: every step
 of the batch once, in any order), so every shard logs every step's rate, also shards that hold none
-of the batch's samples.
+of the batch's samples. Optional, for backpressure: ``sent`` (the writer's clock when it sent the
+batch, seconds since the epoch) and ``queued`` (how many of its sends to this store or shard were
+unacknowledged then, this one included).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "step": ("i",),
     "lr": ("f",),
 }
+# What a writer tells the store about its sending (backpressure), not part of the byproducts.
+SENDER_FIELDS = ("sent", "queued")
 # The learning rates of a whole batch, carried by each of its parts (any length, equal to each other).
 TABLE_COLUMNS = ("table_step", "table_lr")
 # Required unless the store was told that its trainers send no correctness (regression, LM losses).
@@ -66,6 +70,8 @@ class ByproductBatch:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     table_step: np.ndarray | None = None
     table_lr: np.ndarray | None = None
+    sent: float = 0.0
+    queued: int = 0
 
     def __len__(self) -> int:
         return int(self.sample_id.shape[0])
@@ -89,7 +95,16 @@ class ByproductBatch:
         missing = [c for c in (*needed, "round", "rank", "writer", "seq") if c not in data]
         if missing:
             raise InvalidBatch(f"batch is missing {', '.join(missing)}")
-        known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *TABLE_COLUMNS, "round", "rank", "writer", "seq"}
+        known = {
+            *REQUIRED_COLUMNS,
+            *OPTIONAL_COLUMNS,
+            *TABLE_COLUMNS,
+            *SENDER_FIELDS,
+            "round",
+            "rank",
+            "writer",
+            "seq",
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidBatch(f"batch has unknown columns {', '.join(unknown)}")
@@ -122,6 +137,11 @@ class ByproductBatch:
             raise InvalidBatch(f"column lengths differ: {lengths}")
 
         table = _table(data)
+        sent, queued = data.get("sent", 0.0), data.get("queued", 0)
+        if isinstance(sent, bool) or not isinstance(sent, int | float) or not sent >= 0:
+            raise InvalidBatch(f"sent must be a time in seconds >= 0, got {sent!r}")
+        if isinstance(queued, bool) or not isinstance(queued, int | np.integer) or queued < 0:
+            raise InvalidBatch(f"queued must be a non-negative integer, got {queued!r}")
         for key in ("round", "rank", "seq"):
             v = data[key]
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
@@ -142,6 +162,8 @@ class ByproductBatch:
             extra={k: v for k, v in cols.items() if k in OPTIONAL_COLUMNS},
             table_step=table[0],
             table_lr=table[1],
+            sent=float(sent),
+            queued=int(queued),
         )
 
 

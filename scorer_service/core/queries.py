@@ -152,6 +152,10 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
         "ingested": sum(p["ingested"] for p in parts),
         **{k: max(p[k] for p in parts) for k in ("batches", "rejected", "duplicates")},
         "ingest_samples_per_s": rate,
+        "shards": [
+            {k: p[k] for k in ("first", "n", "ingested", "lag_s", "max_lag_s", "queued", "writers")}
+            for p in parts
+        ],
         "config": config,
     }
 

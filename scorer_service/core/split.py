@@ -27,7 +27,7 @@ from scorer_service.core.byproducts import (
 )
 from scorer_service.core.errors import InvalidBatch
 
-_FIELDS = ("round", "rank", "writer", "seq")
+_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
 
 
 def check(data: dict[str, Any], n: int, widths: dict[str, int], *, correct: bool) -> ByproductBatch:
@@ -70,7 +70,7 @@ def split(data: dict[str, Any], batch: ByproductBatch, bounds: np.ndarray) -> li
         for k, v in data.items()
         if isinstance(v, np.ndarray) and k not in TABLE_COLUMNS and k != "sample_id"
     }
-    fields = {k: data[k] for k in _FIELDS}
+    fields = {k: data[k] for k in _FIELDS if k in data}
     parts = []
     for s in range(len(bounds) - 1):
         rows = order[cuts[s] : cuts[s + 1]]
@@ -80,5 +80,10 @@ def split(data: dict[str, Any], batch: ByproductBatch, bounds: np.ndarray) -> li
 
 
 def acknowledged(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One batch's acknowledgement from its parts': samples applied, and whether it was a retried send."""
-    return {"applied": sum(p["applied"] for p in parts), "duplicate": all(p["duplicate"] for p in parts)}
+    """One batch's acknowledgement from its parts': samples applied, whether it was a retried send, and
+    the lag of the shard furthest behind."""
+    return {
+        "applied": sum(p["applied"] for p in parts),
+        "duplicate": all(p["duplicate"] for p in parts),
+        "lag_s": max(p["lag_s"] for p in parts),
+    }

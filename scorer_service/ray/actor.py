@@ -45,10 +45,8 @@ def _remote(cls: type) -> ray.actor.ActorClass:
 
 
 HardnessStoreActor = _remote(HardnessStore)
-# A shard's queries run beside its ingests (its read lock gives each answer one state).
-StoreShardActor = ray.remote(
-    num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2}
-)(StoreShard)
+# A shard's queries run beside its ingests, as the coordinator's (a read lock gives each answer one state).
+StoreShardActor = _remote(StoreShard)
 
 
 def actor_name(run: str) -> str:
@@ -82,13 +80,18 @@ def refusal(handle: ray.actor.ActorHandle, run: str) -> RunExists:
 
 
 def create_store(
-    config: StoreConfig, *, replace: bool = False, store_cls: type = HardnessStore
+    config: StoreConfig,
+    *,
+    replace: bool = False,
+    store_cls: type = HardnessStore,
+    shard_cls: type = StoreShard,
 ) -> ray.actor.ActorHandle:
     """Create the run's store actor (detached, so scores stay queryable after the job ends).
 
     A run whose store exists is refused with :class:`RunExists` (naming its state), so a new run
     never destroys or mixes into another; ``replace=True`` kills the old store first (its snapshots
-    stay on disk). ``store_cls`` may be a subclass of :class:`HardnessStore` (instrumentation).
+    stay on disk). ``store_cls`` and ``shard_cls`` may be subclasses of :class:`HardnessStore` and
+    :class:`StoreShard` (instrumentation; the shard class for stores of several shards).
     """
     name = actor_name(config.run)
     try:
@@ -104,7 +107,7 @@ def create_store(
         config = dataclasses.replace(config, store_shards=auto_shards(config, _node_memory()))
     actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
-    shards = _create_shards(config) if config.store_shards > 1 else None
+    shards = _create_shards(config, shard_cls) if config.store_shards > 1 else None
     handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(
         config, block_map=ray_block_map, shards=shards
     )
@@ -117,10 +120,11 @@ def _node_memory() -> list[float]:
     return [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
 
 
-def _create_shards(config: StoreConfig) -> RayShards:
+def _create_shards(config: StoreConfig, shard_cls: type) -> RayShards:
     """The store's shard actors, spread over the nodes, each restoring its own snapshots and log."""
+    actor_cls = StoreShardActor if shard_cls is StoreShard else _remote(shard_cls)
     handles = [
-        StoreShardActor.options(
+        actor_cls.options(
             name=shard_name(config.run, i),
             namespace=NAMESPACE,
             lifetime="detached",

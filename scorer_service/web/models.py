@@ -41,8 +41,21 @@ class RunSummary(BaseModel):
     ingest_samples_per_s: float
 
 
+class ShardLoad(BaseModel):
+    """One store shard: its ids (``first`` and ``n`` of them), what it ingested, how far it is behind."""
+
+    first: int
+    n: int
+    ingested: int
+    lag_s: float
+    max_lag_s: float
+    queued: int
+    writers: int
+
+
 class RunInfo(RunSummary):
     config: dict[str, Any]
+    shards: list[ShardLoad] = []
 
 
 def _sample_model() -> type[BaseModel]:
@@ -108,6 +121,8 @@ class LabelIssue(BaseModel):
 class Ingested(BaseModel):
     applied: int
     duplicate: bool
+    # How far the store is behind its writers (seconds from a send to its ingest): slow down above a bound.
+    lag_s: float = 0.0
 
 
 class Shard(BaseModel):

@@ -50,6 +50,17 @@ GAUGES = {
 }
 
 
+# info()["shards"] key -> (metric name, help), one series per store shard.
+SHARD_GAUGES = {
+    "lag_s": (
+        "curriculum_shard_ingest_lag_seconds",
+        "Recent average time from a batch's send to its ingest.",
+    ),
+    "queued": ("curriculum_shard_queued_sends", "Sends waiting behind each writer's latest ingested batch."),
+    "ingested": ("curriculum_shard_ingested_samples", "Per-sample byproducts the store shard applied."),
+}
+
+
 class _Snapshot:
     """A collector over families built before the scrape is rendered."""
 
@@ -87,6 +98,9 @@ def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None
     selection = HistogramMetricFamily(
         "curriculum_selection_seconds", "Time the store spent selecting each round's subset.", labels=["run"]
     )
+    shards = {
+        k: GaugeMetricFamily(name, doc, labels=["run", "shard"]) for k, (name, doc) in SHARD_GAUGES.items()
+    }
     for run, answer in sorted(runs.items()):
         up.add_metric([run], 0.0 if answer is None else 1.0)
         if answer is None:
@@ -104,10 +118,13 @@ def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None
         ]
         if accuracies:
             accuracy.add_metric([run], float(accuracies[-1]))
+        for index, load in enumerate(info.get("shards", [])):
+            for key, family in shards.items():
+                family.add_metric([run, str(index)], float(load[key]))
         seconds = [r["selection_ms"] / 1e3 for r in rounds]
         buckets = [(repr(le), float(sum(s <= le for s in seconds))) for le in SELECTION_BUCKETS_S]
         selection.add_metric([run], [*buckets, ("+Inf", float(len(seconds)))], sum_value=sum(seconds))
-    return [up, run_info, *counters.values(), *gauges.values(), accuracy, selection]
+    return [up, run_info, *counters.values(), *gauges.values(), accuracy, selection, *shards.values()]
 
 
 def add_metrics(app: FastAPI, directory: StoreDirectory) -> None:

@@ -77,11 +77,14 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
             ..., min_length=1, max_length=200, description="stable id of the sending process"
         ),
         seq: int = Query(..., ge=0, description="the writer's sequence number: a retried send counts once"),
+        sent: float = Query(0.0, ge=0, description="the writer's clock when it sent the batch (load report)"),
+        queued: int = Query(0, ge=0, description="the writer's unacknowledged sends, this one included"),
     ) -> Any:
         """One byproduct batch (columns ``sample_id``, ``loss``, ``step``, ``lr``, optionally ``correct``,
         sketches, ...), validated whole and applied exactly once."""
         columns = decode_byproducts(await request.body(), request.headers.get("content-type", ""))
         batch = {**columns, "round": round, "rank": rank, "writer": writer, "seq": seq}
+        batch |= {"sent": sent, "queued": queued}
         return await call_store(directory, run, "ingest", batch)
 
     @app.get(
