@@ -27,7 +27,7 @@ import numpy as np
 
 from scorer_service.core import counter_rng
 from scorer_service.core.label_noise import NoiseFit, fit
-from scorer_service.core.radix import LEVELS
+from scorer_service.core.radix import DIGITS, LEVELS
 from scorer_service.core.reduce import combine
 from scorer_service.core.rounds import NO_CUT
 from scorer_service.selection.diversity import DiversityTerm
@@ -80,12 +80,14 @@ def find_cut(shards: ShardGroup, round_: int, k: int, selectable: int) -> tuple[
     prefix, need, last = 0, k, [0] * count
     for level in range(LEVELS):
         parts = step(shards, round_, "counts", {"prefix": prefix, "level": level})
-        total = np.sum(parts, axis=0)
+        total = np.zeros(DIGITS, dtype=np.int64)
+        for digits, counts in parts:
+            total[digits] += counts
         above = np.cumsum(total[::-1])[::-1]
         digit = int(np.flatnonzero(above >= need)[-1])
         need -= int(above[digit] - total[digit])
         prefix = (prefix << 16) | digit
-        last = [int(p[digit]) for p in parts]
+        last = [int(counts[digits == digit].sum()) for digits, counts in parts]
     ties = []
     for tied in last:
         take = min(tied, need)

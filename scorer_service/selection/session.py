@@ -113,8 +113,12 @@ class ShardSession:
         counts, _ = np.histogram(self.state.dih, bins=HISTOGRAM_BINS, range=(lo, hi))
         return {"selectable:count": int(np.count_nonzero(self.codes)), "dih:hist": counts}
 
-    def counts(self, prefix: int, level: int) -> np.ndarray:
-        return digit_counts(self.codes, np.uint64(prefix), np.int64(level))
+    def counts(self, prefix: int, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """How many keys under ``prefix`` have each next 16-bit digit: (digits, counts), nonzero only
+        (what a shard sends stays small however many shards there are)."""
+        counts = digit_counts(self.codes, np.uint64(prefix), np.int64(level))
+        digits = np.flatnonzero(counts)
+        return digits.astype(np.uint16), counts[digits]
 
     def cut(self, threshold: int, ties: int) -> int:
         """Keep the keys above ``threshold`` and the first ``ties`` equal to it."""
