@@ -2,9 +2,9 @@
 
 Every ingest runs :func:`_apply_records`, one compiled pass that updates each sample's record (see
 :mod:`.state`): DIH (DIHCL Eqs. 1-2, :mod:`.hardness`), flips and the Thompson-sampling counts, the
-latest loss and correctness, when and in which round it was seen; and the running mean of its loss. The per-sample vectors and
-scores only some methods keep (DoCL, output sketches, embeddings, instance data parameters) are
-vectorized numpy over the batch, run only for batches that carry them.
+latest loss and correctness, when and in which round it was seen, and the running mean of its loss.
+The per-sample vectors and scores only some methods keep (DoCL, output sketches, embeddings,
+instance data parameters) are vectorized numpy over the batch, run only for batches that carry them.
 """
 
 from __future__ import annotations
