@@ -183,8 +183,9 @@ def in_process(batch_size: int, passes: int, profile: bool = False) -> tuple[InP
             profiler.enable()
         store.ingest(b)
     seconds = time.perf_counter() - t0
-    if store.info()["ingested"] != N * (passes + 1):
-        raise RuntimeError(f"in-process store ingested {store.info()['ingested']} of {N * (passes + 1)}")
+    ingested = store.ingestor.counters["ingested"]
+    if ingested != N * (passes + 1):
+        raise RuntimeError(f"in-process store ingested {ingested} of {N * (passes + 1)}")
     text = ""
     if profiler is not None:
         profiler.disable()

@@ -146,7 +146,7 @@ def images(n: int = 2000, classes: int = 10, noise: float = 0.0, size: int = 16,
     y = rng.integers(0, classes, size=total)
     shifts = rng.integers(-2, 3, size=(total, 2))
     x = np.stack([np.roll(patterns[c], tuple(s), axis=(1, 2)) for c, s in zip(y, shifts, strict=True)])
-    x += 1.5 * rng.standard_normal(x.shape).astype(np.float32)
+    x += 3.0 * rng.standard_normal(x.shape).astype(np.float32)
     y_tr, noisy = _flip_labels(y[:n], classes, noise, seed)
     return _in_memory(f"images-n{n}-c{classes}-noise{noise:g}", x[:n], y_tr, x[n:], y[n:], noisy)
 

@@ -2,9 +2,9 @@
 
 Every ingest runs :func:`_apply_records`, one compiled pass that updates each sample's record (see
 :mod:`.state`): DIH (DIHCL Eqs. 1-2, :mod:`.hardness`), flips and the Thompson-sampling counts, the
-latest loss and correctness, when and in which round it was seen. The per-sample vectors and
-scores only some methods keep (DoCL, output sketches, embeddings, instance data parameters) are
-vectorized numpy over the batch, run only for batches that carry them.
+latest loss and correctness, when and in which round it was seen, and the running mean of its loss.
+The per-sample vectors and scores only some methods keep (DoCL, output sketches, embeddings,
+instance data parameters) are vectorized numpy over the batch, run only for batches that carry them.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def apply_batch(
         metric,
         gamma,
         lr_since,
+        s.loss_mean,
     )
     if docl:
         _apply_docl(s, batch, lr_since, outputs_seen)
@@ -62,10 +63,6 @@ def apply_batch(
     for name in ("log_sigma", "log_sigma_momentum", "label", "predicted"):
         if name in batch.extra:
             s.columns[name][ids] = batch.extra[name]
-    # Running mean of the loss over every observation (the label-noise estimate's input); the record
-    # pass has already counted this observation in ``seen``.
-    mean, count = s.loss_mean[ids].astype(np.float64), s.seen[ids]
-    s.loss_mean[ids] = np.where(count == 1, batch.loss, mean + (batch.loss - mean) / count)
 
 
 _SIGNATURES = [
@@ -82,6 +79,7 @@ _SIGNATURES = [
         INT,
         nb.float64,
         out(nb.float64),
+        out(nb.float32),
     )
     for loss in FLOATS
     for lr in FLOATS
@@ -102,6 +100,7 @@ def _apply_records(
     metric: int,
     gamma: float,
     lr_since_out: np.ndarray,
+    loss_mean: np.ndarray,
 ) -> None:
     keep_since = lr_since_out.shape[0] > 0
     m = ids.shape[0]
@@ -130,6 +129,9 @@ def _apply_records(
         r.last_seen_step = now
         r.last_seen_round = round_
         r.seen += 1
+        # The running mean of the loss over every observation (the label-noise estimate's input).
+        j = ids[i]
+        loss_mean[j] = x if first else loss_mean[j] + (x - loss_mean[j]) / r.seen
         if keep_since:
             lr_since_out[i] = since
 
