@@ -1,11 +1,12 @@
-"""Run the benchmark suites: tables on stdout, progress on stderr, JSON, PNG plots and a Markdown
-summary in the output folder.
+"""Run the benchmark suites: tables on stdout, progress on stderr, files in the output folder.
+
+The output folder gets each suite's JSON, PNG plots and a Markdown summary.
 
     python -m benchmarks [SUITE ...] [--quick] [--out DIR]
 
-overhead, rest, outcomes and noisy run in this process on one local Ray instance; ingest, soak and
-selection run as their own commands (``python -m benchmarks.ingest`` etc., which start their own
-Ray or subprocesses), after this process's Ray has been shut down.
+overhead, rest, outcomes and noisy run in this process on one local Ray instance; ingest, soak,
+selection and scale run as their own commands (``python -m benchmarks.ingest`` etc., which start
+their own Ray or subprocesses), after this process's Ray has been shut down.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ EXTERNAL: dict[str, tuple[list[str], list[str], float]] = {
     "ingest": (["--quick"], [], 900.0),
     "soak": (["--seconds", "20"], ["--seconds", "120"], 900.0),
     "selection": (["--quick"], ["--quick"], 1200.0),
+    "scale": (["--quick"], [], 5400.0),
 }
 SUITES = IN_PROCESS + tuple(EXTERNAL)
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,7 @@ TITLES = {
     "ingest": "Ingest",
     "soak": "Soak",
     "selection": "Selection",
+    "scale": "Scale: a store in shards",
 }
 
 

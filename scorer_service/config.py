@@ -124,11 +124,18 @@ class StoreConfig:
         "store shards (actors) by sample-id range, each with its own snapshots and log; "
         "0: as many as n and the nodes' memory need",
     )
+    max_staleness: int = setting(
+        -1,
+        "ranks skip the end-of-round barrier and a round is selected from scores at most this many "
+        "optimizer steps old (-1: every rank's byproducts are in before a round is selected)",
+    )
 
     def __post_init__(self) -> None:
         selector_spec(self.method)
         if self.store_shards < 0 or (self.n and self.store_shards > self.n):
             raise ValueError(f"store_shards must be in [0, n], got {self.store_shards}")
+        if self.max_staleness < -1:
+            raise ValueError(f"max_staleness must be >= -1 (-1: no staleness), got {self.max_staleness}")
         if self.metric not in HARDNESS_METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(HARDNESS_METRICS)}")
         if not 0.0 < self.gamma <= 1.0:
@@ -239,6 +246,7 @@ class StoreConfig:
             widths=widths,
             log_sigma_init=self.log_sigma_init,
             correct=self.correct,
+            superseded=self.max_staleness >= 0,
         )
 
     def planner(self) -> RoundSelector:

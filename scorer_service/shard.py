@@ -289,6 +289,10 @@ class StoreShard:
             }
         )
 
+    def progress(self) -> dict[int, int]:
+        """Per rank, the newest optimizer step of its byproducts applied here."""
+        return self._read(lambda: dict(self.ingestor.progress))
+
     def keeps(self, matrix: str) -> bool:
         """Whether this shard keeps the per-sample vectors ``matrix`` ("embedding", "outputs")."""
         return matrix in self.state.matrices

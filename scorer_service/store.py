@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from scorer_service.config import StoreConfig
-from scorer_service.core import queries
+from scorer_service.core import queries, staleness
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.rounds import check_metrics
 from scorer_service.core.split import acknowledged, check, split
@@ -56,17 +56,20 @@ class HardnessStore:
         batch = check(data, self.config.n, self._widths, correct=self.config.correct)
         return acknowledged(self.shards.call("ingest", [(p,) for p in split(data, batch, self.bounds)]))
 
-    def prepare(self, round_: int, world_size: int) -> list[int]:
+    def prepare(self, round_: int, world_size: int, step: int | None = None) -> list[int]:
         """Select round ``round_`` on its first request and re-cut it for a new world size; returns how
-        many ids each shard trains on (a rank's ids are then fetched from the shards)."""
+        many ids each shard trains on (a rank's ids are then fetched from the shards). ``step``: the
+        asker's newest optimizer step, for a run with ``max_staleness`` (see :mod:`.core.staleness`)."""
         if not 0 <= round_ < self.config.epochs:
             raise InvalidQuery(f"round must be in [0, {self.config.epochs}), got {round_}")
         if world_size < 1:
             raise InvalidQuery(f"world_size must be >= 1, got {world_size}")
         held = self._ask("round_state", round_)
         if any(h is None for h in held):  # after a failure half-way this selects the same again
+            lag = staleness.admit(round_, world_size, step, self.config.max_staleness, self._ask)
             noise = fit_noise(self.shards) if self.planner.denoise is not None else None
-            self._ask("adopt", round_, self.planner.select(self.shards, round_, world_size, noise))
+            meta = self.planner.select(self.shards, round_, world_size, noise)
+            self._ask("adopt", round_, meta | {"details": meta["details"] | lag})
             held = self._ask("round_state", round_)
         if held[0]["world_size"] != world_size:  # elastic training: the same selection, re-cut
             selected = [h["selected"] for h in held]
@@ -76,12 +79,11 @@ class HardnessStore:
             return counts
         return held[0]["counts"]
 
-    def subset(self, round_: int, rank: int, world_size: int) -> np.ndarray:
-        """Rank ``rank``'s shard of round ``round_``'s subset, selected once on the round's first request
-        (so every rank's byproducts of the previous round must be in before any rank asks)."""
+    def subset(self, round_: int, rank: int, world_size: int, step: int | None = None) -> np.ndarray:
+        """Rank ``rank``'s shard of round ``round_``'s subset (selected on the round's first request)."""
         if world_size < 1 or not 0 <= rank < world_size:
             raise InvalidQuery(f"need 0 <= rank < world_size, got rank {rank}, world_size {world_size}")
-        self.prepare(round_, world_size)
+        self.prepare(round_, world_size, step)
         return np.concatenate([np.zeros(0, np.int64), *self._ask("rank_ids", round_, rank, world_size)])
 
     def record_round(self, round_: int, metrics: dict[str, float]) -> None:

@@ -109,3 +109,23 @@ def test_trainer_routes_need_the_token(client):
         client.post("/v1/runs/nope/byproducts", params=params(0), content=body, headers=ARROW).status_code
         == 404
     )
+
+
+def test_a_round_too_far_behind_the_trainers_is_425_until_the_scores_catch_up():
+    store = HardnessStore(StoreConfig(n=20, epochs=3, run="h", warm_start=1, cycle_length=1, max_staleness=1))
+    client = TestClient(build_app(LocalDirectory({"h": store}), token="tok"))
+    client.get("/v1/runs/h/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=AUTH)
+    for step in range(3):
+        r = client.post("/v1/runs/h/byproducts", params=params(step), json=_json([step], step), headers=AUTH)
+        assert r.status_code == 200
+    ask = {"rank": 0, "world_size": 1, "step": 4}
+    r = client.get("/v1/runs/h/rounds/1/shard", params=ask, headers=AUTH)
+    assert r.status_code == 425 and "2 steps behind step 4, and max_staleness is 1" in r.json()["detail"]
+    assert 1 not in store.rounds
+    client.post("/v1/runs/h/byproducts", params=params(3), json=_json([3], 3), headers=AUTH)
+    r = client.get("/v1/runs/h/rounds/1/shard", params=ask, headers=AUTH)
+    assert r.status_code == 200 and store.round_summaries()[1]["details"]["staleness_steps"] == 1
+
+
+def _json(ids, step):
+    return {k: v.tolist() for k, v in columns(ids, step=step).items()}

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from scorer_service.core.arrow import to_ipc
-from scorer_service.core.errors import InvalidQuery, NotFound
+from scorer_service.core.errors import InvalidQuery, NotFound, NotReady
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
@@ -45,8 +45,8 @@ class HttpEndpoint:
         if method == "info":
             return self._request("GET", p)
         if method == "subset":
-            round_, rank, world = args
-            params = {"rank": rank, "world_size": world}
+            round_, rank, world, *step = args
+            params = {"rank": rank, "world_size": world} | ({"step": step[0]} if step else {})
             return np.asarray(
                 self._request("GET", f"{p}/rounds/{round_}/shard", params=params)["ids"], np.int64
             )
@@ -83,6 +83,8 @@ class HttpEndpoint:
             detail = _detail(r)
             if r.status_code == 404:
                 raise NotFound(detail)
+            if r.status_code == 425:
+                raise NotReady(detail)
             if r.status_code < 500:
                 raise InvalidQuery(detail)
             if attempt == self.retries:

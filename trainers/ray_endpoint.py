@@ -33,8 +33,8 @@ class ActorEndpoint:
 
     def call(self, name: str, *args: Any) -> Any:
         if self.shards and name == "subset":
-            round_, rank, world = args
-            self.result(self.handle.prepare.remote(round_, world))
+            round_, rank, world, *step = args
+            self.result(self.handle.prepare.remote(round_, world, *step))
             parts = _get([method(s, "rank_ids").remote(round_, rank, world) for s in self.shards])
             return np.concatenate([np.zeros(0, np.int64), *parts])
         return self.result(self.submit(name, *args))

@@ -178,9 +178,20 @@ class Recorder:
 
     def end_round(self, metrics: Mapping[str, float] | None = None) -> None:
         """End the current round on every rank: flush, wait for all ranks, record rank 0's ``metrics``
-        (numbers: test accuracy, train loss, ...) with the round, and wait again."""
-        self.flush()
+        (numbers: test accuracy, train loss, ...) with the round, and wait again.
+
+        In a run with ``max_staleness`` (but its last round) the ranks do not wait: the buffer is sent
+        on in the background, rank 0 records the metrics, and the next round's :meth:`set_epoch` waits
+        only until the store's scores are close enough to this step."""
         s = self.sampler
+        if s.max_staleness >= 0 and s.round is not None and s.round < s.epochs - 1:
+            self._hand_off()
+            self._raise_error()
+            if s.rank == 0:
+                self.endpoint.call("record_round", s.round, {k: v for k, v in (metrics or {}).items()})
+            s.completed = s.round
+            return
+        self.flush()
         s.barrier()
         if s.rank == 0:
             self.endpoint.call("record_round", s.round, {k: v for k, v in (metrics or {}).items()})

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from scorer_service.core.errors import NotReady
 from trainers.distributed import default_barrier, rank_and_world
 from trainers.endpoint import Endpoint, endpoint_for
 from trainers.recorder import Recorder
+
+# How long a rank waits for the other ranks' byproducts of a run with max_staleness.
+STALENESS_WAIT_S = 600.0
 
 
 class RoundSampler(torch.utils.data.Sampler[int]):
@@ -82,8 +87,29 @@ class RoundSampler(torch.utils.data.Sampler[int]):
                 )
             self.barrier()
             self._started = True
-        self.ids = np.asarray(self.endpoint.call("subset", epoch, self.rank, self.world_size), dtype=np.int64)
+        self.ids = np.asarray(self._fetch(epoch), dtype=np.int64)
         self.round = epoch
+
+    @property
+    def max_staleness(self) -> int:
+        """How many optimizer steps behind the trainers a round's scores may be (-1: none)."""
+        return int(self.config.get("max_staleness", -1))
+
+    def _fetch(self, epoch: int) -> Any:
+        if self.max_staleness < 0:
+            return self.endpoint.call("subset", epoch, self.rank, self.world_size)
+        # No barrier: ask with this rank's newest step until the store's scores are close enough.
+        deadline = time.monotonic() + STALENESS_WAIT_S
+        while True:
+            try:
+                return self.endpoint.call("subset", epoch, self.rank, self.world_size, self.step - 1)
+            except NotReady:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"round {epoch} of run {self.run!r}: the store's scores stayed more than "
+                        f"{self.max_staleness} steps behind step {self.step - 1} for {STALENESS_WAIT_S:g} s"
+                    ) from None
+                time.sleep(0.01)
 
     def order(self) -> np.ndarray:
         """The shard's positions in this round's order (seeded by seed, round and rank)."""

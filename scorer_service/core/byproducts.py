@@ -21,7 +21,7 @@ unacknowledged then, this one included).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,23 @@ class ByproductBatch:
 
     def __len__(self) -> int:
         return int(self.sample_id.shape[0])
+
+    def rows(self, keep: np.ndarray) -> ByproductBatch:
+        """The batch with only the samples where ``keep`` is true (the batch fields unchanged)."""
+        return replace(
+            self,
+            sample_id=self.sample_id[keep],
+            loss=self.loss[keep],
+            correct=None if self.correct is None else self.correct[keep],
+            step=self.step[keep],
+            lr=self.lr[keep],
+            extra={name: values[keep] for name, values in self.extra.items()},
+        )
+
+    def newest_step(self) -> int:
+        """The newest optimizer step the whole batch covers (a shard's part: its table's); -1 if none."""
+        steps = [a for a in (self.step, self.table_step) if a is not None and len(a)]
+        return max((int(a.max()) for a in steps), default=-1)
 
     @classmethod
     def from_mapping(

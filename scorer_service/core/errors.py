@@ -1,5 +1,5 @@
-"""Errors the store raises; the REST layer maps :class:`NotFound` to 404, :class:`Conflict` to 409, the
-other two to 400, each with its message."""
+"""Errors the store raises; the REST layer maps :class:`NotFound` to 404, :class:`Conflict` to 409,
+:class:`NotReady` to 425, the other two to 400, each with its message."""
 
 
 class InvalidBatch(ValueError):
@@ -13,6 +13,11 @@ class InvalidQuery(ValueError):
 class Conflict(ValueError):
     """A well-formed request that the store's configuration does not allow (a snapshot of a store
     kept in memory only)."""
+
+
+class NotReady(Conflict):
+    """A round that may not be selected yet: the scores are further behind the trainers than the run's
+    ``max_staleness`` allows. Ask again once more byproducts are in."""
 
 
 class NotFound(KeyError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ class StateImage:
     cum: np.ndarray
     applied: dict[str, list]
     counters: dict[str, Any]
+    progress: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class IngestPlan:
 
     batch: ByproductBatch
     new_lrs: np.ndarray
+    superseded: int = 0  # observations dropped: the sample was already observed at a later step
+    newest: int = -1  # the newest optimizer step the batch covers
 
 
 class Ingestor:
@@ -58,11 +61,14 @@ class Ingestor:
         log_sigma_init: float = 0.0,
         correct: bool = True,
         first: int = 0,
+        superseded: bool = False,
     ) -> None:
         self.n, self.metric, self.gamma, self.correct, self.first = n, metric, gamma, correct, first
         self._metric = metric_code(metric)
         self.widths = widths
         self.log_sigma_init = log_sigma_init
+        # Whether an observation older than a sample's newest is dropped (True) or refused (False).
+        self.superseded = superseded
         # Number of the next scan (see scan.py); never reused, so it outlives reset() and restore().
         self._scans = 1
         self.reset()
@@ -77,7 +83,10 @@ class Ingestor:
         )
         self.lr_log = LearningRateLog()
         self.applied = AppliedSequences()
-        self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0}
+        # Per rank, the newest optimizer step of its batches applied here (a writer's sends are
+        # applied in order): how far behind the trainers the scores are (bounded staleness).
+        self.progress: dict[int, int] = {}
+        self.counters = {"ingested": 0, "batches": 0, "rejected": 0, "duplicates": 0, "superseded": 0}
         self.ingest_seconds = 0.0
 
     def plan(self, data: dict[str, Any]) -> IngestPlan | None:
@@ -103,14 +112,18 @@ class Ingestor:
             raise InvalidBatch(problem)
         if (batch.writer, batch.seq) in self.applied:
             return None
+        steps, lrs, dropped, newest = batch.step, batch.lr, 0, batch.newest_step()
         if scan[STALE] >= 0:
-            i = int(scan[STALE])
-            sample = int(batch.sample_id[i])
-            raise InvalidBatch(
-                f"sample {sample + self.first} observed at step {int(batch.step[i])}, "
-                f"but it was already observed at the later step {int(records[sample]['last_seen_step'])}"
-            )
-        steps, lrs = batch.step, batch.lr
+            if not self.superseded:
+                i = int(scan[STALE])
+                sample = int(batch.sample_id[i])
+                raise InvalidBatch(
+                    f"sample {sample + self.first} observed at step {int(batch.step[i])}, but it was "
+                    f"already observed at the later step {int(records[sample]['last_seen_step'])}"
+                )
+            # Ranks that do not wait for each other: a newer observation of a sample came first.
+            keep = batch.step >= records["last_seen_step"][batch.sample_id]
+            batch, dropped = batch.rows(keep), int(len(keep) - keep.sum())
         if batch.table_step is not None:  # a part of a batch split over shards: the whole batch's rates
             steps = np.concatenate([batch.table_step, steps])
             lrs = np.concatenate([batch.table_lr.astype(np.float64), lrs.astype(np.float64)])
@@ -118,14 +131,16 @@ class Ingestor:
             new_lrs = self.lr_log.plan(steps, lrs)
         except ValueError as e:
             raise InvalidBatch(str(e)) from None
-        return IngestPlan(batch, new_lrs)
+        return IngestPlan(batch, new_lrs, dropped, newest)
 
     def apply(self, plan: IngestPlan, started: float) -> None:
         """Apply a plan from :meth:`plan`; ``started`` is its ``perf_counter`` time (ingest rate)."""
         batch = plan.batch
         apply_batch(self.state, self.lr_log, batch, plan.new_lrs, self._metric, self.gamma)
         self.applied.add(batch.writer, batch.seq)
+        self.progress[batch.rank] = max(plan.newest, self.progress.get(batch.rank, -1))
         self.counters["ingested"] += len(batch)
+        self.counters["superseded"] += plan.superseded
         self.counters["batches"] += 1
         self.ingest_seconds += time.perf_counter() - started
 
@@ -135,7 +150,12 @@ class Ingestor:
         counters = {**self.counters, "ingest_seconds": self.ingest_seconds}
         columns = {name: values.copy() for name, values in {**s.columns, **s.matrices}.items()}
         return StateImage(
-            columns, self.lr_log.lr.copy(), self.lr_log.cum.copy(), self.applied.state(), counters
+            columns,
+            self.lr_log.lr.copy(),
+            self.lr_log.cum.copy(),
+            self.applied.state(),
+            counters,
+            dict(self.progress),
         )
 
     def restore(self, image: StateImage) -> None:
@@ -147,6 +167,7 @@ class Ingestor:
         self.lr_log = LearningRateLog()
         self.lr_log.restore(image.lr, image.cum)
         self.applied = AppliedSequences(image.applied)
+        self.progress = dict(image.progress)
         counters = dict(image.counters)
         self.ingest_seconds = float(counters.pop("ingest_seconds", 0.0))
-        self.counters = counters
+        self.counters = {"superseded": 0} | counters

@@ -150,6 +150,7 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
         "rounds_completed": sum(1 for r in rounds if r["metrics"]),
         "steps": max(p["steps"] for p in parts),
         "ingested": sum(p["ingested"] for p in parts),
+        "superseded": sum(p.get("superseded", 0) for p in parts),
         **{k: max(p[k] for p in parts) for k in ("batches", "rejected", "duplicates")},
         "ingest_samples_per_s": rate,
         "shards": [

@@ -143,6 +143,7 @@ class Journal:
             "round_end": dict(self.round_end),
             "applied": image.applied,
             "counters": image.counters,
+            "progress": {str(rank): step for rank, step in image.progress.items()},
             "config": config,
             "cum_total": float(image.cum[-1]),
         }
@@ -201,7 +202,10 @@ class Journal:
         columns, rounds, steps = self.storage.read_snapshot(seq)
         self.round_end = {int(r): s for r, s in manifest["round_end"].items()}
         cum = np.append(steps["cum_before"], manifest["cum_total"])
-        image = StateImage(columns, steps["lr"], cum, manifest["applied"], dict(manifest["counters"]))
+        progress = {int(rank): step for rank, step in manifest.get("progress", {}).items()}
+        image = StateImage(
+            columns, steps["lr"], cum, manifest["applied"], dict(manifest["counters"]), progress
+        )
         return image, rounds_from_table(rounds)
 
     def replay(self, seq: int, store: Any) -> None:

@@ -29,6 +29,7 @@ SHARD_QUERIES = frozenset(
         "keeps",
         "noise_part",
         "load",
+        "progress",
     }
 )
 

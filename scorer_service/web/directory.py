@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from fastapi import HTTPException
 
-from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound
+from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound, NotReady
 
 CALL_TIMEOUT_S = 10.0
 MAX_MESSAGE = 300
@@ -66,11 +66,14 @@ def one_line(text: str) -> str:
 
 
 def http_error(e: BaseException, run: str) -> HTTPException:
-    """The HTTP error for what calling the store of ``run`` raised: 404 for what does not exist, 409 for
-    what its configuration does not allow, 400 for a request it refuses (all with the store's own
-    message), 503 for a store that cannot answer now, 500 for anything else (logged here, never sent)."""
+    """The HTTP error for what calling the store of ``run`` raised, with the store's own message: 404
+    for what does not exist, 425 for a round that may not be selected yet, 409 for what its
+    configuration does not allow, 400 for a request it refuses; 503 for a store that cannot answer
+    now, 500 for anything else (logged here, never sent)."""
     if isinstance(e, NotFound):
         return HTTPException(404, one_line(str(e)))
+    if isinstance(e, NotReady):
+        return HTTPException(425, one_line(str(e)))
     if isinstance(e, Conflict):
         return HTTPException(409, one_line(str(e)))
     if isinstance(e, InvalidQuery | InvalidBatch):

@@ -38,6 +38,8 @@ class RunSummary(BaseModel):
     batches: int
     rejected: int
     duplicates: int
+    # Observations dropped because the sample had been observed at a later step (max_staleness runs).
+    superseded: int = 0
     ingest_samples_per_s: float
 
 
@@ -152,6 +154,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "the body is too large",
         415: "the body is neither an Arrow IPC stream nor JSON",
         422: "a parameter outside its declared type or range",
+        425: "the round may not be selected yet: the scores are too far behind (max_staleness)",
         500: "the store failed (details in the server log)",
         503: "the store did not answer in time or is restarting",
     }

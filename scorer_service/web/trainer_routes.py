@@ -88,16 +88,25 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
         return await call_store(directory, run, "ingest", batch)
 
     @app.get(
-        "/v1/runs/{run}/rounds/{round_}/shard", response_model=Shard, responses=ERRORS, dependencies=guard
+        "/v1/runs/{run}/rounds/{round_}/shard",
+        response_model=Shard,
+        responses=errors(400, 401, 403, 404, 422, 425, 500, 503),
+        dependencies=guard,
     )
     async def get_shard(
         run: str = run_name,
         round_: int = Path(..., ge=0, description="round"),
         rank: int = Query(..., ge=0),
         world_size: int = Query(..., ge=1, le=100_000),
+        step: int | None = Query(
+            None,
+            ge=-1,
+            description="the rank's newest optimizer step (runs with max_staleness: 425 until "
+            "the scores are at most that many steps behind it)",
+        ),
     ) -> Any:
         """Rank ``rank``'s equal, disjoint shard of the round's selection (selected on first request)."""
-        ids = await call_store(directory, run, "subset", round_, rank, world_size)
+        ids = await call_store(directory, run, "subset", round_, rank, world_size, step)
         return {"round": round_, "rank": rank, "world_size": world_size, "ids": np.asarray(ids).tolist()}
 
     @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS, dependencies=guard)

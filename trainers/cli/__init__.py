@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -98,6 +99,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    """``python -m benchmarks ARGV``: the suites live next to the package in a source checkout."""
+    sys.path.insert(0, os.getcwd())
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError:
+        print(
+            "curriculum bench: the benchmark suites ship with the source; run it in its root", file=sys.stderr
+        )
+        return 2
+    return bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="curriculum", description=__doc__)
@@ -106,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     add_query_parsers(sub)
     add_report_parser(sub)
+    sub.add_parser("bench", help="run the benchmark suites (see curriculum bench --help)", add_help=False)
+    if argv[:1] == ["bench"]:  # its own parser: python -m benchmarks
+        return cmd_bench(argv[1:])
     args = parser.parse_args(argv)
     commands = {
         "train": cmd_train,
