@@ -120,6 +120,16 @@ def test_unknown_suite_is_an_error(tmp_path, capsys):
     assert "unknown suite" in capsys.readouterr().err
 
 
+def test_curriculum_bench_runs_the_suites_in_a_source_checkout(tmp_path, monkeypatch, capfd):
+    from trainers.cli import main as cli
+
+    assert cli(["bench", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown suite" in capfd.readouterr().err
+    monkeypatch.chdir(tmp_path)  # no benchmarks/ here: an installed package has none
+    assert cli(["bench", "--help"]) == 2
+    assert "source checkout" in capfd.readouterr().err
+
+
 def test_selection_speedups_compare_each_of_our_runs_with_the_fastest_library_run():
     from benchmarks.selection import speedups
 

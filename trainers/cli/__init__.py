@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -100,16 +101,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    """``python -m benchmarks ARGV``: the suites live next to the package in a source checkout."""
-    sys.path.insert(0, os.getcwd())
-    try:
-        from benchmarks.__main__ import main as bench_main
-    except ImportError:
+    """``python -m benchmarks ARGV`` in its own process: the suites ship with the source, not the wheel."""
+    if not os.path.isfile(os.path.join("benchmarks", "__main__.py")):
         print(
-            "curriculum bench: the benchmark suites ship with the source; run it in its root", file=sys.stderr
+            "curriculum bench: run it in the root of a source checkout (benchmarks/ is there)",
+            file=sys.stderr,
         )
         return 2
-    return bench_main(argv)
+    return subprocess.run([sys.executable, "-m", "benchmarks", *argv], check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
