@@ -83,7 +83,8 @@ def _py(v: Any) -> Any:
 def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
     """One shard's part of a query over a rankable column whose position 0 is sample ``first``:
     ``top`` (k, order): its k best as (ids, values); ``range``: finite min and max, and counts;
-    ``hist`` (bins, lo, hi): counts of the finite values in ``bins`` bins over [lo, hi]."""
+    ``hist`` (bins, lo, hi): counts of the finite values in ``bins`` bins over [lo, hi] (values outside
+    it, which changed since the ``range`` part, in the end bins) and the missing count, of one read."""
     finite = np.isfinite(values)
     if op == "top":
         k, order = args
@@ -101,7 +102,8 @@ def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
             "missing:count": int(values.size - x.size),
         }
     bins, lo, hi = args
-    return {"v:hist": np.histogram(x, bins=bins, range=(lo, hi))[0]}
+    counts = np.histogram(np.clip(x, lo, hi), bins=bins, range=(lo, hi))[0]
+    return {"v:hist": counts, "missing:count": int(values.size - x.size)}
 
 
 def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str) -> list[dict]:
@@ -196,17 +198,18 @@ def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
 
 def sharded_histogram(ask: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
     """The histogram of ``metric`` over every shard (``ask(method, *args)``: every shard's answer), with
-    the edges one store would use: the finite range first, then each shard's counts over it."""
+    the edges one store would use: the finite range first, then each shard's counts over it. Counts
+    and missing come from one read of each shard, so they add up to n while the store changes."""
     stats = combine(ask("metric_part", metric, "range"))
     edges = histogram_edges(stats, bins)
     if edges is None:
         return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing:count"]}
-    counts = combine(ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))["v:hist"]
+    hist = combine(ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))
     return {
         "metric": metric,
-        "counts": counts.tolist(),
+        "counts": hist["v:hist"].tolist(),
         "edges": edges.tolist(),
-        "missing": stats["missing:count"],
+        "missing": hist["missing:count"],
     }
 
 
