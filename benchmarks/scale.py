@@ -181,7 +181,14 @@ def measure(n: int, shards: int, writers: int, batch: int, diversity: bool) -> d
     row["rss_bytes"] = [_rss_bytes(p) for p in pids]
     row["state_bytes"] = [m * bytes_per_sample(cfg) for m in parts]
     delete_store(run)
+    _wait_gone(pids)  # the next store's memory check must not count this one's
     return row
+
+
+def _wait_gone(pids: list[int], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+        time.sleep(0.2)
 
 
 def _select_as(store: HardnessStore, method: str, round_: int) -> None:
@@ -194,15 +201,34 @@ def _select_as(store: HardnessStore, method: str, round_: int) -> None:
         store.planner = saved
 
 
+def part_cost(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """A shard's ingest CPU per batch part as ``a + b * samples``, least squares over the largest size's
+    stores of several shards: every batch reaches every shard, so ``a`` (per call: Ray, validation, the
+    learning-rate table) is paid S times per batch, and ``b`` per sample once."""
+    n = max(r["n"] for r in rows)
+    points = []
+    for r in rows:
+        if r["n"] != n or r["shards"] < 2 or r["diversity"]:
+            continue
+        batches = -(-r["n"] // r["writers"] // r["batch"]) * r["writers"]
+        per_part = float(np.median(r["shard_cpu_s_per_million"])) * r["n"] / r["shards"] / 1e6 / batches
+        points.append((r["batch"] / r["shards"], per_part))
+    x, y = np.array(points).T
+    b, a = np.polyfit(x, y, 1) if len(points) > 1 else (0.0, float(y[0]))
+    return float(max(a, 0.0)), float(max(b, 0.0))
+
+
 def projection(rows: list[dict[str, Any]], total: int = 5_000_000_000) -> list[dict[str, Any]]:
     """5 B samples on 100 and 200 shards, each shard with a core of its own, from the largest measured
-    store's per-shard figures: state bytes per sample, ingest CPU per million samples, and selection
-    CPU per million samples per shard (the coordinator's round trips added per step: see BENCHMARKS.md)."""
+    stores' per-shard figures: state bytes per sample; ingest from the per-part cost (:func:`part_cost`)
+    for batches of 65,536 and of 1 M samples (a shard applies one part of every batch, so the run takes
+    ``batch / (a + b * batch / S)`` samples per second); selection CPU per million samples per shard
+    (the coordinator's round trips come on top: see BENCHMARKS.md)."""
     big = max(
         (r for r in rows if r["shards"] > 1 and not r["diversity"]), key=lambda r: (r["n"], r["shards"])
     )
     per_sample = big["state_bytes"][0] / (big["n"] / big["shards"])
-    ingest_cpu = float(np.median(big["shard_cpu_s_per_million"]))
+    a, b = part_cost(rows)
     out = []
     for shards in (100, 200):
         per_shard = total / shards
@@ -216,7 +242,10 @@ def projection(rows: list[dict[str, Any]], total: int = 5_000_000_000) -> list[d
                 "shards": shards,
                 "samples_per_shard": per_shard,
                 "state_gib_per_shard": per_sample * per_shard / 2**30,
-                "ingest_samples_per_s": shards * 1e6 / ingest_cpu,
+                "part_cost_ms": [1e3 * a, 1e6 * b],
+                "ingest_samples_per_s": {
+                    str(batch): batch / (a + b * batch / shards) for batch in (65_536, 1 << 20)
+                },
                 "shard_select_s": sel,
             }
         )
@@ -245,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(n, shards, args.writers, args.batch, diversity=False)
             rows.append(row)
             _print(row)
-        if n == min(sizes):
+        if n == min(sizes) and n <= 10_000_000:  # GreeDi on dense blocks: one size is enough
             for shards in [s for s in args.shards if s <= 4]:
                 row = measure(n, shards, args.writers, args.batch, diversity=True)
                 rows.append(row)

@@ -155,3 +155,30 @@ def test_selection_speedups_compare_each_of_our_runs_with_the_fastest_library_ru
     assert got["stochastic 0.01"]["objective_vs_it_pct"] == pytest.approx(100 * (99.8 / 98.0 - 1))
     # exact greedy is only compared with exact greedy
     assert got["lazy"]["fastest_library"] == "submodlib lazy" and got["lazy"]["speedup"] == pytest.approx(8.0)
+
+
+def test_the_scale_projection_recovers_a_per_part_ingest_cost():
+    from benchmarks.scale import part_cost, projection
+
+    a, b, n, batch = 2e-3, 5e-8, 1_000_000, 65_536
+    rows = []
+    for shards in (2, 4, 8):
+        parts = -(-n // 2 // batch) * 2  # two writers, each a pass over half of the ids
+        per_shard = parts * (a + b * batch / shards)
+        rows.append(
+            {
+                "n": n,
+                "shards": shards,
+                "writers": 2,
+                "batch": batch,
+                "diversity": False,
+                "shard_cpu_s_per_million": [per_shard / (n / shards / 1e6)] * shards,
+                "state_bytes": [100 * n // shards] * shards,
+                "select": {"dihcl-greedy": {"shard_cpu_s": [0.5] * shards}},
+            }
+        )
+    got_a, got_b = part_cost(rows)
+    assert got_a == pytest.approx(a, rel=1e-6) and got_b == pytest.approx(b, rel=1e-6)
+    hundred = projection(rows)[0]
+    assert hundred["ingest_samples_per_s"]["65536"] == pytest.approx(65_536 / (a + b * 65_536 / 100))
+    assert hundred["shard_select_s"]["dihcl-greedy"] == pytest.approx(0.5 / (n / 8 / 1e6) * 50)
