@@ -141,18 +141,24 @@ def _train(run: str, rank: int, slow_round: int, events: dict, errors: list) -> 
         errors.append(e)
 
 
-def test_ranks_skip_the_barrier_and_the_round_reports_its_lag(run_name):
-    run = curriculum.create_run(
-        run_name, n=32, epochs=3, warm_start=1, cycle_length=1, budget_start=1.0, max_staleness=2
-    )
+def two_ranks(run: str) -> dict:
+    """Train ranks 0 and 1 of ``run`` in two threads (rank 1 slow in round 0); when each did what."""
     events: dict = {"barrier": threading.Barrier(2)}
     errors: list = []
-    threads = [threading.Thread(target=_train, args=(run_name, r, 0, events, errors)) for r in (0, 1)]
+    threads = [threading.Thread(target=_train, args=(run, r, 0, events, errors)) for r in (0, 1)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
+    return events
+
+
+def test_ranks_skip_the_barrier_and_the_round_reports_its_lag(run_name):
+    run = curriculum.create_run(
+        run_name, n=32, epochs=3, warm_start=1, cycle_length=1, budget_start=1.0, max_staleness=2
+    )
+    events = two_ranks(run_name)
     # Rank 0 had round 1's shard while rank 1 was still in its last steps of round 0.
     assert events["fetched 0 1"] < events["woke 1 0"] < events["ended 1 0"]
     rounds = run.rounds()
@@ -160,7 +166,6 @@ def test_ranks_skip_the_barrier_and_the_round_reports_its_lag(run_name):
     assert 0 <= lag <= 2
     assert [len(r["metrics"]) for r in rounds] == [1, 1, 1]
     info = run.info()
-    print("lag", lag, "superseded", info["superseded"], "ingested", info["ingested"])
     # Every observation reached the store: applied, or dropped for a newer one of the same sample.
     assert info["ingested"] + info["superseded"] == sum(r["size"] // 2 * 2 for r in rounds)
 
@@ -169,13 +174,6 @@ def test_with_max_staleness_zero_the_round_waits_for_every_step(run_name):
     run = curriculum.create_run(
         run_name, n=32, epochs=2, warm_start=1, cycle_length=1, budget_start=1.0, max_staleness=0
     )
-    events: dict = {"barrier": threading.Barrier(2)}
-    errors: list = []
-    threads = [threading.Thread(target=_train, args=(run_name, r, 0, events, errors)) for r in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    events = two_ranks(run_name)
     assert events["fetched 0 1"] > events["woke 1 0"]  # it waited for rank 1's last step
     assert run.rounds()[1]["details"]["staleness_steps"] == 0
