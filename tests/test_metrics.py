@@ -67,6 +67,7 @@ def test_counters(scrape):
     assert value(scrape, "curriculum_rejected_batches_total") == 1
     assert value(scrape, "curriculum_duplicate_batches_total") == 1
     assert value(scrape, "curriculum_optimizer_steps_total") == 2
+    assert value(scrape, "curriculum_superseded_samples_total") == 0
 
 
 def test_gauges(scrape):

@@ -34,6 +34,10 @@ COUNTERS = {
     "batches": ("curriculum_ingest_batches", "Byproduct batches applied by the store."),
     "rejected": ("curriculum_rejected_batches", "Byproduct batches the store refused."),
     "duplicates": ("curriculum_duplicate_batches", "Re-sent batches acknowledged and ignored."),
+    "superseded": (
+        "curriculum_superseded_samples",
+        "Observations dropped because the sample was already observed at a later step (max_staleness).",
+    ),
     "steps": ("curriculum_optimizer_steps", "Optimizer steps in the run's learning-rate log."),
 }
 logger = logging.getLogger(__name__)
