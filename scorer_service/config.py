@@ -246,7 +246,7 @@ class StoreConfig:
             widths=widths,
             log_sigma_init=self.log_sigma_init,
             correct=self.correct,
-            superseded=self.max_staleness >= 0,
+            drop_superseded=self.max_staleness >= 0,
         )
 
     def planner(self) -> RoundSelector:

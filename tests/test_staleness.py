@@ -68,7 +68,7 @@ def test_a_round_waits_until_every_rank_is_close_enough(shards):
     got = store.subset(1, 0, 2, 4)
     assert len(got) > 0
     assert store.round_summaries()[1]["details"]["staleness_steps"] == 2
-    assert [p for p in store._ask("progress")] == [{0: 4, 1: 2}] * shards
+    assert store._ask("progress") == [{0: 4, 1: 2}] * shards
 
 
 def test_without_max_staleness_a_late_observation_is_refused_and_with_it_dropped():

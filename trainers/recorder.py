@@ -184,18 +184,17 @@ class Recorder:
         on in the background, rank 0 records the metrics, and the next round's :meth:`set_epoch` waits
         only until the store's scores are close enough to this step."""
         s = self.sampler
-        if s.max_staleness >= 0 and s.round is not None and s.round < s.epochs - 1:
+        wait = s.max_staleness < 0 or s.round is None or s.round >= s.epochs - 1
+        if wait:
+            self.flush()
+            s.barrier()
+        else:
             self._hand_off()
             self._raise_error()
-            if s.rank == 0:
-                self.endpoint.call("record_round", s.round, {k: v for k, v in (metrics or {}).items()})
-            s.completed = s.round
-            return
-        self.flush()
-        s.barrier()
         if s.rank == 0:
             self.endpoint.call("record_round", s.round, {k: v for k, v in (metrics or {}).items()})
-        s.barrier()
+        if wait:
+            s.barrier()
         s.completed = s.round
 
 

@@ -61,14 +61,14 @@ class Ingestor:
         log_sigma_init: float = 0.0,
         correct: bool = True,
         first: int = 0,
-        superseded: bool = False,
+        drop_superseded: bool = False,
     ) -> None:
         self.n, self.metric, self.gamma, self.correct, self.first = n, metric, gamma, correct, first
         self._metric = metric_code(metric)
         self.widths = widths
         self.log_sigma_init = log_sigma_init
         # Whether an observation older than a sample's newest is dropped (True) or refused (False).
-        self.superseded = superseded
+        self.drop_superseded = drop_superseded
         # Number of the next scan (see scan.py); never reused, so it outlives reset() and restore().
         self._scans = 1
         self.reset()
@@ -114,7 +114,7 @@ class Ingestor:
             return None
         steps, lrs, dropped, newest = batch.step, batch.lr, 0, batch.newest_step()
         if scan[STALE] >= 0:
-            if not self.superseded:
+            if not self.drop_superseded:
                 i = int(scan[STALE])
                 sample = int(batch.sample_id[i])
                 raise InvalidBatch(

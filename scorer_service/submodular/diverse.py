@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -293,36 +294,7 @@ def solve_diverse(
     return DiverseResult(picked, partitioning, len(blocks), merged, relative, estimated, ground.graph_kind)
 
 
-def select_diverse(
-    embeddings: np.ndarray,
-    scores: np.ndarray,
-    k: int,
-    *,
-    function: str = "fl",
-    lam: float = 1.0,
-    optimizer: str = "stochastic",
-    epsilon: float = 0.1,
-    partitions: np.ndarray | None = None,
-    rng: np.random.Generator | None = None,
-    map_fn: MapFn | None = None,
-    merge: bool | None = None,
-    max_block: int | None = None,
-    memory_budget_bytes: int = MEMORY_BUDGET_BYTES,
-) -> np.ndarray:
-    """The positions of :func:`solve_diverse`'s pick, without the relative-objective measurement."""
-    return solve_diverse(
-        embeddings,
-        scores,
-        k,
-        function=function,
-        lam=lam,
-        optimizer=optimizer,
-        epsilon=epsilon,
-        partitions=partitions,
-        rng=rng,
-        map_fn=map_fn,
-        merge=merge,
-        max_block=max_block,
-        memory_budget_bytes=memory_budget_bytes,
-        reference_size=0,
-    ).positions
+def select_diverse(embeddings: np.ndarray, scores: np.ndarray, k: int, **options: Any) -> np.ndarray:
+    """The positions of :func:`solve_diverse`'s pick (same options), without the relative-objective
+    measurement."""
+    return solve_diverse(embeddings, scores, k, **options, reference_size=0).positions
