@@ -9,11 +9,14 @@ write-ahead log: the soak suite measures what durability costs):
   trainers' endpoint (checked, split by shard, one part per shard, at most 8 sends in flight); the
   rate is samples over wall time, and each shard process's CPU time (``/proc``) over the samples it
   applied gives its cost per million samples;
-- selection: one round each of top-k (DIHCL-Greedy), weighted sampling (DIHCL-Rand and DIHCL-Exp,
-  Gumbel-top-k) and uniform sampling, half of n each, over the same state, by the selection protocol
-  against the shard actors (the time a trainer's first ``subset`` call waits for, without fetching
-  its ids); diversity (GreeDi, dense facility location on 16-d sketches) at 10 M only;
-- memory: each shard process's resident size after the selections, next to its state's size.
+- selection: three rounds each (interleaved; the median is reported, and the first, which loads the
+  compiled code in every shard process, next to it) of top-k (DIHCL-Greedy), weighted sampling
+  (DIHCL-Rand and DIHCL-Exp, exponential-race keys) and uniform sampling, half of n each, over the
+  same state, by the selection protocol against the shard actors (the time a trainer's first
+  ``subset`` call waits for, without fetching its ids); diversity (GreeDi, dense facility location
+  on 16-d sketches) at 10 M only;
+- memory: each shard process's resident size after one selection of each method (the round records
+  and the selection's temporaries it keeps for the next round included), next to its state's size.
 
 The projection to 5 B samples on 100 and 200 shards uses the per-shard figures measured here.
 
@@ -46,6 +49,7 @@ from scorer_service.store import HardnessStore  # noqa: E402
 STEP_SAMPLES = 256
 SELECTORS = ("dihcl-greedy", "dihcl-rand", "dihcl-exp", "random")
 WINDOW = 8
+REPEATS = 3  # selections per method, interleaved; the median is reported (the first one loads code)
 PROCESS_BYTES = 400 << 20  # a shard actor's process before its state (Ray worker, numpy, numba)
 
 
@@ -127,7 +131,8 @@ def measure(n: int, shards: int, writers: int, batch: int, diversity: bool) -> d
     """One store of ``shards`` shards at ``n`` samples: ingest, selections, memory (see the module doc)."""
     run = f"scale-{n}-{shards}{'-div' if diversity else ''}"
     cfg = StoreConfig(
-        n=n, epochs=2 + len(SELECTORS), run=run, method="dihcl-greedy", warm_start=1, cycle_length=1,
+        n=n, epochs=2 + REPEATS * len(SELECTORS), run=run, method="dihcl-greedy", warm_start=1,
+        cycle_length=1,
         budget_start=0.02 if diversity else 0.5, budget_factor=1.0, budget_floor=0.01, store_shards=shards,
         diversity="fl" if diversity else "none", embedding_dim=16 if diversity else 0, seed=0,
     )  # fmt: skip
@@ -157,9 +162,10 @@ def measure(n: int, shards: int, writers: int, batch: int, diversity: bool) -> d
     }
     del actors
     handles = get_shards(run, shards) if shards > 1 else None
-    select = {}
     methods = ("dihcl-greedy",) if diversity else SELECTORS
-    for round_, method in enumerate(methods, start=1):
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    order = [m for _ in range(REPEATS) for m in methods]  # interleaved: the load moves for all alike
+    for round_, method in enumerate(order, start=1):
         # The protocol driven from here over the shard actors: the coordinator's work for any method.
         group = RayShards(handles, cfg.bounds()) if handles else None
         coordinator = HardnessStore(replace(cfg, method=method), shards=group) if group else None
@@ -171,14 +177,22 @@ def measure(n: int, shards: int, writers: int, batch: int, diversity: bool) -> d
             ray.get(store.__ray_call__.remote(_select_as, method, round_))
         seconds = time.perf_counter() - t0
         summary = ray.get(store.round_summaries.remote())[round_]
+        cpu = [_cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+        runs[method].append({"seconds": seconds, "cpu": cpu, "summary": summary})
+        if round_ == len(methods):  # one round of each method: the memory a run of any one of them needs
+            rss = [_rss_bytes(p) for p in pids]
+    select = {}
+    for method, reps in runs.items():
         select[method] = {
-            "seconds": seconds,
-            "selected": summary["size"],
-            "shard_cpu_s": [_cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)],
-            "details": summary["details"],
+            "seconds": float(np.median([r["seconds"] for r in reps])),
+            "first_seconds": reps[0]["seconds"],
+            "all_seconds": [r["seconds"] for r in reps],
+            "selected": reps[-1]["summary"]["size"],
+            "shard_cpu_s": np.median([r["cpu"] for r in reps], axis=0).tolist(),
+            "details": reps[-1]["summary"]["details"],
         }
     row["select"] = select
-    row["rss_bytes"] = [_rss_bytes(p) for p in pids]
+    row["rss_bytes"] = rss
     row["state_bytes"] = [m * bytes_per_sample(cfg) for m in parts]
     delete_store(run)
     _wait_gone(pids)  # the next store's memory check must not count this one's

@@ -27,12 +27,13 @@ from scorer_service.core.errors import InvalidBatch, NotFound
 from scorer_service.core.load import IngestLoad
 from scorer_service.core.locking import ReadWriteLock
 from scorer_service.core.rounds import RoundRecord, check_metrics
+from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.selection.session import RoundPlan, ShardSession, lowest
 from scorer_service.submodular import MapFn
 
 # Selection steps that set what a session keeps: logged, so a restarted shard rebuilds the session.
-_LOGGED_STEPS = frozenset({"open", "pool", "keys", "cut", "diverse", "choose"})
+_LOGGED_STEPS = frozenset({"open", "pool", "stage", "keys", "cut", "diverse", "choose"})
 
 
 class StoreShard:
@@ -46,6 +47,7 @@ class StoreShard:
         self.rounds: dict[int, RoundRecord] = {}
         self.sessions: dict[int, ShardSession] = {}
         self.load = IngestLoad()
+        self.scratch = Scratch()  # the selections' temporaries, kept between rounds
         self._lock = ReadWriteLock()
         seq = self.journal.newest(config.to_dict())
         if seq is not None:
@@ -104,7 +106,9 @@ class StoreShard:
             previous = self.rounds.get(round_ - 1)
             plan, term = RoundPlan(**payload), self.config.diversity_term
             self.sessions = {
-                round_: ShardSession(self.state, self.first, plan, previous, term, self._block_map)
+                round_: ShardSession(
+                    self.state, self.first, plan, previous, term, self._block_map, self.scratch
+                )
             }
         session = self.sessions.get(round_)
         if session is None:
@@ -136,7 +140,7 @@ class StoreShard:
         if round_ in self.rounds or session is None:
             if round_ not in self.rounds:
                 raise NotFound(f"no selection of round {round_} is open on shard {self.index}")
-            return len(self.rounds[round_].ids)
+            return self.rounds[round_].count
         self.journal.log({"kind": "adopt", "round": round_, "meta": meta})
         weights = session.importance()
         rec = RoundRecord(
@@ -146,13 +150,11 @@ class StoreShard:
             **_fields(meta),
         )
         with self._lock.write():
-            self.state.importance[:] = 1.0
-            if weights is not None:
-                self.state.importance[session.chosen] = weights
+            self.state.set_importance(session.chosen, weights)
             if session.noise is not None:
                 self.state.noise[:] = session.noise
             self.rounds[round_] = rec
-        return len(rec.ids)
+        return rec.count
 
     def reshard(self, round_: int, world_size: int, trim: list[int], counts: list[int]) -> None:
         """Round ``round_``'s selection for another world size: the new trim cut and counts."""

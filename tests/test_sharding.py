@@ -42,7 +42,7 @@ def same_rounds(a: HardnessStore, b: HardnessStore) -> None:
 
 @pytest.mark.parametrize("method", ["dihcl-greedy", "spl", "dihcl-rand", "dihcl-exp", "random", "dihcl-beta"])
 def test_four_shards_select_exactly_what_one_store_selects_at_a_million_samples(method):
-    """Top-k (greedy, SPL) and weighted sampling (Rand, Exp: Gumbel-top-k; random; Thompson) with a fixed
+    """Top-k (greedy, SPL) and weighted sampling (Rand, Exp: exponential races; random; Thompson) with a fixed
     seed: the same ids for every rank, the same importance weights, the same round records."""
     one, four = stores(1_000_000, method=method, metric="flip" if method == "dihcl-beta" else "loss")
     for s in (one, four):

@@ -60,25 +60,23 @@ def _hash(key: np.uint64, sample: np.int64) -> np.uint64:
 
 
 @nb.njit(cache=True, nogil=True)
-def _uniforms(key: np.uint64, first: np.int64, count: np.int64) -> np.ndarray:
-    out = np.empty(count)
-    for j in range(count):
+def _uniforms(key: np.uint64, first: np.int64, out: np.ndarray) -> None:
+    for j in range(out.shape[0]):
         out[j] = _unit(_hash(key, first + j))
-    return out
 
 
 def uniforms(seed: int, round_: int, stream: int, first: int, count: int) -> np.ndarray:
     """Uniforms in (0, 1) of samples ``first .. first + count - 1``."""
-    return _uniforms(np.uint64(stream_key(seed, round_, stream)), np.int64(first), np.int64(count))
+    out = np.empty(count)  # numpy's allocation: huge pages (see radix.sortable)
+    _uniforms(np.uint64(stream_key(seed, round_, stream)), np.int64(first), out)
+    return out
 
 
 @nb.njit(cache=True, nogil=True)
-def _gumbel_keys(log_weights: np.ndarray, key: np.uint64, first: np.int64) -> np.ndarray:
-    out = np.empty(log_weights.shape[0])
+def _gumbel_keys(log_weights: np.ndarray, key: np.uint64, first: np.int64, out: np.ndarray) -> None:
     for j in range(log_weights.shape[0]):
         u = _unit(_hash(key, first + j))
         out[j] = log_weights[j] - math.log(-math.log(u))
-    return out
 
 
 def gumbel_keys(log_weights: np.ndarray, seed: int, round_: int, stream: int, first: int) -> np.ndarray:
@@ -86,7 +84,34 @@ def gumbel_keys(log_weights: np.ndarray, seed: int, round_: int, stream: int, fi
     replacement with probabilities proportional to ``exp(log_weights)`` (Gumbel-top-k; Efraimidis &
     Spirakis 2006, Kool et al. 2019). ``-inf`` stays ``-inf`` (never ahead of a positive weight)."""
     w = np.ascontiguousarray(log_weights, dtype=np.float64)
-    return _gumbel_keys(w, np.uint64(stream_key(seed, round_, stream)), np.int64(first))
+    out = np.empty(w.shape[0])
+    _gumbel_keys(w, np.uint64(stream_key(seed, round_, stream)), np.int64(first), out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def exponential(key: np.uint64, sample: np.int64) -> float:
+    """The Exp(1) draw of ``sample`` in the stream ``key`` (:func:`stream_key`), for compiled loops."""
+    return -math.log(_unit(_hash(key, sample)))
+
+
+@nb.njit(cache=True, nogil=True)
+def _race_keys(weights: np.ndarray, key: np.uint64, first: np.int64, out: np.ndarray) -> None:
+    for j in range(weights.shape[0]):
+        out[j] = weights[j] / exponential(key, first + j)
+
+
+def race_keys(
+    weights: np.ndarray, seed: int, round_: int, stream: int, first: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``weight / E`` per sample, ``E ~ Exp(1)``: the same law as :func:`gumbel_keys` of
+    ``log(weights)``, since ``log(w / E) = log w + Gumbel``, with one logarithm per sample instead of
+    three. Weights >= 0; a weight of 0 gets key 0 (drawn after every positive weight). ``out`` (may
+    be ``weights`` itself) receives the keys."""
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.empty(w.shape[0]) if out is None else out
+    _race_keys(w, np.uint64(stream_key(seed, round_, stream)), np.int64(first), out)
+    return out
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

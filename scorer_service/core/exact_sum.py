@@ -20,44 +20,57 @@ _MANT = np.uint64((1 << 52) - 1)
 _IMPLICIT = np.uint64(1 << 52)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def add(acc: np.ndarray, value: float) -> None:
+    """Add ``value`` to ``acc`` (an :func:`accumulator`) exactly; for compiled loops."""
+    b = np.float64(value).view(np.uint64)
+    e = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
+    if e == 0x7FF:
+        acc[0, 0] += 1  # NaN or infinite: counted in the slot no exponent uses
+        return
+    m = b & _MANT
+    if e > 0:
+        m |= _IMPLICIT
+    else:
+        e = 1
+    h = np.int64(m >> np.uint64(_HALF))
+    low = np.int64(m & _LOW)
+    if b >> np.uint64(63):
+        acc[0, e] -= h
+        acc[1, e] -= low
+    else:
+        acc[0, e] += h
+        acc[1, e] += low
+
+
 @nb.njit(cache=True, nogil=True)
-def _accumulate(bits: np.ndarray) -> tuple:
-    hi = np.zeros(2048, dtype=np.int64)
-    lo = np.zeros(2048, dtype=np.int64)
-    bad = False
-    for j in range(bits.shape[0]):
-        b = bits[j]
-        e = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
-        if e == 0x7FF:
-            bad = True
-            continue
-        m = b & _MANT
-        if e > 0:
-            m |= _IMPLICIT
-        else:
-            e = 1
-        h = np.int64(m >> np.uint64(_HALF))
-        low = np.int64(m & _LOW)
-        if b >> np.uint64(63):
-            hi[e] -= h
-            lo[e] -= low
-        else:
-            hi[e] += h
-            lo[e] += low
-    return hi, lo, bad
+def _accumulate(values: np.ndarray, acc: np.ndarray) -> None:
+    for j in range(values.shape[0]):
+        add(acc, values[j])
+
+
+def accumulator() -> np.ndarray:
+    """An empty exact sum: per exponent, the high and low halves of the mantissas added so far."""
+    return np.zeros((2, 2048), dtype=np.int64)
+
+
+def total(acc: np.ndarray) -> int:
+    """The exact sum in ``acc`` times 2^1075, as a Python integer (add parts, then :func:`to_float`).
+    ValueError if a NaN or infinite value was added."""
+    if acc[0, 0]:
+        raise ValueError("cannot sum NaN or infinite values")
+    out = 0
+    for e in np.flatnonzero(acc[0] | acc[1]).tolist():
+        out += ((int(acc[0, e]) << _HALF) + int(acc[1, e])) << e
+    return out
 
 
 def exact_sum(values: np.ndarray) -> int:
-    """The exact sum of float64 ``values`` times 2^1075, as a Python integer (add parts, then
-    :func:`to_float`). ValueError on NaN or infinite values."""
-    x = np.ascontiguousarray(values, dtype=np.float64)
-    hi, lo, bad = _accumulate(x.view(np.uint64))
-    if bad:
-        raise ValueError("cannot sum NaN or infinite values")
-    total = 0
-    for e in np.flatnonzero(hi | lo).tolist():
-        total += ((int(hi[e]) << _HALF) + int(lo[e])) << e
-    return total
+    """The exact sum of ``values`` (float64, or cast to it) times 2^1075, as a Python integer (add
+    parts, then :func:`to_float`). ValueError on NaN or infinite values."""
+    acc = accumulator()
+    _accumulate(values if values.dtype == np.float64 else values.astype(np.float64), acc)
+    return total(acc)
 
 
 def to_float(total: int) -> float:

@@ -20,8 +20,7 @@ _ALL = np.uint64((1 << 64) - 1)
 
 
 @nb.njit(cache=True, nogil=True)
-def _sortable(bits: np.ndarray) -> np.ndarray:
-    out = np.empty(bits.shape[0], dtype=np.uint64)
+def _sortable(bits: np.ndarray, out: np.ndarray) -> None:
     for j in range(bits.shape[0]):
         b = bits[j]
         exp = (b >> np.uint64(52)) & np.uint64(0x7FF)
@@ -33,13 +32,17 @@ def _sortable(bits: np.ndarray) -> np.ndarray:
             out[j] = ~b
         else:
             out[j] = b | _SIGN
+
+
+def sortable(keys: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """``keys`` as uint64 codes in the same order (larger key, larger code); NaN becomes 0.
+    ``in_place``: over the float64 ``keys`` themselves (no allocation the size of a shard)."""
+    x = keys if keys.dtype == np.float64 else keys.astype(np.float64)  # a strided column too
+    # Outputs are allocated by numpy, which asks for huge pages: a fresh array the size of a shard
+    # fills several times faster than one allocated inside the compiled loop.
+    out = x.view(np.uint64) if in_place and x is keys else np.empty(x.shape[0], dtype=np.uint64)
+    _sortable(x.view(np.uint64), out)
     return out
-
-
-def sortable(keys: np.ndarray) -> np.ndarray:
-    """``keys`` as uint64 codes in the same order (larger key, larger code); NaN becomes 0."""
-    x = np.ascontiguousarray(keys, dtype=np.float64)
-    return _sortable(x.view(np.uint64))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -63,19 +66,32 @@ def digit_counts(codes: np.ndarray, prefix: np.uint64, level: np.int64) -> np.nd
 
 
 @nb.njit(cache=True, nogil=True)
-def above_cut(codes: np.ndarray, threshold: np.uint64, ties: np.int64) -> np.ndarray:
-    """Positions of the codes above ``threshold``, and of the first ``ties`` equal to it (lowest
-    positions first), in increasing order."""
-    keep = np.empty(codes.shape[0], dtype=np.int64)
+def _count_above(codes: np.ndarray, threshold: np.uint64) -> np.int64:
+    total = 0
+    for j in range(codes.shape[0]):
+        total += codes[j] > threshold
+    return total
+
+
+@nb.njit(cache=True, nogil=True)
+def _above_cut(codes: np.ndarray, threshold: np.uint64, ties: np.int64, keep: np.ndarray) -> None:
+    # Without branches on the keys (half of them may be kept, in no predictable pattern).
     count = 0
     for j in range(codes.shape[0]):
         c = codes[j]
-        if c > threshold or (c == threshold and ties > 0):
-            if c == threshold:
-                ties -= 1
-            keep[count] = j
-            count += 1
-    return keep[:count].copy()
+        tie = (c == threshold) & (ties > 0)
+        keep[count] = j
+        count += (c > threshold) | tie
+        ties -= tie
+
+
+def above_cut(codes: np.ndarray, threshold: np.uint64, ties: np.int64) -> np.ndarray:
+    """Positions of the codes above ``threshold``, and of the first ``ties`` equal to it (lowest
+    positions first), in increasing order."""
+    kept = int(_count_above(codes, threshold)) + min(int(ties), int(count_equal(codes, threshold)))
+    keep = np.empty(kept + 1, dtype=np.int64)  # one spare: the loop writes every position once
+    _above_cut(codes, threshold, ties, keep)
+    return keep[:kept]
 
 
 @nb.njit(cache=True, nogil=True)

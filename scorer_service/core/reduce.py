@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from scorer_service.core.exact_sum import exact_sum, to_float
@@ -54,3 +55,34 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             raise ValueError(f"unknown statistic {key!r}")
     return out
+
+
+def bin_edges(lo: float, hi: float, bins: int) -> np.ndarray:
+    """``bins`` equal bins over ``[lo, hi]`` (a point widened by 0.5 each way, as numpy does)."""
+    return np.linspace(lo, hi, bins + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, bins + 1)
+
+
+@nb.njit(cache=True, nogil=True)
+def _bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    bins = edges.shape[0] - 1
+    lo, hi = edges[0], edges[bins]
+    scale = bins / (hi - lo)
+    counts = np.zeros(bins, dtype=np.int64)
+    for j in range(values.shape[0]):
+        v = np.float64(values[j])
+        if not (lo <= v <= hi):  # outside, or NaN
+            continue
+        b = min(np.int64((v - lo) * scale), bins - 1)
+        # The division may land one bin off an edge: the edges decide.
+        if v < edges[b]:
+            b -= 1
+        elif b < bins - 1 and v >= edges[b + 1]:
+            b += 1
+        counts[b] += 1
+    return counts
+
+
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """How many of ``values`` fall in each bin of the increasing equal-width ``edges`` (the last bin
+    closed, values outside them and NaN not counted), as ``np.histogram`` counts, in one pass."""
+    return _bin_counts(values, np.ascontiguousarray(edges, dtype=np.float64))

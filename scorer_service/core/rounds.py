@@ -87,6 +87,11 @@ class RoundRecord:
         return self.selected[~dropped(self.codes, self.selected, self.trim)]
 
     @property
+    def count(self) -> int:
+        """How many ids this shard trains on (``len(ids)``, without gathering them)."""
+        return len(self.selected) - int(np.count_nonzero(dropped(self.codes, self.selected, self.trim)))
+
+    @property
     def left_out(self) -> np.ndarray:
         """This shard's selected ids that the trim left out (they lead the next warm-start round)."""
         return self.selected[dropped(self.codes, self.selected, self.trim)]

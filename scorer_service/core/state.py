@@ -3,6 +3,7 @@ columns for what only some methods do."""
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from scorer_service.core import libm
@@ -135,6 +136,13 @@ class SampleState:
             return np.where(self.seen > 0, self.dih - self.dih_prev, np.nan)
         return self.columns[name].astype(np.float64)
 
+    def set_importance(self, positions: np.ndarray, weights: np.ndarray | None) -> None:
+        """Importance weight 1 everywhere but at ``positions`` (increasing), which get ``weights``."""
+        if weights is None:
+            self.importance[:] = 1.0
+        else:
+            _set_importance(self.importance, positions, weights)
+
     def __getattr__(self, name: str) -> np.ndarray:
         for table in ("columns", "matrices"):
             cols = self.__dict__.get(table)
@@ -163,3 +171,14 @@ class SampleState:
         other.columns = other._views({k: v.copy() for k, v in self.columns.items() if k not in _HOT})
         other.matrices = {k: v.copy() for k, v in self.matrices.items()}
         return other
+
+
+@nb.njit(cache=True, nogil=True)
+def _set_importance(column: np.ndarray, positions: np.ndarray, weights: np.ndarray) -> None:
+    # One pass over the column (records are 64 bytes apart), without branches on the positions.
+    i, m = 0, positions.shape[0]
+    for j in range(column.shape[0]):
+        at = min(i, m - 1)
+        hit = (i < m) and positions[at] == j
+        column[j] = weights[at] if hit else np.float32(1.0)
+        i += hit

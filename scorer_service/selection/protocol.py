@@ -28,7 +28,7 @@ import numpy as np
 from scorer_service.core import counter_rng
 from scorer_service.core.label_noise import NoiseFit, fit
 from scorer_service.core.radix import DIGITS, LEVELS
-from scorer_service.core.reduce import combine
+from scorer_service.core.reduce import bin_edges, combine
 from scorer_service.core.rounds import NO_CUT
 from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.registry import SelectorSpec
@@ -187,7 +187,7 @@ class RoundSelector:
                     name = f"{self.spec.name}+{self.diversity.function}"
         m = sum(chosen) % world
         cut, counts = trim_cut(step(shards, round_, "lowest", {"m": m}) if m else [], chosen, m)
-        edges = np.linspace(lo, hi, HISTOGRAM_BINS + 1) if hi > lo else np.histogram([lo], HISTOGRAM_BINS)[1]
+        edges = bin_edges(lo, hi, HISTOGRAM_BINS)
         return {
             "round": round_,
             "cycle": cycle,

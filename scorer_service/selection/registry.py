@@ -22,6 +22,7 @@ from scorer_service.core import counter_rng
 from scorer_service.core.radix import sortable
 from scorer_service.core.ranking import top_codes
 from scorer_service.core.reduce import combine
+from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.selection.schedule import Budget
 
@@ -41,6 +42,23 @@ class KeyContext:
     params: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
     eligible: np.ndarray | None = None
+    # What one step of a selection computes for a later one (the DIH read at its opening, DIHCL-Exp's
+    # softmax terms, then its probabilities), shared by every copy of the context; a shard logs
+    # every step that fills it.
+    memo: dict[str, np.ndarray] = field(default_factory=dict)
+    # Where a shard's selection takes its temporaries from (None: fresh arrays), see core.scratch.
+    scratch: Scratch | None = None
+
+    @property
+    def dih(self) -> np.ndarray:
+        """The samples' DIH: as the selection read it when it opened (a contiguous copy in ``memo``,
+        so that every step sees the same values and reads them fast), else the state's column."""
+        return self.memo.get("dih", self.state.dih)
+
+    def buffer(self, name: str, dtype: type = np.float64) -> np.ndarray:
+        """An uninitialized temporary of one value per sample (see ``scratch``)."""
+        n = self.state.n
+        return np.empty(n, dtype=dtype) if self.scratch is None else self.scratch.array(name, n, dtype)
 
     def pool(self, values: np.ndarray) -> np.ndarray:
         """``values`` of the eligible samples only."""
@@ -49,6 +67,12 @@ class KeyContext:
     def gumbel(self, log_weights: np.ndarray) -> np.ndarray:
         """Gumbel-top-k keys for sampling without replacement with probabilities ~ exp(log_weights)."""
         return counter_rng.gumbel_keys(log_weights, self.seed, self.round, counter_rng.KEYS, self.first)
+
+    def race(self, weights: np.ndarray) -> np.ndarray:
+        """Keys for sampling without replacement with probabilities ~ ``weights`` (>= 0): the law of
+        :meth:`gumbel` of their logarithms, cheaper; in the ``keys`` buffer (``weights`` may be it)."""
+        out = self.buffer("keys")
+        return counter_rng.race_keys(weights, self.seed, self.round, counter_rng.KEYS, self.first, out)
 
     def uniform(self, stream: int = counter_rng.KEYS) -> np.ndarray:
         return counter_rng.uniforms(self.seed, self.round, stream, self.first, self.state.n)

@@ -3,7 +3,8 @@
 Each is a small function registered by name with what the store needs to know about it
 (:mod:`.registry`), and each is tested on known inputs. The round's selection is the budget's
 largest keys (ties: lowest id), so a selector is top-k (DIHCL-Greedy, SPL), weighted sampling
-without replacement as top-k of Gumbel-perturbed log-weights (DIHCL-Rand, -Exp, DoCL), a uniform
+without replacement as top-k of exponential-race keys ``w / E`` (DIHCL-Rand, -Exp) or of
+Gumbel-perturbed log-weights (DoCL, whose weights are a softmax of its scores), a uniform
 draw (random) or Thompson sampling (DIHCL-Beta); its random draws are keyed by (seed, round, sample
 id), so the selection does not depend on how the store is sharded. Budget schedules: DIHCL shrinks
 (paper: 0.85 per cycle to 0.2); the official DoCL and MCL code grow (x1.1 / x1.2 per cycle up to
@@ -15,9 +16,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba as nb
 import numpy as np
 
-from scorer_service.core import counter_rng, libm
+from scorer_service.core import counter_rng, exact_sum
 from scorer_service.core.reduce import part_of
 from scorer_service.core.state import SampleState
 from scorer_service.selection.registry import KeyContext, register, selector_spec
@@ -33,13 +35,13 @@ def random_keys(ctx: KeyContext) -> np.ndarray:
 @register("dihcl-greedy")
 def greedy_keys(ctx: KeyContext) -> np.ndarray:
     """DIHCL-Greedy (Alg. 1 line 7): the k samples of largest DIH."""
-    return ctx.state.dih.astype(np.float64)
+    return ctx.dih
 
 
 @register("dihcl-rand")
 def rand_keys(ctx: KeyContext) -> np.ndarray:
     """DIHCL-Rand (Sec. 3.3): k draws without replacement with ``p ~ r`` (zero hardness drawn last)."""
-    return ctx.gumbel(libm.log(np.maximum(ctx.state.dih, 0.0)))
+    return ctx.race(np.maximum(ctx.dih, 0.0, out=ctx.buffer("keys")))
 
 
 def exp_temperature(params: dict, cycle: int, n: int) -> float:
@@ -55,48 +57,88 @@ def exp_temperature(params: dict, cycle: int, n: int) -> float:
     return max(params.get("temperature_min", 1.0), tau)
 
 
-def _exp_scaled(ctx: KeyContext) -> np.ndarray:
-    """``beta * u`` with ``u = r / mean(r)`` (official code) unless the paper's temperature is chosen."""
-    beta = exp_temperature(ctx.params, ctx.cycle, ctx.n)
-    mean = ctx.stats["dih:sum"] / ctx.n
-    divide = not ctx.params.get("paper_temperature", False) and mean > 0
-    return beta * (ctx.state.dih / mean if divide else ctx.state.dih)
+# DIHCL-Exp's probabilities in compiled loops, one C-library exp per value (see core.libm: the same
+# rounding on every shard), into arrays numpy allocates (huge pages, see radix.sortable).
+@nb.njit(cache=True, nogil=True)
+def _exp_terms(r: np.ndarray, beta: float, divisor: float, top: float, out: np.ndarray,
+               acc: np.ndarray, eligible: np.ndarray) -> np.ndarray:  # fmt: skip
+    # ``acc``: the exact sum of the eligible terms (``eligible`` empty: all), in the same pass.
+    every = eligible.shape[0] == 0
+    for j in range(r.shape[0]):
+        out[j] = term = math.exp(beta * (r[j] / divisor) - top)
+        if every or eligible[j]:
+            exact_sum.add(acc, term)
+    return out
 
 
-def _exp_top(ctx: KeyContext) -> float:
-    """The largest ``beta * u`` over the pool, the softmax's shift."""
+@nb.njit(cache=True, nogil=True)
+def _exp_race(terms: np.ndarray, a: float, b: float, key: np.uint64, first: np.int64, out: np.ndarray,
+              probability: np.ndarray) -> np.ndarray:  # fmt: skip
+    for j in range(terms.shape[0]):
+        p = a * terms[j] + b
+        probability[j] = p
+        out[j] = p / counter_rng.exponential(key, first + j)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _inverse_at(probability: np.ndarray, positions: np.ndarray, n: np.int64, out: np.ndarray) -> np.ndarray:
+    for i in range(positions.shape[0]):
+        out[i] = 1.0 / (n * np.float64(probability[positions[i]]))
+    return out
+
+
+def _exp_softmax_terms(ctx: KeyContext, acc: np.ndarray) -> np.ndarray:
+    """``exp(beta * u - max(beta * u))`` of every sample, with ``u = r / mean(r)`` (official code)
+    unless the paper's temperature is chosen; their sum over the pool is added to ``acc``."""
     beta = exp_temperature(ctx.params, ctx.cycle, ctx.n)
     mean = ctx.stats["dih:sum"] / ctx.n
-    top = ctx.stats["dih:max"]
-    return beta * (top / mean if not ctx.params.get("paper_temperature", False) and mean > 0 else top)
+    divisor = mean if not ctx.params.get("paper_temperature", False) and mean > 0 else 1.0
+    top = beta * (ctx.stats["dih:max"] / divisor)
+    eligible = np.zeros(0, dtype=bool) if ctx.eligible is None else ctx.eligible
+    return _exp_terms(ctx.dih, beta, divisor, top, ctx.buffer("terms"), acc, eligible)
 
 
 def _exp_moments(ctx: KeyContext) -> dict[str, Any]:
-    return part_of(ctx.pool(ctx.state.dih.astype(np.float64)), "dih", "sum", "max")
+    return part_of(ctx.pool(ctx.dih), "dih", "sum", "max")
 
 
 def _exp_normalizer(ctx: KeyContext) -> dict[str, Any]:
-    return part_of(ctx.pool(libm.exp(_exp_scaled(ctx) - _exp_top(ctx))), "softmax", "sum")
+    # The terms serve the keys too: the probabilities are the very ones normalized here.
+    acc = exact_sum.accumulator()
+    ctx.memo["terms"] = _exp_softmax_terms(ctx, acc)
+    return {"softmax:sum": exact_sum.total(acc)}
+
+
+def _mixture(ctx: KeyContext) -> tuple[float, float]:
+    """``p = a * term + b``: ``(1 - mix) softmax + mix / n``; the uniform share ``mix`` is EXP3's
+    exploration (default 0.1), which bounds the importance weights."""
+    mix = ctx.params.get("exploration", 0.1)
+    return (1.0 - mix) / ctx.stats["softmax:sum"], mix / ctx.n
 
 
 def exp_probability(ctx: KeyContext) -> np.ndarray:
     """DIHCL-Exp's sampling probability of each sample, ``(1 - mix) softmax(beta u) + mix / n``
-    (needs the statistics of both stages). The uniform share ``mix`` (EXP3's exploration, default
-    0.1) bounds the importance weights below."""
-    mix = ctx.params.get("exploration", 0.1)
-    share = libm.exp(_exp_scaled(ctx) - _exp_top(ctx)) / ctx.stats["softmax:sum"]
-    return (1.0 - mix) * share + mix / ctx.n
+    (needs the statistics of both stages)."""
+    a, b = _mixture(ctx)
+    return a * _exp_softmax_terms(ctx, exact_sum.accumulator()) + b
 
 
 def _exp_weights(ctx: KeyContext, positions: np.ndarray) -> np.ndarray:
-    # 1 / (n p): uniform sampling has weight 1, so DIH keeps its scale; the exploration share caps it.
-    return (1.0 / (ctx.n * exp_probability(ctx)[positions])).astype(np.float32)
+    # 1 / (n p) with the probability each was drawn with: uniform sampling has weight 1, so DIH
+    # keeps its scale; the exploration share caps it.
+    out = np.empty(len(positions), dtype=np.float32)
+    return _inverse_at(ctx.memo["probability"], positions, np.int64(ctx.n), out)
 
 
 @register("dihcl-exp", stages=(_exp_moments, _exp_normalizer), weights=_exp_weights)
 def exp_keys(ctx: KeyContext) -> np.ndarray:
     """DIHCL-Exp (EXP3-like, Sec. 3.3): sample by :func:`exp_probability`, importance weight ``1 / (n p)``."""
-    return ctx.gumbel(libm.log(exp_probability(ctx)))
+    a, b = _mixture(ctx)
+    terms = ctx.memo.pop("terms")
+    key = np.uint64(counter_rng.stream_key(ctx.seed, ctx.round, counter_rng.KEYS))
+    ctx.memo["probability"] = probability = ctx.buffer("probability", np.float32)
+    return _exp_race(terms, a, b, key, np.int64(ctx.first), terms, probability)  # keys over the terms
 
 
 def exp_probabilities(r: np.ndarray, params: dict, cycle: int) -> np.ndarray:

@@ -18,8 +18,9 @@ import numpy as np
 
 from scorer_service.core.label_noise import NoiseFit, posterior, suspects
 from scorer_service.core.radix import above_cut, digit_counts, sortable
-from scorer_service.core.reduce import part_of
+from scorer_service.core.reduce import bin_counts, bin_edges, part_of
 from scorer_service.core.rounds import RoundRecord
+from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.registry import KeyContext, SelectorSpec, selector_spec
@@ -58,12 +59,15 @@ class ShardSession:
         previous: RoundRecord | None,
         diversity: DiversityTerm,
         map_fn: Callable | None,
+        scratch: Scratch | None = None,
     ) -> None:
         self.state, self.first, self.plan = state, first, plan
         self.previous, self.diversity, self.map_fn = previous, diversity, map_fn
         self.suspect: np.ndarray | None = None
         self.noise: np.ndarray | None = None
-        self.ctx = KeyContext(state, first, plan.n, plan.seed, plan.round, plan.cycle, plan.params)
+        self.ctx = KeyContext(
+            state, first, plan.n, plan.seed, plan.round, plan.cycle, plan.params, scratch=scratch
+        )
         self.codes = np.zeros(0, dtype=np.uint64)
         # The samples selected so far (local positions, increasing) and their keys.
         self.chosen = np.zeros(0, dtype=np.int64)
@@ -73,7 +77,9 @@ class ShardSession:
 
     def open(self) -> dict[str, Any]:
         """Start: with denoising, which samples are suspect; the DIH range (for its histogram)."""
-        out = part_of(self.state.dih.astype(np.float64), "dih", "min", "max")
+        self.ctx.memo["dih"] = dih = self.ctx.buffer("dih")
+        dih[:] = self.state.dih
+        out = part_of(dih, "dih", "min", "max")
         out["suspects:count"] = 0
         if self.plan.noise is not None:
             s = self.state
@@ -96,6 +102,7 @@ class ShardSession:
         the samples chosen so far (a uniform draw among candidates). Returns the selectable count and
         the DIH histogram over the run's range."""
         self.ctx = replace(self.ctx, stats=stats)
+        counts = bin_counts(self.ctx.dih, bin_edges(*dih_range, HISTOGRAM_BINS))
         spec = self.plan.spec
         if stream is not None:
             keys = np.full(self.state.n, np.nan)
@@ -108,9 +115,9 @@ class ShardSession:
             keys = spec.keys(self.ctx)
             if self.ctx.eligible is not None:
                 keys = np.where(self.ctx.eligible, keys, np.nan)
-        self.codes = sortable(keys)
-        lo, hi = dih_range
-        counts, _ = np.histogram(self.state.dih, bins=HISTOGRAM_BINS, range=(lo, hi))
+        # The keys become the codes where they are this session's own (not the state's columns).
+        self.codes = sortable(keys, in_place=not _in_state(keys, self.state))
+        self.ctx.memo.pop("dih", None)
         return {"selectable:count": int(np.count_nonzero(self.codes)), "dih:hist": counts}
 
     def counts(self, prefix: int, level: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,3 +189,8 @@ def lowest(codes: np.ndarray, ids: np.ndarray, m: int) -> tuple[np.ndarray, np.n
     near = np.flatnonzero(codes <= kth)
     order = near[np.lexsort((-ids[near], codes[near]))][:m]
     return codes[order], ids[order]
+
+
+def _in_state(values: np.ndarray, state: SampleState) -> bool:
+    """Whether ``values`` may share memory with the state's columns (then they are not to be written)."""
+    return any(np.may_share_memory(values, c) for c in [*state.columns.values(), *state.matrices.values()])
