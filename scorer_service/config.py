@@ -19,7 +19,7 @@ from scorer_service.selection import SELECTORS, SelectorSpec, selector_spec
 from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.protocol import RoundSelector
 from scorer_service.selection.schedule import Budget, Cycles
-from scorer_service.submodular import FUNCTIONS, OPTIMIZERS
+from scorer_service.submodular import FUNCTIONS, OPTIMIZER_CHOICES
 
 
 def setting(
@@ -78,9 +78,9 @@ class StoreConfig:
     diversity_lambda: float = setting(1.0, "weight of the diversity term in the first selection cycle")
     diversity_decay: float = setting(0.8, "factor on the diversity weight per selection cycle")
     diversity_optimizer: str = setting(
-        "stochastic",
-        "stochastic: lazier-than-lazy greedy; lazy: exact greedy",
-        choices=lambda: sorted(OPTIMIZERS),
+        "auto",
+        "stochastic: lazier-than-lazy greedy; lazy: exact greedy; auto: lazy up to 100,000 candidates",
+        choices=lambda: sorted(OPTIMIZER_CHOICES),
     )
     diversity_epsilon: float = setting(
         0.1, "stochastic greedy's epsilon: (n/k) ln(1/epsilon) candidates per step"
@@ -154,10 +154,10 @@ class StoreConfig:
             raise ValueError(f"diversity_lambda must be a finite number >= 0, got {self.diversity_lambda}")
         if not 0.0 < self.diversity_decay <= 1.0:
             raise ValueError(f"diversity_decay must be in (0, 1], got {self.diversity_decay}")
-        if self.diversity_optimizer not in OPTIMIZERS:
+        if self.diversity_optimizer not in OPTIMIZER_CHOICES:
             raise ValueError(
                 f"unknown diversity_optimizer {self.diversity_optimizer!r}; "
-                f"expected one of {', '.join(sorted(OPTIMIZERS))}"
+                f"expected one of {', '.join(sorted(OPTIMIZER_CHOICES))}"
             )
         if not 0.0 < self.diversity_epsilon < 1.0:
             raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")

@@ -462,3 +462,19 @@ def test_feature_baseline_is_covered_mass(concave):
     np.testing.assert_allclose(g.gains(np.array([0, 3, 29])), want, rtol=2e-6)
     with pytest.raises(ValueError, match="baseline"):
         FeatureBased(feats, baseline=-base)
+
+
+def test_auto_runs_lazy_greedy_up_to_its_limit_and_stochastic_greedy_above(monkeypatch):
+    import scorer_service.submodular.optimizers as optimizers
+
+    rng = np.random.default_rng(12)
+    emb = clustered(rng, 3000, d=16).astype(np.float16)
+    scores = rng.random(3000) * 1000
+    solve = lambda **kw: solve_diverse(emb, scores, 60, function="fl-knn", rng=np.random.default_rng(1), **kw)  # noqa: E731
+    auto = solve()
+    assert auto.optimizer == "lazy"
+    np.testing.assert_array_equal(auto.positions, solve(optimizer="lazy").positions)
+    monkeypatch.setattr(optimizers, "AUTO_LAZY_MAX", 2999)
+    auto = solve()
+    assert auto.optimizer == "stochastic"
+    np.testing.assert_array_equal(auto.positions, solve(optimizer="stochastic").positions)

@@ -23,7 +23,7 @@ class DiversityTerm:
     keep: float = 0.4
     lam: float = 1.0
     decay: float = 0.8
-    optimizer: str = "stochastic"
+    optimizer: str = "auto"
     epsilon: float = 0.1
     # Candidates sampled to estimate the pick's objective against one global solve (0: no estimate).
     report_size: int = 8192
@@ -77,6 +77,7 @@ class DiversityTerm:
             "diversity_blocks": result.blocks,
             "diversity_merged": result.merged,
             "diversity_graph": result.graph,
+            "diversity_optimizer": result.optimizer,
             "diversity_relative_objective": result.relative_objective,
             "diversity_relative_objective_estimated": result.relative_objective_estimated,
         }

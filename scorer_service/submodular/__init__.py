@@ -37,7 +37,9 @@ from scorer_service.submodular.functions import (
 from scorer_service.submodular.ground_set import GroundSet, build_ground_set
 from scorer_service.submodular.neighbours import kmeans_cells, neighbour_graph
 from scorer_service.submodular.optimizers import (
+    OPTIMIZER_CHOICES,
     OPTIMIZERS,
+    choose_optimizer,
     lazy_greedy,
     naive_greedy,
     stochastic_greedy,
@@ -58,6 +60,7 @@ __all__ = [
     "FUNCTIONS",
     "MEMORY_BUDGET_BYTES",
     "OPTIMIZERS",
+    "OPTIMIZER_CHOICES",
     "REFERENCE_SIZE",
     "FacilityLocation",
     "FeatureBased",
@@ -69,6 +72,7 @@ __all__ = [
     "SetFunction",
     "build_ground_set",
     "build_objective",
+    "choose_optimizer",
     "kmeans_cells",
     "knn_graph",
     "lazy_greedy",

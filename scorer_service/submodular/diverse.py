@@ -10,7 +10,7 @@ import numpy as np
 
 from scorer_service.submodular.functions import FUNCTIONS, mean_pairwise_distance
 from scorer_service.submodular.ground_set import GroundSet, build_ground_set
-from scorer_service.submodular.optimizers import OPTIMIZERS
+from scorer_service.submodular.optimizers import OPTIMIZER_CHOICES, OPTIMIZERS, choose_optimizer
 from scorer_service.submodular.partition import (
     MapFn,
     build_objective,
@@ -37,10 +37,11 @@ class DiverseResult:
     labels) or "kmeans" (k-means cells of the sketches); ``blocks``: how many blocks were solved;
     ``merged``: whether a GreeDi merge round chose the final k from the blocks' picks; ``graph``:
     how the kNN graph was built ("exact", or "ivf": exact within k-means cells), None for the other
-    functions. ``relative_objective``: ``F(pick) / F(one global solve)``, where the global solve is
-    the same optimizer on the exact structures (dense kernel, exact kNN graph, features) over all
-    candidates; ``relative_objective_estimated``: whether that ratio was measured on a uniform
-    sample of the candidates instead of on all of them (see :func:`solve_diverse`).
+    functions; ``optimizer``: the one that ran. ``relative_objective``: ``F(pick) / F(one global
+    solve)``, where the global solve is the same optimizer on the exact structures (dense kernel,
+    exact kNN graph, features) over all candidates; ``relative_objective_estimated``: whether that
+    ratio was measured on a uniform sample of the candidates instead of on all of them (see
+    :func:`solve_diverse`).
     """
 
     positions: np.ndarray
@@ -50,6 +51,7 @@ class DiverseResult:
     relative_objective: float | None
     relative_objective_estimated: bool
     graph: str | None = None
+    optimizer: str = "lazy"
 
 
 def rescale_scores(scores: np.ndarray) -> np.ndarray:
@@ -93,8 +95,8 @@ def _validate(
         raise ValueError("embeddings contain NaN or infinite values")
     if function not in FUNCTIONS:
         raise ValueError(f"unknown function {function!r}; expected one of {', '.join(sorted(FUNCTIONS))}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
+    if optimizer not in OPTIMIZER_CHOICES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZER_CHOICES)}")
     if not (isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
     if not (isinstance(epsilon, int | float) and 0 < epsilon < 1):
@@ -175,7 +177,7 @@ def solve_diverse(
     *,
     function: str = "fl",
     lam: float = 1.0,
-    optimizer: str = "stochastic",
+    optimizer: str = "auto",
     epsilon: float = 0.1,
     partitions: np.ndarray | None = None,
     rng: np.random.Generator | None = None,
@@ -220,9 +222,10 @@ def solve_diverse(
     the estimate is rough: the restricted cells hold far fewer points than the real ones (on
     clustered sketches at 200k it read 92.8-96.3 % where the true ratio was 96.1-97.2 %).
 
-    ``optimizer``: "stochastic" (lazier than lazy greedy, ``epsilon``), "lazy" (exact greedy) or
-    "naive". ``rng`` seeds sigma, the k-means cells, the blocks, the sample and stochastic greedy
-    (default: fresh entropy).
+    ``optimizer``: "stochastic" (lazier than lazy greedy, ``epsilon``), "lazy" (exact greedy),
+    "naive", or "auto" (default): lazy greedy up to ``optimizers.AUTO_LAZY_MAX`` candidates,
+    stochastic greedy above (the result's ``optimizer`` says which ran). ``rng`` seeds sigma, the
+    k-means cells, the blocks, the sample and stochastic greedy (default: fresh entropy).
 
     Positions are k distinct int64 indices into the candidate arrays, in selection order (within
     each block, blocks concatenated, when no merge round ran). Raises ValueError on malformed
@@ -243,9 +246,11 @@ def solve_diverse(
     )
     m = scores.shape[0]
     k = int(k)
+    optimizer = choose_optimizer(optimizer, m)
     if k == 0 or k == m:
         pos = np.arange(k, dtype=np.int64)
-        return DiverseResult(pos, "global", 1, False, None if reference_size == 0 else 1.0, False)
+        relative = None if reference_size == 0 else 1.0
+        return DiverseResult(pos, "global", 1, False, relative, False, None, optimizer)
     rng = rng if rng is not None else np.random.default_rng()
     h = rescale_scores(scores)
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -291,7 +296,9 @@ def solve_diverse(
                 map_fn=map_fn,
                 rng=rng,
             )
-    return DiverseResult(picked, partitioning, len(blocks), merged, relative, estimated, ground.graph_kind)
+    return DiverseResult(
+        picked, partitioning, len(blocks), merged, relative, estimated, ground.graph_kind, optimizer
+    )
 
 
 def select_diverse(embeddings: np.ndarray, scores: np.ndarray, k: int, **options: Any) -> np.ndarray:

@@ -291,3 +291,19 @@ def _lazy_any(
 
 OPTIMIZERS = {"naive": _naive_any, "lazy": _lazy_any, "stochastic": stochastic_greedy}
 """Optimizers by name, all called as ``opt(f, k, *, epsilon, rng)`` (the deterministic ones ignore both)."""
+
+# "auto": exact (lazy) greedy up to this many candidates, stochastic greedy above. Measured on
+# clustered sketches with DIH-like scores (BENCHMARKS.md "Selection"): stochastic greedy at epsilon
+# 0.1 reaches only 92-98.6 % of lazy greedy's objective at k/m = 2-10 % (the hardness term and the
+# kNN graph's hubs are seen in part by a sample of (m/k) ln 10 candidates), while lazy greedy costs
+# about as much at 50,000 candidates (0.3-0.5 s for kNN and feature-based, graph build included)
+# and 1.5-6x more at 640,000 (6.6 s kNN, 28 s feature-based), past a round's budget.
+AUTO_LAZY_MAX = 100_000
+OPTIMIZER_CHOICES = (*OPTIMIZERS, "auto")
+
+
+def choose_optimizer(name: str, m: int) -> str:
+    """The optimizer ``name`` stands for over ``m`` candidates ("auto": see ``AUTO_LAZY_MAX``)."""
+    if name != "auto":
+        return name
+    return "lazy" if m <= AUTO_LAZY_MAX else "stochastic"
