@@ -9,12 +9,12 @@ write-ahead log: the soak suite measures what durability costs):
   trainers' endpoint (checked, split by shard, one part per shard, at most 8 sends in flight); the
   rate is samples over wall time, and each shard process's CPU time (``/proc``) over the samples it
   applied gives its cost per million samples;
-- selection: three rounds each (interleaved; the median is reported, and the first, which loads the
-  compiled code in every shard process, next to it) of top-k (DIHCL-Greedy), weighted sampling
-  (DIHCL-Rand and DIHCL-Exp, exponential-race keys) and uniform sampling, half of n each, over the
-  same state, by the selection protocol against the shard actors (the time a trainer's first
-  ``subset`` call waits for, without fetching its ids); diversity (GreeDi, dense facility location
-  on 16-d sketches) at 10 M only;
+- selection: ``--repeats`` (3) rounds each, interleaved, of top-k (DIHCL-Greedy), weighted sampling
+  (DIHCL-Rand and DIHCL-Exp, exponential-race keys) and uniform sampling, half of n each (the median
+  is reported and every one is in the JSON; a store's first also loads the compiled code and
+  allocates the temporaries a shard keeps), over the same state, by the selection protocol against
+  the shard actors (the time a trainer's first ``subset`` call waits for, without fetching its
+  ids); diversity (GreeDi, dense facility location on 16-d sketches) at 10 M only;
 - memory: each shard process's resident size after one selection of each method (the round records
   and the selection's temporaries it keeps for the next round included), next to its state's size.
 
@@ -49,7 +49,7 @@ from scorer_service.store import HardnessStore  # noqa: E402
 STEP_SAMPLES = 256
 SELECTORS = ("dihcl-greedy", "dihcl-rand", "dihcl-exp", "random")
 WINDOW = 8
-REPEATS = 3  # selections per method, interleaved; the median is reported (the first one loads code)
+REPEATS = 3  # selections per method by default, interleaved; the median is reported
 PROCESS_BYTES = 400 << 20  # a shard actor's process before its state (Ray worker, numpy, numba)
 
 
@@ -127,11 +127,13 @@ def _pids(run: str, shards: int) -> list[int]:
     return [ray.get(h.__ray_call__.remote(lambda self: os.getpid())) for h in handles]
 
 
-def measure(n: int, shards: int, writers: int, batch: int, diversity: bool) -> dict[str, Any]:
+def measure(
+    n: int, shards: int, writers: int, batch: int, diversity: bool, repeats: int = REPEATS
+) -> dict[str, Any]:
     """One store of ``shards`` shards at ``n`` samples: ingest, selections, memory (see the module doc)."""
     run = f"scale-{n}-{shards}{'-div' if diversity else ''}"
     cfg = StoreConfig(
-        n=n, epochs=2 + REPEATS * len(SELECTORS), run=run, method="dihcl-greedy", warm_start=1,
+        n=n, epochs=2 + repeats * len(SELECTORS), run=run, method="dihcl-greedy", warm_start=1,
         cycle_length=1,
         budget_start=0.02 if diversity else 0.5, budget_factor=1.0, budget_floor=0.01, store_shards=shards,
         diversity="fl" if diversity else "none", embedding_dim=16 if diversity else 0, seed=0,
@@ -164,7 +166,7 @@ def measure(n: int, shards: int, writers: int, batch: int, diversity: bool) -> d
     handles = get_shards(run, shards) if shards > 1 else None
     methods = ("dihcl-greedy",) if diversity else SELECTORS
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-    order = [m for _ in range(REPEATS) for m in methods]  # interleaved: the load moves for all alike
+    order = [m for _ in range(repeats) for m in methods]  # interleaved: the load moves for all alike
     for round_, method in enumerate(order, start=1):
         # The protocol driven from here over the shard actors: the coordinator's work for any method.
         group = RayShards(handles, cfg.bounds()) if handles else None
@@ -273,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shards", type=int, nargs="*", default=[1, 2, 4, 8])
     p.add_argument("--writers", type=int, default=2)
     p.add_argument("--batch", type=int, default=65536)
+    p.add_argument("--repeats", type=int, default=REPEATS, help="selections per method (median reported)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     sizes = args.sizes or ([1_000_000, 2_000_000] if args.quick else [10_000_000, 50_000_000])
@@ -285,12 +288,12 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append({"n": n, "shards": shards, "why": f"needs ~{need / 2**30:.1f} GiB"})
                 print(f"n={n:>11,} S={shards}: skipped, needs ~{need / 2**30:.1f} GiB", file=sys.stderr)
                 continue
-            row = measure(n, shards, args.writers, args.batch, diversity=False)
+            row = measure(n, shards, args.writers, args.batch, diversity=False, repeats=args.repeats)
             rows.append(row)
             _print(row)
         if n == min(sizes) and n <= 10_000_000:  # GreeDi on dense blocks: one size is enough
             for shards in [s for s in args.shards if s <= 4]:
-                row = measure(n, shards, args.writers, args.batch, diversity=True)
+                row = measure(n, shards, args.writers, args.batch, diversity=True, repeats=args.repeats)
                 rows.append(row)
                 _print(row)
     out = {"machine": machine(), "rows": rows, "skipped": skipped, "projection": projection(rows)}

@@ -87,3 +87,15 @@ def test_denoise_keeps_the_planted_labels_out_of_later_subsets():
 def test_denoise_settings_are_checked():
     with pytest.raises(ValueError, match="noise_threshold must be in"):
         StoreConfig(n=10, noise_threshold=1.0)
+
+
+def test_only_samples_never_predicted_as_labeled_leave_the_pool():
+    from scorer_service.core.label_noise import suspects
+
+    noise = np.array([0.9, 0.9, 0.9, 0.9, 0.2, np.nan], dtype=np.float32)
+    last_correct = np.array([0, 0, 1, -1, 0, 0], dtype=np.int8)
+    flips = np.array([0, 2, 0, 0, 0, 0], dtype=np.int32)
+    # Reported: likely wrong and wrong now (or correctness unknown).
+    assert suspects(noise, last_correct, 0.5).tolist() == [True, True, False, True, False, False]
+    # Excluded: also never right once (sample 1 was right at some point: it may be hard, not wrong).
+    assert suspects(noise, last_correct, 0.5, flips).tolist() == [True, False, False, True, False, False]

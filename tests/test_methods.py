@@ -176,6 +176,7 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
     # The round reports how the diversity step was solved: one global solve over 100 candidates.
     report = s.round_summaries()[1]["details"]
     assert report["diversity_partitioning"] == "global" and report["diversity_blocks"] == 1
+    assert report["diversity_optimizer"] == "lazy"  # auto: exact greedy at this size
     assert (
         report["diversity_relative_objective"] == 1.0 and not report["diversity_relative_objective_estimated"]
     )

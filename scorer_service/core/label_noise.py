@@ -16,7 +16,12 @@ posterior is then computed where it is kept, from the fitted :class:`NoiseFit`.
 
 A sample is *suspect* when its noise probability exceeds the threshold and, where the trainers
 send correctness, the model's latest prediction disagrees with its label: a hard but correctly
-labeled sample that the model gets right is not one.
+labeled sample that the model gets right is not one. To leave the candidate pool (``--denoise``)
+a suspect must also never have been predicted as labeled (its correctness never flipped): a sample
+out of the pool is not observed again, so the exclusion is final, and a hard but correctly labeled
+sample is usually right at least once by the end of the warm start while a mislabeled one is not
+(on synthetic data with 40 % flipped labels after the warm start: 83 % of those excluded are
+mislabeled instead of 72 %; on clean data 2-7 % of the samples are excluded instead of 7-19 %).
 """
 
 from __future__ import annotations
@@ -150,8 +155,15 @@ def noise_probability(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return posterior(loss_mean, seen, fit(stats))
 
 
-def suspects(noise: np.ndarray, last_correct: np.ndarray, threshold: float) -> np.ndarray:
-    """Mask of the samples whose label is likely wrong (see the module docstring)."""
+def suspects(
+    noise: np.ndarray, last_correct: np.ndarray, threshold: float, flips: np.ndarray | None = None
+) -> np.ndarray:
+    """Mask of the samples whose label is likely wrong (see the module docstring). With ``flips``
+    (the pool's exclusion), a sample with correctness known must also never have been predicted as
+    labeled (no flip of its correctness)."""
     out = np.nan_to_num(noise, nan=0.0) > threshold
     known = last_correct >= 0
-    return out & (~known | (last_correct == 0))
+    wrong = last_correct == 0
+    if flips is not None:
+        wrong &= flips == 0
+    return out & (~known | wrong)

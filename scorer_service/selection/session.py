@@ -84,7 +84,7 @@ class ShardSession:
         if self.plan.noise is not None:
             s = self.state
             self.noise = posterior(s.loss_mean, s.seen, NoiseFit.from_dict(self.plan.noise))
-            self.suspect = suspects(self.noise, s.last_correct, self.plan.threshold)
+            self.suspect = suspects(self.noise, s.last_correct, self.plan.threshold, s.flips)
             out["suspects:count"] = int(self.suspect.sum())
         return out
 

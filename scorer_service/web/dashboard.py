@@ -161,6 +161,8 @@ def _selection_table(rounds: Sequence[dict[str, Any]]) -> str:
         where = d.get("diversity_partitioning", "")
         if d.get("diversity_blocks", 1) > 1:
             where += f", {d['diversity_blocks']} blocks" + (", merged" if d.get("diversity_merged") else "")
+        if d.get("diversity_optimizer"):
+            where += f", {d['diversity_optimizer']} greedy"
         excluded = d.get("noise_excluded_share")
         cells = (
             r["round"],
