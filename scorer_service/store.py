@@ -18,7 +18,7 @@ from scorer_service.core import queries, staleness
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.rounds import check_metrics
 from scorer_service.core.split import acknowledged, check, split
-from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, trim_cut
+from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, noisy_labels_decision, trim_cut
 from scorer_service.shard import LocalShards
 from scorer_service.submodular import MapFn
 
@@ -68,7 +68,8 @@ class HardnessStore:
         if any(h is None for h in held):  # after a failure half-way this selects the same again
             lag = staleness.admit(round_, world_size, step, self.config.max_staleness, self._ask)
             noise = fit_noise(self.shards) if self.planner.denoise is not None else None
-            meta = self.planner.select(self.shards, round_, world_size, noise)
+            noisy = noisy_labels_decision(self.round_summaries()) if noise is not None else None
+            meta = self.planner.select(self.shards, round_, world_size, noise, noisy)
             self._ask("adopt", round_, meta | {"details": meta["details"] | lag})
             held = self._ask("round_state", round_)
         if held[0]["world_size"] != world_size:  # elastic training: the same selection, re-cut

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from scorer_service.core import counter_rng
-from scorer_service.core.label_noise import NoiseFit, fit
+from scorer_service.core.label_noise import NoiseFit, fit, labels_look_noisy
 from scorer_service.core.radix import DIGITS, LEVELS
 from scorer_service.core.reduce import bin_edges, combine
 from scorer_service.core.rounds import NO_CUT
@@ -137,9 +137,18 @@ class RoundSelector:
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
         return self.cycles.selection_cycle(round_) == 0 or (self.full_pass_each_cycle and first_of_cycle)
 
-    def select(self, shards: ShardGroup, round_: int, world: int, noise: NoiseFit | None) -> dict[str, Any]:
+    def select(
+        self,
+        shards: ShardGroup,
+        round_: int,
+        world: int,
+        noise: NoiseFit | None,
+        noisy_labels: bool | None = None,
+    ) -> dict[str, Any]:
         """Select round ``round_`` over ``shards`` (each keeps its part, unadopted); returns the round's
-        record fields for :meth:`adopt`. ``noise``: the mixture to denoise by (None: no denoising)."""
+        record fields for :meth:`adopt`. ``noise``: the mixture to denoise by (None: no denoising);
+        ``noisy_labels``: the run's decision whether its labels are noisy, made at its first denoising
+        round (None: not made yet, this round makes it; see :mod:`..core.label_noise`)."""
         t0 = time.perf_counter()
         cycle = self.cycles.selection_cycle(round_)
         warm = self.warm(round_)
@@ -159,9 +168,16 @@ class RoundSelector:
         pool = self.n
         if denoise:
             count = opened["suspects:count"]
+            if noisy_labels is None:
+                noisy_labels = labels_look_noisy(opened)
+                known = opened["correct_known:count"]
+                details["noise_never_correct_share"] = (
+                    opened["never_correct:count"] / known if known else None
+                )
+            details["noise_labels_noisy"] = noisy_labels
             # Never fewer candidates than half the data: a mixture fitted to a degenerate loss spread
             # must not starve the selector.
-            applied = 0 < count <= self.n // 2
+            applied = noisy_labels and 0 < count <= self.n // 2
             details["noise_suspects"] = count
             details["noise_excluded_share"] = count / self.n if applied else 0.0
             pool = self.n - count if applied else self.n
@@ -255,3 +271,13 @@ def fit_noise(shards: ShardGroup) -> NoiseFit:
     if stats["loss:count"] >= 2 and stats["loss:max"] > stats["loss:min"]:
         stats |= combine(ask(shards, "noise_part", "hist", stats["loss:min"], stats["loss:max"]))
     return fit(stats)
+
+
+def noisy_labels_decision(rounds: list[dict[str, Any]]) -> bool | None:
+    """The run's decision whether its labels are noisy, from its round records (None: no denoising
+    round has made it yet)."""
+    for r in sorted(rounds, key=lambda r: r["round"]):
+        decided = (r.get("details") or {}).get("noise_labels_noisy")
+        if decided is not None:
+            return decided
+    return None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.core.label_noise import NoiseFit, posterior, suspects
+from scorer_service.core.label_noise import NoiseFit, noise_rate_part, posterior, suspects
 from scorer_service.core.radix import above_cut, digit_counts, sortable
 from scorer_service.core.reduce import bin_counts, bin_edges, part_of
 from scorer_service.core.rounds import RoundRecord
@@ -84,8 +84,9 @@ class ShardSession:
         if self.plan.noise is not None:
             s = self.state
             self.noise = posterior(s.loss_mean, s.seen, NoiseFit.from_dict(self.plan.noise))
-            self.suspect = suspects(self.noise, s.last_correct, self.plan.threshold, s.flips)
+            self.suspect = suspects(self.noise, s.last_correct, self.plan.threshold)
             out["suspects:count"] = int(self.suspect.sum())
+            out |= noise_rate_part(s.last_correct, s.flips)
         return out
 
     def pool(self, applied: bool, n: int) -> None:
