@@ -360,7 +360,7 @@ def worker_store(spec: dict) -> dict:
                     "k": k,
                     "function": func,
                     "scores": kind,
-                    "optimizer": opt,
+                    "optimizer": opt if opt != "auto" else f"auto:{res.optimizer}",
                     "times": times,
                     "time_s": statistics.median(times),
                     "solve_s": solve_s,
@@ -655,7 +655,7 @@ def speedups(rows: list[dict]) -> list[dict]:
 
 
 STORE_HEADER = (
-    f"{'n':>8} {'m':>7} {'k':>7} {'function':<8} {'scores':<6} {'optimizer':<10} {'select s':>8} "
+    f"{'n':>8} {'m':>7} {'k':>7} {'function':<8} {'scores':<6} {'optimizer':<15} {'select s':>8} "
     f"{'+report s':>9} {'partitioning':<16} {'merged':<6} {'graph':<5} {'vs global':>9} {'reported':>10} "
     f"{'load':>5}"
 )
@@ -666,7 +666,7 @@ def format_store_row(r: dict) -> str:
     rep = f"{100 * r['reported']:8.2f}%{'~' if r['estimated'] else ' '}"
     parts = f"{r['partitioning']} x{r['blocks']}"
     return (
-        f"{r['n']:>8} {r['m']:>7} {r['k']:>7} {r['function']:<8} {r['scores']:<6} {r['optimizer']:<10} "
+        f"{r['n']:>8} {r['m']:>7} {r['k']:>7} {r['function']:<8} {r['scores']:<6} {r['optimizer']:<15} "
         f"{r['time_s']:>8.3f} {r['solve_s']:>9.3f} {parts:<16} {'yes' if r['merged'] else 'no':<6} "
         f"{r['graph'] or '-':<5} {vs} {rep} {r['load_avg']:>5.1f}"
     )
@@ -686,7 +686,8 @@ def store_path(args: argparse.Namespace, sizes: list[int]) -> tuple[list[dict], 
                 "func": func,
                 "seed": args.store_seed,
                 "reps": args.reps,
-                "optimizers": ["stochastic", "lazy"] if n <= 200_000 else ["stochastic"],
+                # "auto" is the store's default; it runs one of the other two (lazy up to 100k candidates).
+                "optimizers": ["auto", "stochastic", "lazy"] if n <= 200_000 else ["auto"],
                 "scores": ["dih", "flat"] if n == 50_000 else ["dih"],
                 "reference": m <= REFERENCE_MAX[func],
             }
@@ -785,6 +786,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of the library-comparison data")
     ap.add_argument("--store-seed", type=int, default=STORE_SEED, help="seed of the store-path data")
+    ap.add_argument(
+        "--store-sizes", type=int, nargs="*", default=None, help="sizes of the store path (default: all)"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -861,7 +865,7 @@ def libraries(args: argparse.Namespace) -> dict:
 
 
 def store_section(args: argparse.Namespace) -> dict:
-    sizes = [10_000, 50_000, IMAGENET_N // 10] if args.quick else list(STORE_SIZES)
+    sizes = args.store_sizes or ([10_000, 50_000, IMAGENET_N // 10] if args.quick else list(STORE_SIZES))
     print(
         "\n# select_diverse as the store calls it (lam = 1, epsilon 0.1), timed from the float16 sketches"
         "\n# (sigma, k-means cells, kNN graph or kernels, selection); '+report s': solve_diverse with its"
