@@ -125,7 +125,14 @@ def _one(settings: Settings, data: Data, v: Variant, seed: int, index: int, stor
     rounds: list[dict[str, Any]] = []
 
     def on_round(summary: dict[str, Any], _store: Any) -> None:
-        rounds.append({"size": summary["size"], "test_accuracy": summary["metrics"]["test_accuracy"]})
+        rounds.append(
+            {
+                "size": summary["size"],
+                "test_accuracy": summary["metrics"]["test_accuracy"],
+                # --denoise's evidence, recorded by the round that decided it (see core.label_noise)
+                "never_correct_share": (summary.get("details") or {}).get("noise_never_correct_share"),
+            }
+        )
 
     try:
         s = run_training(cfg, out=lambda _line: None, on_round=on_round)

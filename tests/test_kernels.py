@@ -9,6 +9,7 @@ from scorer_service.core.radix import above_cut, sortable
 from scorer_service.core.reduce import bin_counts, bin_edges
 from scorer_service.core.state import SampleState
 from scorer_service.selection.diversity import DiversityTerm
+from scorer_service.selection.registry import selector_spec
 from scorer_service.selection.session import RoundPlan, ShardSession
 
 
@@ -82,14 +83,15 @@ def test_set_importance_is_one_but_at_the_positions_given():
 
 
 def test_a_session_never_writes_its_codes_over_the_states_own_column():
-    # A state whose DIH column is a plain array (as ``take`` makes): DIHCL-Greedy's keys are that
-    # very column, and the codes must go elsewhere.
+    # A state whose DIH column is a plain array (as ``take`` makes), and no copy of it made at the
+    # selection's opening: DIHCL-Greedy's keys are then that very column, and the codes must go
+    # elsewhere (a session writes them over keys that are its own).
     full = SampleState(1000)
     full.dih[:] = np.random.default_rng(5).random(1000)
     state = full.take(np.arange(1000))
     before = state.dih.copy()
     session = ShardSession(state, 0, RoundPlan(1, "dihcl-greedy", 1000, 0, 1), None, DiversityTerm(), None)
-    session.open()
+    assert selector_spec("dihcl-greedy").keys(session.ctx) is state.dih
     session.keys({}, (0.0, 1.0), None)
     np.testing.assert_array_equal(state.dih, before)
     np.testing.assert_array_equal(session.codes, sortable(before))

@@ -26,7 +26,3 @@ class Scratch:
         if have is None or have.shape != (n,) or have.dtype != np.dtype(dtype):
             self._arrays[name] = have = np.empty(n, dtype=dtype)
         return have
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._arrays.values())
