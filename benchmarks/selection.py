@@ -686,8 +686,10 @@ def store_path(args: argparse.Namespace, sizes: list[int]) -> tuple[list[dict], 
                 "func": func,
                 "seed": args.store_seed,
                 "reps": args.reps,
-                # "auto" is the store's default; it runs one of the other two (lazy up to 100k candidates).
-                "optimizers": ["auto", "stochastic", "lazy"] if n <= 200_000 else ["auto"],
+                # "auto" is the store's default; it runs lazy greedy or lazy-stochastic greedy.
+                "optimizers": ["auto", "stochastic", "lazy-stochastic", "lazy"]
+                if n <= 200_000
+                else ["auto", "stochastic"],
                 "scores": ["dih", "flat"] if n == 50_000 else ["dih"],
                 "reference": m <= REFERENCE_MAX[func],
             }

@@ -79,7 +79,9 @@ class StoreConfig:
     diversity_decay: float = setting(0.8, "factor on the diversity weight per selection cycle")
     diversity_optimizer: str = setting(
         "auto",
-        "stochastic: lazier-than-lazy greedy; lazy: exact greedy; auto: lazy up to 100,000 candidates",
+        "stochastic: lazier-than-lazy greedy; lazy: exact greedy; lazy-stochastic: stochastic greedy "
+        "that also probes lazy greedy's heap; auto: lazy up to 20,000 candidates, lazy-stochastic up "
+        "to 200,000, stochastic above",
         choices=lambda: sorted(OPTIMIZER_CHOICES),
     )
     diversity_epsilon: float = setting(

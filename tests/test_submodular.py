@@ -21,6 +21,7 @@ from scorer_service.submodular import (
     kmeans_cells,
     knn_graph,
     lazy_greedy,
+    lazy_stochastic_greedy,
     make_blocks,
     mean_pairwise_distance,
     naive_greedy,
@@ -184,6 +185,51 @@ def test_stochastic_greedy_meets_its_guarantee_against_brute_force(name):
         assert np.mean(values) >= (1 - 1 / math.e - eps) * opt
         assert f.evaluate(naive_greedy(f, k)) >= (1 - 1 / math.e) * opt
         assert max(values) <= opt + 1e-9
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_lazy_stochastic_greedy_meets_stochastic_greedys_guarantee_against_brute_force(name):
+    eps = 0.1
+    for inst in range(3):
+        rng = np.random.default_rng(200 + inst)
+        x = clustered(rng, 12, d=4)
+        hard = np.zeros(12)
+        hard[rng.choice(12, 4, replace=False)] = 5.0
+        f = Objective(hard + rng.random(12) * 0.1, make_function(name, x), weight=1.0)
+        opt = brute_force_opt(f, 4)
+        values = [
+            f.evaluate(lazy_stochastic_greedy(f, 4, epsilon=eps, rng=np.random.default_rng(s)))
+            for s in range(30)
+        ]
+        assert np.mean(values) >= (1 - 1 / math.e - eps) * opt
+        assert max(values) <= opt + 1e-9
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_lazy_stochastic_greedy_takes_lazy_greedys_pick_when_the_heap_decides(name):
+    # A modular term far above any diversity gain: the heap's top is fresh after one evaluation,
+    # so every step is lazy greedy's, where a uniform sample of s = 18 misses the best element.
+    rng = np.random.default_rng(9)
+    x = clustered(rng, 300, d=6)
+    f = Objective(np.arange(300, dtype=np.float64) * 10.0, make_function(name, x), weight=1.0)
+    exact = lazy_greedy(f, 40)
+    np.testing.assert_array_equal(lazy_stochastic_greedy(f, 40, rng=np.random.default_rng(1)), exact)
+    assert not np.array_equal(stochastic_greedy(f, 40, rng=np.random.default_rng(1)), exact)
+
+
+def test_lazy_stochastic_greedy_finds_the_hard_samples_a_uniform_sample_misses():
+    rng = np.random.default_rng(21)
+    x = clustered(rng, 20_000, d=8, centres=20)
+    m = rng.gamma(2.0, 100.0, size=20_000)  # DIH-like: a few samples worth far more than the rest
+    g = FeatureBased(nonnegative_features(x))
+    f = Objective(m / m.max(), g, weight=200 / g.full_value())
+    best = f.evaluate(lazy_greedy(f, 200))
+    probed = lazy_stochastic_greedy(f, 200, rng=np.random.default_rng(2))
+    plain = stochastic_greedy(f, 200, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(probed, lazy_stochastic_greedy(f, 200, rng=np.random.default_rng(2)))
+    assert len(np.unique(probed)) == 200
+    assert f.evaluate(probed) >= 0.995 * best
+    assert f.evaluate(probed) > f.evaluate(plain)
 
 
 def test_stochastic_greedy_is_seeded_and_close_to_lazy():
@@ -464,17 +510,18 @@ def test_feature_baseline_is_covered_mass(concave):
         FeatureBased(feats, baseline=-base)
 
 
-def test_auto_runs_lazy_greedy_up_to_its_limit_and_stochastic_greedy_above(monkeypatch):
+def test_auto_runs_lazy_then_lazy_stochastic_then_stochastic_greedy_as_candidates_grow(monkeypatch):
     import scorer_service.submodular.optimizers as optimizers
 
     rng = np.random.default_rng(12)
     emb = clustered(rng, 3000, d=16).astype(np.float16)
     scores = rng.random(3000) * 1000
     solve = lambda **kw: solve_diverse(emb, scores, 60, function="fl-knn", rng=np.random.default_rng(1), **kw)  # noqa: E731
-    auto = solve()
-    assert auto.optimizer == "lazy"
-    np.testing.assert_array_equal(auto.positions, solve(optimizer="lazy").positions)
-    monkeypatch.setattr(optimizers, "AUTO_LAZY_MAX", 2999)
-    auto = solve()
-    assert auto.optimizer == "stochastic"
-    np.testing.assert_array_equal(auto.positions, solve(optimizer="stochastic").positions)
+    cases = ((3000, 3000, "lazy"), (2999, 3000, "lazy-stochastic"), (2000, 2999, "stochastic"))
+    for lazy_max, probe_max, want in cases:
+        monkeypatch.setattr(optimizers, "AUTO_LAZY_MAX", lazy_max)
+        monkeypatch.setattr(optimizers, "AUTO_PROBE_MAX", probe_max)
+        auto = solve()
+        assert auto.optimizer == want
+        np.testing.assert_array_equal(auto.positions, solve(optimizer=want).positions)
+    assert optimizers.choose_optimizer("stochastic", 10) == "stochastic"

@@ -1,8 +1,9 @@
-"""A memory prefetch hint for compiled loops over random sample ids.
+"""Memory prefetch hints for compiled loops over random sample ids.
 
 An ingest touches one record per sample at random ids in a store much larger than the caches, so
-every record is a cache miss. Asking for the record a few samples ahead (``llvm.prefetch``) keeps
-several misses in flight instead of waiting for each in turn.
+every record is a cache miss; so does a greedy optimizer's gain, which reads a candidate's row.
+Asking for the next ones early (``llvm.prefetch``) keeps several misses in flight instead of
+waiting for each in turn.
 """
 
 from __future__ import annotations
@@ -17,19 +18,26 @@ from numba.extending import intrinsic
 AHEAD = 16
 
 
-@intrinsic
-def prefetch(typingctx, array, index):  # noqa: ARG001 (numba's intrinsic signature)
-    """Hint that ``array[index]`` will be read and written soon (no bounds check, no effect on values)."""
+def _hint(rw: int):  # noqa: ANN202 (numba's intrinsic protocol)
+    def hint(typingctx, array, index):  # noqa: ARG001 (numba's intrinsic signature)
+        def codegen(context, builder, signature, args):  # noqa: ARG001
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            # locality = 3 (keep it in every cache level), data cache.
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(rw), i32(3), i32(1)])
+            return context.get_dummy_value()
 
-    def codegen(context, builder, signature, args):  # noqa: ARG001
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        # rw = 1 (the record is written), locality = 3 (keep it in every cache level), data cache.
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
-        return context.get_dummy_value()
+        return types.void(array, index), codegen
 
-    return types.void(array, index), codegen
+    hint.__name__ = f"prefetch_rw{rw}"
+    return hint
+
+
+# Hints that ``array[index]`` will be read and written (``prefetch``) or only read
+# (``prefetch_read``) soon: no bounds check, no effect on values.
+prefetch = intrinsic(_hint(1))
+prefetch_read = intrinsic(_hint(0))

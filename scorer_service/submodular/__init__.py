@@ -1,12 +1,13 @@
 """Submodular diversity selection: keep k candidates maximizing ``sum(hardness) + lambda * G(S)``.
 
 DIHCL Eq. 3 (Zhou, Wang & Bilmes, NeurIPS 2020), DoCL Eq. 15 and MCL's "hard and diverse" subsets,
-solved by stochastic greedy (Mirzasoleiman et al., AAAI 2015) or exact lazy greedy. Pure numpy,
+solved by stochastic greedy (Mirzasoleiman et al., AAAI 2015), with or without a probe of lazy
+greedy's heap, or exact lazy greedy. Pure numpy,
 numba and faiss: no Ray here. Partitions run on a thread pool unless the caller passes another
 ``map_fn``.
 
 * ``functions`` -- set functions with memoized gains (dense and kNN facility location, feature-based)
-* ``optimizers`` -- naive, lazy and stochastic greedy
+* ``optimizers`` -- naive, lazy, stochastic and lazy-stochastic greedy
 * ``neighbours`` -- faiss k-means cells and the approximate (IVF) kNN graph built on them
 * ``partition`` -- blocks by label or k-means cell, proportional budgets, GreeDi merge round
 * ``diverse`` -- :func:`solve_diverse` (pick and report) and :func:`select_diverse` (the pick alone)
@@ -41,6 +42,7 @@ from scorer_service.submodular.optimizers import (
     OPTIMIZERS,
     choose_optimizer,
     lazy_greedy,
+    lazy_stochastic_greedy,
     naive_greedy,
     stochastic_greedy,
 )
@@ -78,6 +80,7 @@ __all__ = [
     "lazy_greedy",
     "make_blocks",
     "mean_pairwise_distance",
+    "lazy_stochastic_greedy",
     "naive_greedy",
     "neighbour_graph",
     "nonnegative_features",

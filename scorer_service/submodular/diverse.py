@@ -222,10 +222,12 @@ def solve_diverse(
     the estimate is rough: the restricted cells hold far fewer points than the real ones (on
     clustered sketches at 200k it read 92.8-96.3 % where the true ratio was 96.1-97.2 %).
 
-    ``optimizer``: "stochastic" (lazier than lazy greedy, ``epsilon``), "lazy" (exact greedy),
-    "naive", or "auto" (default): lazy greedy up to ``optimizers.AUTO_LAZY_MAX`` candidates,
-    stochastic greedy above (the result's ``optimizer`` says which ran). ``rng`` seeds sigma, the
-    k-means cells, the blocks, the sample and stochastic greedy (default: fresh entropy).
+    ``optimizer``: "stochastic" (lazier than lazy greedy, ``epsilon``), "lazy-stochastic" (the same
+    with a probe of lazy greedy's heap each step), "lazy" (exact greedy), "naive", or "auto"
+    (default, :func:`.optimizers.choose_optimizer`: lazy greedy on small candidate sets, the
+    lazy-stochastic one on larger, stochastic greedy on the largest; the result's ``optimizer`` says
+    which ran). ``rng`` seeds sigma, the k-means cells, the blocks, the sample and the stochastic
+    optimizers (default: fresh entropy).
 
     Positions are k distinct int64 indices into the candidate arrays, in selection order (within
     each block, blocks concatenated, when no merge round ran). Raises ValueError on malformed

@@ -8,8 +8,13 @@
   Vondrak & Krause, AAAI 2015): each step takes the best of ``s = ceil((n/k) ln(1/eps))`` elements
   drawn uniformly without replacement from the remaining ones; ``E[F(S)] >= (1 - 1/e - eps) OPT``
   with O(n ln(1/eps)) evaluations whatever k is.
+* :func:`lazy_stochastic_greedy` -- stochastic greedy whose every step first spends up to ``s``
+  evaluations on the lazy heap's largest stale bounds: when a fresh gain reaches the top, that step
+  is exactly greedy's; otherwise it takes the best gain seen, from the heap or the sample. Each pick
+  is at least as good as stochastic greedy's on the same sample, so its guarantee holds; what the
+  uniform sample misses (the few elements whose hardness term dominates) the heap finds.
 
-All three break ties between equal gains by the lowest index and return positions in selection
+All four break ties between equal gains by the lowest index and return positions in selection
 order. Their loops are compiled with numba and release the GIL, so partitions can be solved in
 threads.
 """
@@ -28,6 +33,7 @@ from scorer_service.submodular.functions import (
     diversity_gain,
     diversity_update,
 )
+from scorer_service.submodular.setfunction import prefetch_gain
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -87,6 +93,13 @@ def _sift_down(key: np.ndarray, ids: np.ndarray, pos: int, size: int) -> None:
         pos = c
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _prefetch_next(kind: int, data: tuple, ids: np.ndarray, size: int) -> None:
+    # While the heap's top is evaluated: the next top is likely one of its children.
+    for c in range(1, min(3, size)):
+        prefetch_gain(kind, data, ids[c])
+
+
 @nb.njit(cache=True, nogil=True)
 def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int) -> np.ndarray:
     n = m.shape[0]
@@ -109,6 +122,7 @@ def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: 
                 ids[0] = ids[size]
                 _sift_down(key, ids, 0, size)
                 break
+            _prefetch_next(kind, data, ids, size)
             key[0] = m[e] + w * diversity_gain(kind, data, memo, e)
             fresh_at[e] = t
             _sift_down(key, ids, 0, size)
@@ -150,8 +164,71 @@ def _evaluate(
 
 
 @nb.njit(cache=True, nogil=True)
+def _probe(
+    kind: int,
+    data: tuple,
+    memo: np.ndarray,
+    m: np.ndarray,
+    w: float,
+    t: int,
+    budget: int,
+    key: np.ndarray,
+    ids: np.ndarray,
+    size: int,
+    bound: np.ndarray,
+    fresh_at: np.ndarray,
+    taken: np.ndarray,
+) -> tuple:
+    # Lazy greedy's loop on the heap of stale bounds, for at most `budget` evaluations. Returns
+    # (greedy's exact pick or -1, the best fresh gain seen and its element, the heap's new size).
+    best = -np.inf
+    be = -1
+    evaluations = 0
+    while size > 0:
+        e = ids[0]
+        if taken[e]:  # picked from a sample at an earlier step
+            size -= 1
+            key[0] = key[size]
+            ids[0] = ids[size]
+            _sift_down(key, ids, 0, size)
+            continue
+        if fresh_at[e] == t + 1 and key[0] == bound[e]:
+            # A fresh gain on top beats every stale bound, hence every fresh gain: the greedy pick.
+            size -= 1
+            key[0] = key[size]
+            ids[0] = ids[size]
+            _sift_down(key, ids, 0, size)
+            return e, best, be, size
+        if bound[e] < key[0]:  # a tighter bound from a sample: no evaluation needed to sink it
+            key[0] = bound[e]
+            _sift_down(key, ids, 0, size)
+            continue
+        if evaluations == budget:
+            break
+        _prefetch_next(kind, data, ids, size)
+        v = m[e] + w * diversity_gain(kind, data, memo, e)
+        evaluations += 1
+        key[0] = v
+        bound[e] = v
+        fresh_at[e] = t + 1
+        if be < 0 or _better(v, e, best, be):
+            best = v
+            be = e
+        _sift_down(key, ids, 0, size)
+    return -1, best, be, size
+
+
+@nb.njit(cache=True, nogil=True)
 def _stochastic(
-    kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int, s: int, seed: np.uint64
+    kind: int,
+    data: tuple,
+    memo: np.ndarray,
+    m: np.ndarray,
+    w: float,
+    k: int,
+    s: int,
+    seed: np.uint64,
+    probe: int,
 ) -> np.ndarray:
     n = m.shape[0]
     out = np.empty(k, dtype=np.int64)
@@ -160,11 +237,30 @@ def _stochastic(
     # Gains evaluated at earlier steps stay valid upper bounds (submodularity): a candidate whose
     # bound cannot beat the best fresh gain of this step is skipped unevaluated (Sec. 3 of the paper).
     bound = np.full(n, np.inf)
+    # With a probe, every bound starts evaluated, in lazy greedy's heap (the step it was fresh at).
+    fresh_at = np.ones(n if probe > 0 else 0, dtype=np.int64)
+    key = np.empty(n if probe > 0 else 0)
+    ids = np.arange(n if probe > 0 else 0)
+    size = key.shape[0]
+    for e in range(size):
+        bound[e] = key[e] = m[e] + w * diversity_gain(kind, data, memo, e)
+    for pos in range(size // 2 - 1, -1, -1):
+        _sift_down(key, ids, pos, size)
     cand = np.empty(max(s, 1), dtype=np.int64)
     quad = np.empty(4, dtype=np.int64)
     gains = np.empty(4)
     state = seed
     for t in range(k):
+        best, be = -np.inf, -1
+        if probe > 0:
+            pick, best, be, size = _probe(
+                kind, data, memo, m, w, t, probe, key, ids, size, bound, fresh_at, taken
+            )
+            if pick >= 0:
+                taken[pick] = True
+                diversity_update(kind, data, memo, pick)
+                out[t] = pick
+                continue
         remaining = n - t
         if 2 * s >= remaining:
             # Rejection would need many draws per hit: take the whole remainder (only in the last
@@ -184,6 +280,7 @@ def _stochastic(
                 if taken[e] or drawn_at[e] == t + 1:
                     continue
                 drawn_at[e] = t + 1
+                prefetch_gain(kind, data, e)
                 cand[c] = e
                 c += 1
         # Gather the bounds first, evaluate the `group` most promising candidates, then only those
@@ -199,7 +296,7 @@ def _stochastic(
             quad[g] = cand[top]
             left -= 1
             cand[top] = cand[left]
-        best, be = _evaluate(kind, data, memo, m, w, quad, min(group, c), gains, bound, -np.inf, -1)
+        best, be = _evaluate(kind, data, memo, m, w, quad, min(group, c), gains, bound, best, be)
         g = 0
         for i in range(left):
             e = cand[i]
@@ -274,7 +371,29 @@ def stochastic_greedy(
     rng = rng if rng is not None else np.random.default_rng()
     seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
     g = f.diversity
-    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed)
+    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed, 0)
+
+
+def lazy_stochastic_greedy(
+    f: Objective, k: int, *, epsilon: float = 0.1, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Stochastic greedy with a lazy probe: each step first runs lazy greedy's loop on the heap of
+    stale gains for at most ``s = ceil((n/k) ln(1/eps))`` evaluations (the sample's size). If a
+    fresh gain reaches the top of the heap, it is greedy's exact pick; otherwise the step draws
+    stochastic greedy's sample and adds the best gain seen in either.
+
+    Every pick is at least as good as the best of the sample, so stochastic greedy's
+    ``E[F(S)] >= (1 - 1/e - eps) OPT`` holds; the probe finds the elements of largest bound, which
+    a uniform sample sees only with probability ``s / n``: with a hardness term, the few samples it
+    makes worth most. At most twice stochastic greedy's evaluations per step, plus one pass over all
+    ``n`` to fill the heap.
+    """
+    k = _check_k(f, k)
+    s = sample_size(f.n, k, epsilon)
+    rng = rng if rng is not None else np.random.default_rng()
+    seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+    g = f.diversity
+    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed, s)
 
 
 def _naive_any(
@@ -289,21 +408,35 @@ def _lazy_any(
     return lazy_greedy(f, k)
 
 
-OPTIMIZERS = {"naive": _naive_any, "lazy": _lazy_any, "stochastic": stochastic_greedy}
+OPTIMIZERS = {
+    "naive": _naive_any,
+    "lazy": _lazy_any,
+    "stochastic": stochastic_greedy,
+    "lazy-stochastic": lazy_stochastic_greedy,
+}
 """Optimizers by name, all called as ``opt(f, k, *, epsilon, rng)`` (the deterministic ones ignore both)."""
 
-# "auto": exact (lazy) greedy up to this many candidates, stochastic greedy above. Measured on
-# clustered sketches with DIH-like scores (BENCHMARKS.md "Selection"): stochastic greedy at epsilon
-# 0.1 reaches only 92-98.6 % of lazy greedy's objective at k/m = 2-10 % (the hardness term and the
-# kNN graph's hubs are seen in part by a sample of (m/k) ln 10 candidates), while lazy greedy costs
-# about as much at 50,000 candidates (0.3-0.5 s for kNN and feature-based, graph build included)
-# and 1.5-6x more at 640,000 (6.6 s kNN, 28 s feature-based), past a round's budget.
-AUTO_LAZY_MAX = 100_000
+# "auto": the most exact optimizer whose time fits a round at that many candidates. Measured on
+# clustered sketches with DIH-like and flat scores (BENCHMARKS.md "Selection"):
+# - lazy greedy is exact, but its time grows past a round's budget with m (0.3-0.6 s for
+#   feature-based at 50,000 candidates without a hardness term, 28 s at 640,000);
+# - plain stochastic greedy at epsilon 0.1 reaches only 92-98.6 % of lazy greedy's objective with
+#   a hardness term: a sample of (m/k) ln 10 candidates sees the few samples it makes worth most
+#   with probability s/m;
+# - the lazy probe stays within a few tenths of a percent of lazy greedy at 50,000 candidates for
+#   about twice stochastic greedy's time, which past 200,000 candidates no longer fits (kNN facility
+#   location over 640,000: 4.7 s against 3.7 s with the graph build, of a 5 s budget).
+AUTO_LAZY_MAX = 20_000
+AUTO_PROBE_MAX = 200_000
 OPTIMIZER_CHOICES = (*OPTIMIZERS, "auto")
 
 
 def choose_optimizer(name: str, m: int) -> str:
-    """The optimizer ``name`` stands for over ``m`` candidates ("auto": see ``AUTO_LAZY_MAX``)."""
+    """The optimizer ``name`` stands for over ``m`` candidates ("auto": lazy greedy up to
+    :data:`AUTO_LAZY_MAX`, lazy-stochastic greedy up to :data:`AUTO_PROBE_MAX`, stochastic greedy
+    above)."""
     if name != "auto":
         return name
-    return "lazy" if m <= AUTO_LAZY_MAX else "stochastic"
+    if m <= AUTO_LAZY_MAX:
+        return "lazy"
+    return "lazy-stochastic" if m <= AUTO_PROBE_MAX else "stochastic"
