@@ -31,9 +31,11 @@ n in {10k, 50k, 200k} (k = n/50, n/10) and at 1.28M in the store's shape (the ca
 half, keeping 0.4 of them), timed end to end (sigma, k-means cells, kNN graph or kernels,
 selection), with the objective relative to one global lazy greedy on exact structures where that
 fits (dense up to 50k: a 10 GB kernel; kNN up to 200k: an exact O(m^2) graph), and the ratio
-``solve_diverse`` reports itself. At 50k also with flat scores (pure diversity), against
+``solve_diverse`` reports itself; every optimizer (``auto``, ``stochastic``, ``lazy-stochastic``,
+``lazy``) up to 200k, ``auto`` and ``stochastic`` at 1.28M. At 50k also with flat scores (pure
+diversity), against
 apricot's fastest run on the same sketches (its input -- exact graph or scaled features -- built
-for it, and timed separately).
+for it, and timed separately; the fastest of as many repetitions as ours gets).
 
 kNN indexes: the 10-NN graph of the store-path sketches at 50k and 640k rows by our IVF cells
 (faiss k-means, exact sgemm search within each cell), faiss IVF-Flat and HNSW, hnswlib and
@@ -402,9 +404,13 @@ def worker_apricot_store(spec: dict) -> dict:
     rows = []
     for k in spec["ks"]:
         for opt in ("stochastic", "lazy"):
-            t0 = time.perf_counter()
-            _apricot(func, opt, k, 0.1, data, spec["seed"])
-            rows.append({"k": k, "optimizer": opt, "time_s": time.perf_counter() - t0})
+            times = []
+            for _ in range(spec["reps"]):
+                t0 = time.perf_counter()
+                _apricot(func, opt, k, 0.1, data, spec["seed"])
+                times.append(time.perf_counter() - t0)
+            # Its fastest of the repetitions: the bar ours is held to.
+            rows.append({"k": k, "optimizer": opt, "time_s": min(times), "times": times})
     return {"rows": rows, "build_s": build_s, "load_avg": os.getloadavg()[0]}
 
 
@@ -706,7 +712,14 @@ def store_path(args: argparse.Namespace, sizes: list[int]) -> tuple[list[dict], 
             rows.extend(res["rows"])
         if n == 50_000 and skip_reason("apricot", "knn", n) is None:
             for func in ("fl-knn", "feature"):
-                spec = {"mode": "apricot_store", "n": n, "func": func, "ks": ks, "seed": args.store_seed}
+                spec = {
+                    "mode": "apricot_store",
+                    "n": n,
+                    "func": func,
+                    "ks": ks,
+                    "seed": args.store_seed,
+                    "reps": args.reps,
+                }
                 res = spawn(spec, args.timeout)
                 if "error" in res:
                     print(f"# apricot {func}: {res['error']}", flush=True)
