@@ -90,7 +90,11 @@ class StoreConfig:
     diversity_report_size: int = setting(
         8192, "candidates sampled to report each diversity step's objective against a global solve (0: off)"
     )
-    denoise: bool = setting(False, "after warm start, likely mislabeled samples leave the candidate pool")
+    denoise: bool = setting(
+        False,
+        "after warm start, likely mislabeled samples leave the candidate pool (back in the last round "
+        "of each cycle, to be observed again)",
+    )
     noise_threshold: float = setting(
         0.5, "noise probability above which a sample counts as likely mislabeled"
     )

@@ -85,6 +85,7 @@ def test_denoise_keeps_the_planted_labels_out_of_later_subsets():
     assert cleaned.round_summaries()[2]["details"]["noise_never_correct_share"] == 0.2
     assert cleaned.round_summaries()[3]["details"] == {
         "noise_labels_noisy": True,
+        "noise_recheck": False,
         "noise_suspects": 40,
         "noise_excluded_share": 0.2,
     }
@@ -118,3 +119,31 @@ def test_denoise_leaves_the_pool_whole_when_labels_do_not_look_noisy():
     assert decided["noise_suspects"] > 0  # the mixture alone would have left hard ones out
     assert s.round_summaries()[3]["details"]["noise_excluded_share"] == 0.0
     assert hard[s.round_subset(3, 0, 200)["ids"]].sum() == 40  # dihcl-greedy keeps the hard ones
+
+
+def test_denoise_lets_suspects_back_in_the_last_round_of_each_cycle_to_observe_them_again():
+    n = 200
+    noisy = np.zeros(n, dtype=bool)
+    noisy[:40] = True
+    s = HardnessStore(
+        StoreConfig(
+            n=n, epochs=7, run="recheck", method="dihcl-greedy", warm_start=2, cycle_length=2, denoise=True
+        )
+    )
+    rng = np.random.default_rng(4)
+    planted_in = {}
+    for r in range(7):
+        ids = s.subset(r, 0, 1)
+        planted_in[r] = int(noisy[ids].sum())
+        # From round 3 on the model gets ten of the planted ids right: hard, not mislabeled.
+        right = noisy[ids] & (ids < 10) & (r >= 3)
+        loss = np.where(noisy[ids] & ~right, rng.uniform(1.5, 3.0, ids.size), rng.uniform(0.0, 0.4, ids.size))
+        s.ingest(batch(ids, loss, ~noisy[ids] | right, step=r, lr=0.1, round_=r, seq=r))
+        s.record_round(r, {"test_accuracy": 0.5})
+    details = {r["round"]: r["details"] for r in s.round_summaries()}
+    # Cycles [2, 3], [4, 5], [6]: rounds 3 and 5 are rechecks; 6, the run's last, is not.
+    assert [details[r].get("noise_recheck") for r in range(2, 7)] == [False, True, False, True, False]
+    assert planted_in[2] == 0 and planted_in[3] == 40  # dihcl-greedy takes the hardest when let
+    assert planted_in[4] == 10  # observed right in round 3: no longer suspects
+    assert details[4]["noise_suspects"] == 30
+    assert details[6]["noise_suspects"] == 30 and planted_in[6] <= 10

@@ -137,6 +137,13 @@ class RoundSelector:
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
         return self.cycles.selection_cycle(round_) == 0 or (self.full_pass_each_cycle and first_of_cycle)
 
+    def recheck(self, round_: int) -> bool:
+        """Whether ``round_`` lets --denoise's suspects back into the pool: the last round of a
+        selection cycle of two or more rounds, unless it is the run's last (see
+        :mod:`..core.label_noise`)."""
+        start, end = self.cycles.bounds(self.cycles.cycle_of(round_))
+        return round_ == end - 1 and round_ > start and end < self.cycles.epochs
+
     def select(
         self,
         shards: ShardGroup,
@@ -175,9 +182,11 @@ class RoundSelector:
                     opened["never_correct:count"] / known if known else None
                 )
             details["noise_labels_noisy"] = noisy_labels
+            recheck = self.recheck(round_)
+            details["noise_recheck"] = recheck
             # Never fewer candidates than half the data: a mixture fitted to a degenerate loss spread
             # must not starve the selector.
-            applied = noisy_labels and 0 < count <= self.n // 2
+            applied = noisy_labels and 0 < count <= self.n // 2 and not recheck
             details["noise_suspects"] = count
             details["noise_excluded_share"] = count / self.n if applied else 0.0
             pool = self.n - count if applied else self.n
