@@ -419,11 +419,11 @@ OPTIMIZERS = {
 # "auto": the most exact optimizer whose time fits a round at that many candidates. Measured on
 # clustered sketches with DIH-like and flat scores (BENCHMARKS.md "Selection"):
 # - lazy greedy is exact, but its time grows past a round's budget with m (0.3-0.6 s for
-#   feature-based at 50,000 candidates without a hardness term, 28 s at 640,000);
+#   feature-based at 50,000 candidates without a hardness term, 16-28 s at 640,000);
 # - plain stochastic greedy at epsilon 0.1 reaches only 92-98.6 % of lazy greedy's objective with
 #   a hardness term: a sample of (m/k) ln 10 candidates sees the few samples it makes worth most
 #   with probability s/m;
-# - the lazy probe stays within a few tenths of a percent of lazy greedy at 50,000 candidates for
+# - the lazy probe stays within 0.5 % of lazy greedy at 50,000 candidates for
 #   about twice stochastic greedy's time, which past 200,000 candidates no longer fits (kNN facility
 #   location over 640,000: 4.7 s against 3.7 s with the graph build, of a 5 s budget).
 AUTO_LAZY_MAX = 20_000
