@@ -96,16 +96,25 @@ def test_denoise_settings_are_checked():
         StoreConfig(n=10, noise_threshold=1.0)
 
 
+def denoising_store(run: str, epochs: int, cycle_length: int) -> tuple[HardnessStore, np.ndarray]:
+    """A dihcl-greedy store of 200 with --denoise after a 2-round warm start; its first 40 ids planted."""
+    planted = np.zeros(200, dtype=bool)
+    planted[:40] = True
+    config = StoreConfig(
+        n=200,
+        epochs=epochs,
+        run=run,
+        method="dihcl-greedy",
+        warm_start=2,
+        cycle_length=cycle_length,
+        denoise=True,
+    )
+    return HardnessStore(config), planted
+
+
 def test_denoise_leaves_the_pool_whole_when_labels_do_not_look_noisy():
     # Hard but correctly labeled samples: a high loss, and the model gets them right now and then.
-    n = 200
-    hard = np.zeros(n, dtype=bool)
-    hard[:40] = True
-    s = HardnessStore(
-        StoreConfig(
-            n=n, epochs=5, run="clean", method="dihcl-greedy", warm_start=2, cycle_length=1, denoise=True
-        )
-    )
+    s, hard = denoising_store("clean", epochs=5, cycle_length=1)
     rng = np.random.default_rng(2)
     for r in range(3):
         ids = s.subset(r, 0, 1)
@@ -122,14 +131,7 @@ def test_denoise_leaves_the_pool_whole_when_labels_do_not_look_noisy():
 
 
 def test_denoise_lets_suspects_back_in_the_last_round_of_each_cycle_to_observe_them_again():
-    n = 200
-    noisy = np.zeros(n, dtype=bool)
-    noisy[:40] = True
-    s = HardnessStore(
-        StoreConfig(
-            n=n, epochs=7, run="recheck", method="dihcl-greedy", warm_start=2, cycle_length=2, denoise=True
-        )
-    )
+    s, noisy = denoising_store("recheck", epochs=7, cycle_length=2)
     rng = np.random.default_rng(4)
     planted_in = {}
     for r in range(7):
