@@ -423,9 +423,9 @@ OPTIMIZERS = {
 # - plain stochastic greedy at epsilon 0.1 reaches only 92-98.6 % of lazy greedy's objective with
 #   a hardness term: a sample of (m/k) ln 10 candidates sees the few samples it makes worth most
 #   with probability s/m;
-# - the lazy probe stays within 0.5 % of lazy greedy at 50,000 candidates for
-#   about twice stochastic greedy's time, which past 200,000 candidates no longer fits (kNN facility
-#   location over 640,000: 4.7 s against 3.7 s with the graph build, of a 5 s budget).
+# - the lazy probe stays within 0.5 % of lazy greedy at 50,000 candidates for about twice
+#   stochastic greedy's time, which past 200,000 candidates no longer fits (kNN facility location
+#   over 640,000: 4.7 s against 3.7 s with the graph build, of a 5 s budget).
 AUTO_LAZY_MAX = 20_000
 AUTO_PROBE_MAX = 200_000
 OPTIMIZER_CHOICES = (*OPTIMIZERS, "auto")
