@@ -23,7 +23,7 @@ leaving suspects out of the pool (``--denoise``) first needs evidence that label
 the share of samples the model has never once predicted as labeled (wrong at every observation,
 :func:`noise_rate_part`), measured when denoising would first act, must reach
 :data:`NOISE_RATE_MIN`. After the warm start that share was 2-7 % on clean data (digits, synthetic,
-images) and 20 % and 37-40 % with 20 % and 40 % of the labels flipped. Without correctness
+images) and 20-23 % and 37-44 % with 20 % and 40 % of the labels flipped. Without correctness
 byproducts there is no such evidence and the mixture alone decides.
 
 Suspects leave the pool from the warm start's end, except in the last round of every selection

@@ -94,6 +94,16 @@ def _sift_down(key: np.ndarray, ids: np.ndarray, pos: int, size: int) -> None:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _pop(key: np.ndarray, ids: np.ndarray, size: int) -> int:
+    # Drop the heap's top; returns the new size.
+    size -= 1
+    key[0] = key[size]
+    ids[0] = ids[size]
+    _sift_down(key, ids, 0, size)
+    return size
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _prefetch_next(kind: int, data: tuple, ids: np.ndarray, size: int) -> None:
     # While the heap's top is evaluated: the next top is likely one of its children.
     for c in range(1, min(3, size)):
@@ -117,10 +127,7 @@ def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: 
             e = ids[0]
             if fresh_at[e] == t:
                 # A fresh gain on top beats every stale bound, hence every fresh gain: the greedy pick.
-                size -= 1
-                key[0] = key[size]
-                ids[0] = ids[size]
-                _sift_down(key, ids, 0, size)
+                size = _pop(key, ids, size)
                 break
             _prefetch_next(kind, data, ids, size)
             key[0] = m[e] + w * diversity_gain(kind, data, memo, e)
@@ -187,18 +194,11 @@ def _probe(
     while size > 0:
         e = ids[0]
         if taken[e]:  # picked from a sample at an earlier step
-            size -= 1
-            key[0] = key[size]
-            ids[0] = ids[size]
-            _sift_down(key, ids, 0, size)
+            size = _pop(key, ids, size)
             continue
         if fresh_at[e] == t + 1 and key[0] == bound[e]:
             # A fresh gain on top beats every stale bound, hence every fresh gain: the greedy pick.
-            size -= 1
-            key[0] = key[size]
-            ids[0] = ids[size]
-            _sift_down(key, ids, 0, size)
-            return e, best, be, size
+            return e, best, be, _pop(key, ids, size)
         if bound[e] < key[0]:  # a tighter bound from a sample: no evaluation needed to sink it
             key[0] = bound[e]
             _sift_down(key, ids, 0, size)
