@@ -2,9 +2,8 @@
 
 DIHCL Eq. 3 (Zhou, Wang & Bilmes, NeurIPS 2020), DoCL Eq. 15 and MCL's "hard and diverse" subsets,
 solved by stochastic greedy (Mirzasoleiman et al., AAAI 2015), with or without a probe of lazy
-greedy's heap, or exact lazy greedy. Pure numpy,
-numba and faiss: no Ray here. Partitions run on a thread pool unless the caller passes another
-``map_fn``.
+greedy's heap, or exact lazy greedy. Pure numpy, numba and faiss: no Ray here. Partitions run on
+a thread pool unless the caller passes another ``map_fn``.
 
 * ``functions`` -- set functions with memoized gains (dense and kNN facility location, feature-based)
 * ``optimizers`` -- naive, lazy, stochastic and lazy-stochastic greedy
@@ -78,9 +77,9 @@ __all__ = [
     "kmeans_cells",
     "knn_graph",
     "lazy_greedy",
+    "lazy_stochastic_greedy",
     "make_blocks",
     "mean_pairwise_distance",
-    "lazy_stochastic_greedy",
     "naive_greedy",
     "neighbour_graph",
     "nonnegative_features",

@@ -111,15 +111,24 @@ def _prefetch_next(kind: int, data: tuple, ids: np.ndarray, size: int) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
+def _gain_heap(
+    kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    # Lazy greedy's max-heap of the first `size` elements' gains: (keys, element ids).
+    key = np.empty(size)
+    ids = np.arange(size)
+    for e in range(size):
+        key[e] = m[e] + w * diversity_gain(kind, data, memo, e)
+    for pos in range(size // 2 - 1, -1, -1):
+        _sift_down(key, ids, pos, size)
+    return key, ids
+
+
+@nb.njit(cache=True, nogil=True)
 def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int) -> np.ndarray:
     n = m.shape[0]
     out = np.empty(k, dtype=np.int64)
-    key = np.empty(n)
-    ids = np.arange(n)
-    for e in range(n):
-        key[e] = m[e] + w * diversity_gain(kind, data, memo, e)
-    for pos in range(n // 2 - 1, -1, -1):
-        _sift_down(key, ids, pos, n)
+    key, ids = _gain_heap(kind, data, memo, m, w, n)
     fresh_at = np.zeros(n, dtype=np.int64)
     size = n
     for t in range(k):
@@ -238,14 +247,11 @@ def _stochastic(
     # bound cannot beat the best fresh gain of this step is skipped unevaluated (Sec. 3 of the paper).
     bound = np.full(n, np.inf)
     # With a probe, every bound starts evaluated, in lazy greedy's heap (the step it was fresh at).
-    fresh_at = np.ones(n if probe > 0 else 0, dtype=np.int64)
-    key = np.empty(n if probe > 0 else 0)
-    ids = np.arange(n if probe > 0 else 0)
-    size = key.shape[0]
-    for e in range(size):
-        bound[e] = key[e] = m[e] + w * diversity_gain(kind, data, memo, e)
-    for pos in range(size // 2 - 1, -1, -1):
-        _sift_down(key, ids, pos, size)
+    size = n if probe > 0 else 0
+    key, ids = _gain_heap(kind, data, memo, m, w, size)
+    fresh_at = np.ones(size, dtype=np.int64)
+    for i in range(size):
+        bound[ids[i]] = key[i]
     cand = np.empty(max(s, 1), dtype=np.int64)
     quad = np.empty(4, dtype=np.int64)
     gains = np.empty(4)
@@ -366,12 +372,7 @@ def stochastic_greedy(
     still win, which keeps the result of the full evaluation. ``E[F(S)] >= (1 - 1/e - eps) OPT``.
     The random stream is seeded from ``rng`` (default: fresh entropy).
     """
-    k = _check_k(f, k)
-    s = sample_size(f.n, k, epsilon)
-    rng = rng if rng is not None else np.random.default_rng()
-    seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
-    g = f.diversity
-    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed, 0)
+    return _run_stochastic(f, k, epsilon, rng, probe=False)
 
 
 def lazy_stochastic_greedy(
@@ -388,12 +389,18 @@ def lazy_stochastic_greedy(
     makes worth most. At most twice stochastic greedy's evaluations per step, plus one pass over all
     ``n`` to fill the heap.
     """
+    return _run_stochastic(f, k, epsilon, rng, probe=True)
+
+
+def _run_stochastic(
+    f: Objective, k: int, epsilon: float, rng: np.random.Generator | None, *, probe: bool
+) -> np.ndarray:
     k = _check_k(f, k)
     s = sample_size(f.n, k, epsilon)
     rng = rng if rng is not None else np.random.default_rng()
     seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
     g = f.diversity
-    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed, s)
+    return _stochastic(g.kind, g.data, g.new_memo(), f.modular, f.weight, k, s, seed, s if probe else 0)
 
 
 def _naive_any(
