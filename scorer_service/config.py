@@ -18,6 +18,7 @@ from scorer_service.durability.journal import FSYNC_POLICIES, Journal
 from scorer_service.selection import SELECTORS, SelectorSpec, selector_spec
 from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.protocol import RoundSelector
+from scorer_service.selection.references import prune_ratio
 from scorer_service.selection.schedule import Budget, Cycles
 from scorer_service.submodular import FUNCTIONS, OPTIMIZER_CHOICES
 
@@ -64,6 +65,16 @@ class StoreConfig:
     budget_factor: float | None = setting(None, "budget factor per selection cycle (default: the method's)")
     budget_floor: float | None = setting(None, "smallest budget fraction (default: the method's)")
     budget_cap: float | None = setting(None, "largest budget fraction (default: the method's)")
+    anneal: float | None = setting(
+        None,
+        "share of the run's last rounds trained on all data (InfoBatch's annealing; default: the "
+        "method's, 0.125 for infobatch, else 0)",
+    )
+    unbiased: bool = setting(
+        False,
+        "weight each selected sample's loss by (k/n) / its inclusion probability, clipped, so the "
+        "expected gradient is full data's (sampling selectors: random, dihcl-exp)",
+    )
     full_pass_each_cycle: bool = setting(
         False,
         "train on all data in the first round of every cycle (DoCL's cyclical training)",
@@ -167,6 +178,16 @@ class StoreConfig:
             )
         if not 0.0 < self.diversity_epsilon < 1.0:
             raise ValueError(f"diversity_epsilon must be in (0, 1), got {self.diversity_epsilon}")
+        if "prune_ratio" in self.selector_params:
+            prune_ratio(self.selector_params)
+        if self.anneal is not None and not 0.0 <= self.anneal < 1.0:
+            raise ValueError(f"anneal must be in [0, 1), got {self.anneal}")
+        if self.unbiased and self.selector.inclusion is None:
+            sampling = sorted(name for name, spec in SELECTORS.items() if spec.inclusion is not None)
+            raise ValueError(
+                f"unbiased needs a selector that samples with known probabilities ({', '.join(sampling)}); "
+                f"{self.method!r} picks its samples deterministically or weights them itself"
+            )
         if not 0.0 < self.noise_threshold < 1.0:
             raise ValueError(f"noise_threshold must be in (0, 1), got {self.noise_threshold}")
         if self.fsync not in FSYNC_POLICIES:
@@ -267,6 +288,8 @@ class StoreConfig:
             params=self.selector_params,
             full_pass_each_cycle=self.full_pass_each_cycle,
             denoise=self.noise_threshold if self.denoise else None,
+            anneal=self.selector.anneal if self.anneal is None else self.anneal,
+            unbiased=self.unbiased,
         )
 
     def journal(self, shard: int = 0) -> Journal:
@@ -287,7 +310,7 @@ class StoreConfig:
 
 # Bytes a shard holds per sample beyond the record (the cold columns), and the share of a node's
 # memory the store's shards may take together when the count is chosen automatically.
-COLD_BYTES = 36
+COLD_BYTES = 40
 NODE_SHARE = 0.5
 
 

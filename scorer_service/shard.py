@@ -143,6 +143,7 @@ class StoreShard:
             return self.rounds[round_].count
         self.journal.log({"kind": "adopt", "round": round_, "meta": meta})
         weights = session.importance()
+        loss_weights = session.loss_weights(sum(meta["counts"]))
         rec = RoundRecord(
             selected=session.chosen + self.first,
             codes=session.chosen_codes,
@@ -151,6 +152,7 @@ class StoreShard:
         )
         with self._lock.write():
             self.state.set_importance(session.chosen, weights)
+            self.state.set_loss_weight(session.chosen, loss_weights)
             if session.noise is not None:
                 self.state.noise[:] = session.noise
             self.rounds[round_] = rec
@@ -309,6 +311,11 @@ class StoreShard:
         return self._read(
             lambda: {"log_sigma": s.log_sigma[local], "log_sigma_momentum": s.log_sigma_momentum[local]}
         )
+
+    def loss_weights(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """The loss weights of ``ids`` (of this shard) in the newest round selected."""
+        local = np.asarray(ids, dtype=np.int64) - self.first
+        return self._read(lambda: {"loss_weight": self.state.loss_weight[local]})
 
     def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Whole columns of this shard's samples, copied from one state."""

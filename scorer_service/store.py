@@ -132,6 +132,11 @@ class HardnessStore:
         """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
         return self._route("parameters", queries.check_ids(ids, self.config.n))
 
+    def loss_weights(self, ids: np.ndarray) -> np.ndarray:
+        """The weight of each of ``ids``' loss in the trainers' batch mean, as the newest round chose it
+        (1 for selectors without weights), for a rank's shard."""
+        return self._route("loss_weights", queries.check_ids(ids, self.config.n))["loss_weight"]
+
     def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
         ids = queries.check_ids(ids, self.config.n)
         return queries.samples(ids, self._route("rows", ids))

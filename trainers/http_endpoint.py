@@ -50,6 +50,11 @@ class HttpEndpoint:
             return np.asarray(
                 self._request("GET", f"{p}/rounds/{round_}/shard", params=params)["ids"], np.int64
             )
+        if method == "loss_weights":
+            ids = np.asarray(args[0], dtype=np.int64).tolist()
+            return np.asarray(
+                self._request("POST", f"{p}/loss-weights", json={"ids": ids})["weights"], np.float32
+            )
         if method == "rewind":
             return self._request("POST", f"{p}/rewind", params={"completed_round": args[0]})["rewound"]
         if method == "record_round":

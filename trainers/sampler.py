@@ -55,6 +55,8 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         self.round: int | None = None
         self.completed = -1
         self.ids = np.zeros(0, dtype=np.int64)
+        self._sorter = np.zeros(0, dtype=np.int64)
+        self._weights = np.zeros(0, dtype=np.float32)
         self._started = False
 
     @property
@@ -88,6 +90,10 @@ class RoundSampler(torch.utils.data.Sampler[int]):
             self.barrier()
             self._started = True
         self.ids = np.asarray(self._fetch(epoch), dtype=np.int64)
+        self._sorter = np.argsort(self.ids, kind="stable")
+        self._weights = np.asarray(
+            self.endpoint.call("loss_weights", self.ids) if len(self.ids) else [], dtype=np.float32
+        )
         self.round = epoch
 
     @property
@@ -125,9 +131,24 @@ class RoundSampler(torch.utils.data.Sampler[int]):
 
     def positions(self, ids: Any) -> np.ndarray:
         """Where each of ``ids`` stands in this rank's shard (rows of :meth:`parameters`)."""
-        ids = np.asarray(ids.numpy() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
-        sorter = np.argsort(self.ids, kind="stable")
-        return sorter[np.searchsorted(self.ids, ids, sorter=sorter)]
+        ids = np.asarray(ids.cpu().numpy() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        return self._sorter[np.searchsorted(self.ids, ids, sorter=self._sorter)]
+
+    def weights(self, ids: Any, device: torch.device | str | None = None) -> torch.Tensor:
+        """The weight of each of ``ids``' loss this round, a float32 tensor on ``device`` (default: the
+        device of ``ids``, a tensor, else the CPU). Apply it as ``(weights * loss_i).mean()``: selectors
+        that weight samples (``infobatch``, ``--unbiased``) keep the expected gradient full data's;
+        the others give 1.
+
+        Example::
+
+            loss_i = F.cross_entropy(model(x), y, reduction="none")
+            loss = (sampler.weights(ids, loss_i.device) * loss_i).mean()
+        """
+        if device is None:
+            device = ids.device if isinstance(ids, torch.Tensor) else "cpu"
+        w = torch.from_numpy(self._weights[self.positions(ids)])
+        return w.to(device, non_blocking=True)
 
     def parameters(self, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Instance data parameters (log sigma and its momentum) of ``ids`` (default: this shard)."""

@@ -25,7 +25,7 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _UNIT = 2.0**-53
 
 # Streams: independent draws of one round for different purposes.
-KEYS, TRIM, BETA, CANDIDATES = range(4)
+KEYS, TRIM, BETA, CANDIDATES, PRUNE = range(5)
 
 
 def _mix(z: int) -> int:

@@ -34,6 +34,12 @@ def _sortable(bits: np.ndarray, out: np.ndarray) -> None:
             out[j] = b | _SIGN
 
 
+def key_of(code: int) -> float:
+    """The key whose :func:`sortable` code is ``code`` (nonzero)."""
+    bits = code & ~(1 << 63) if code & (1 << 63) else ~code & ((1 << 64) - 1)
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
 def sortable(keys: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """``keys`` as uint64 codes in the same order (larger key, larger code); NaN becomes 0.
     ``in_place``: over the float64 ``keys`` themselves (no allocation the size of a shard)."""

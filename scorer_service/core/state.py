@@ -23,6 +23,9 @@ COLUMNS: dict[str, tuple[np.dtype, float]] = {
     "beta_alpha": (np.dtype(np.float32), 2.0),
     "beta_beta": (np.dtype(np.float32), 2.0),
     "importance": (np.dtype(np.float32), 1.0),
+    # The weight of the sample's loss in the trainers' mean over a batch, as its newest round chose it
+    # (InfoBatch's rescaling of kept low-loss samples, importance weights of an unbiased selection).
+    "loss_weight": (np.dtype(np.float32), 1.0),
     # DoCL (Zhou et al., AISTATS 2021): running score, and how many outputs were recorded (0: none
     # yet, 1: a previous output to compare with, 2+: scored).
     "docl": (np.dtype(np.float64), 0.0),
@@ -138,10 +141,11 @@ class SampleState:
 
     def set_importance(self, positions: np.ndarray, weights: np.ndarray | None) -> None:
         """Importance weight 1 everywhere but at ``positions`` (increasing), which get ``weights``."""
-        if weights is None:
-            self.importance[:] = 1.0
-        else:
-            _set_importance(self.importance, positions, weights)
+        _set_at(self.importance, positions, weights)
+
+    def set_loss_weight(self, positions: np.ndarray, weights: np.ndarray | None) -> None:
+        """Loss weight 1 everywhere but at ``positions`` (increasing), which get ``weights``."""
+        _set_at(self.loss_weight, positions, weights)
 
     def __getattr__(self, name: str) -> np.ndarray:
         for table in ("columns", "matrices"):
@@ -173,8 +177,15 @@ class SampleState:
         return other
 
 
+def _set_at(column: np.ndarray, positions: np.ndarray, weights: np.ndarray | None) -> None:
+    if weights is None:
+        column[:] = 1.0
+    else:
+        _ones_but_at(column, positions, np.asarray(weights, dtype=np.float32))
+
+
 @nb.njit(cache=True, nogil=True)
-def _set_importance(column: np.ndarray, positions: np.ndarray, weights: np.ndarray) -> None:
+def _ones_but_at(column: np.ndarray, positions: np.ndarray, weights: np.ndarray) -> None:
     # One pass over the column (records are 64 bytes apart), without branches on the positions.
     i, m = 0, positions.shape[0]
     for j in range(column.shape[0]):

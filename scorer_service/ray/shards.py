@@ -18,6 +18,7 @@ SHARD_QUERIES = frozenset(
     {
         "rows",
         "parameters",
+        "loss_weights",
         "columns",
         "metric_part",
         "label_issue_part",

@@ -125,17 +125,25 @@ class RoundSelector:
         params: dict[str, Any],
         full_pass_each_cycle: bool = False,
         denoise: float | None = None,
+        anneal: float = 0.0,
+        unbiased: bool = False,
     ) -> None:
         self.spec, self.n, self.cycles, self.budget = spec, n, cycles, budget
         self.diversity, self.seed, self.params = diversity, seed, params
         self.full_pass_each_cycle = full_pass_each_cycle
+        # The run's last rounds on all data (annealing), and whether the kept samples' losses are
+        # weighted by their inverse inclusion probability.
+        self.anneal_rounds = round(anneal * cycles.epochs)
+        self.unbiased = unbiased
         # The noise threshold above which likely mislabeled samples leave the candidate pool (None: off).
         self.denoise = denoise
 
     def warm(self, round_: int) -> bool:
         """Whether ``round_`` trains on all data (warm start, or DoCL's full pass of a cycle)."""
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
-        return self.cycles.selection_cycle(round_) == 0 or (self.full_pass_each_cycle and first_of_cycle)
+        warming = self.spec.warm_start and self.cycles.selection_cycle(round_) == 0
+        annealing = round_ >= self.cycles.epochs - self.anneal_rounds
+        return warming or annealing or (self.full_pass_each_cycle and first_of_cycle)
 
     def recheck(self, round_: int) -> bool:
         """Whether ``round_`` lets --denoise's suspects back into the pool: the last round of a
@@ -169,6 +177,7 @@ class RoundSelector:
             self.params,
             noise.to_dict() if denoise else None,
             self.denoise if denoise else None,
+            self.unbiased,
         )
         opened = combine(step(shards, round_, "open", plan.__dict__))
         details: dict[str, Any] = {}
@@ -202,7 +211,8 @@ class RoundSelector:
             chosen = self._cut(shards, round_, self.n, selectable)
         else:
             name = self.spec.name
-            k = min(max(world, self.budget.size(cycle, self.n)), pool)
+            wants = self.spec.size(stats) if self.spec.size else self.budget.size(cycle, self.n)
+            k = min(max(world, wants), pool)
             wanted = min(pool, math.ceil(self.spec.candidates * k))
             chosen = self._cut(shards, round_, wanted, selectable)
             if self.spec.diversifies or self.diversity.enabled:

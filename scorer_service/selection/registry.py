@@ -115,6 +115,21 @@ class SelectorSpec:
     candidates: float = 1.0
     # True when the selector applies the diversity term itself (MCL): the store does not add it again.
     diversifies: bool = False
+    # The weight of each selected sample's loss in the trainers' batch mean, from the context and the
+    # selected samples' local positions (InfoBatch rescales the low-loss samples it keeps).
+    loss_weights: Weights | None = None
+    # The selection's size from the run's statistics instead of the budget (InfoBatch keeps every
+    # sample its pruning rule keeps, however many that is).
+    size: Callable[[dict[str, Any]], int] | None = None
+    # False: the selector selects in the warm-start rounds too (its rule already keeps every unseen
+    # sample, as InfoBatch's does), so the warm start only shapes the learning rate.
+    warm_start: bool = True
+    # Share of the run's last rounds trained on all data by default (InfoBatch's annealing).
+    anneal: float = 0.0
+    # Sampling selectors: each sample's probability that its random key exceeds the cut's key tau,
+    # i.e. of being selected given tau (priority sampling's conditioning); the unbiased option's
+    # weights are the inverses.
+    inclusion: Callable[[KeyContext, float], np.ndarray] | None = None
 
     def statistics(self, ctx: KeyContext) -> KeyContext:
         """``ctx`` with every stage's statistics, for one process holding every sample."""

@@ -26,7 +26,7 @@ from scorer_service.selection.registry import KeyContext, register, selector_spe
 from scorer_service.selection.schedule import Budget
 
 
-@register("random", score="seen")
+@register("random", score="seen", inclusion=lambda ctx, tau: np.full(ctx.state.n, 1.0 - tau))
 def random_keys(ctx: KeyContext) -> np.ndarray:
     """Uniform without replacement: the honest control (same loop, same budget)."""
     return ctx.uniform()
@@ -131,9 +131,17 @@ def _exp_weights(ctx: KeyContext, positions: np.ndarray) -> np.ndarray:
     return _inverse_at(ctx.memo["probability"], positions, np.int64(ctx.n), out)
 
 
-@register("dihcl-exp", stages=(_exp_moments, _exp_normalizer), weights=_exp_weights)
+@register(
+    "dihcl-exp",
+    stages=(_exp_moments, _exp_normalizer),
+    weights=_exp_weights,
+    inclusion=lambda ctx, tau: -np.expm1(-ctx.memo["probability"] / tau),
+)
 def exp_keys(ctx: KeyContext) -> np.ndarray:
-    """DIHCL-Exp (EXP3-like, Sec. 3.3): sample by :func:`exp_probability`, importance weight ``1 / (n p)``."""
+    """DIHCL-Exp (EXP3-like, Sec. 3.3): sample by :func:`exp_probability`, importance weight ``1 / (n p)``.
+
+    Its keys are exponential races ``p / E``: a sample is selected when its key exceeds the cut's key
+    tau, which it does with probability ``1 - exp(-p / tau)``."""
     a, b = _mixture(ctx)
     terms = ctx.memo.pop("terms")
     key = np.uint64(counter_rng.stream_key(ctx.seed, ctx.round, counter_rng.KEYS))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from scorer_service.core.label_noise import NoiseFit, noise_rate_part, posterior, suspects
-from scorer_service.core.radix import above_cut, digit_counts, sortable
+from scorer_service.core.radix import above_cut, digit_counts, key_of, sortable
 from scorer_service.core.reduce import bin_counts, bin_edges, part_of
 from scorer_service.core.rounds import RoundRecord
 from scorer_service.core.scratch import Scratch
@@ -26,6 +26,7 @@ from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.registry import KeyContext, SelectorSpec, selector_spec
 
 HISTOGRAM_BINS = 20
+_ALL_CODES = (1 << 64) - 1  # the cut that selects nothing
 WARM = "all"
 
 
@@ -42,6 +43,8 @@ class RoundPlan:
     # Denoising: the fitted mixture and the threshold above which samples leave the pool.
     noise: dict[str, Any] | None = None
     threshold: float | None = None
+    # Weight the chosen samples' losses by their inverse inclusion probability (the unbiased option).
+    unbiased: bool = False
 
     @property
     def spec(self) -> SelectorSpec | None:
@@ -72,6 +75,7 @@ class ShardSession:
         # The samples selected so far (local positions, increasing) and their keys.
         self.chosen = np.zeros(0, dtype=np.int64)
         self.chosen_codes = np.zeros(0, dtype=np.uint64)
+        self.cut_key: float | None = None
 
     # ---- the steps ------------------------------------------------------------------------
 
@@ -130,6 +134,8 @@ class ShardSession:
 
     def cut(self, threshold: int, ties: int) -> int:
         """Keep the keys above ``threshold`` and the first ``ties`` equal to it."""
+        # The cut's key: a sampling selector's inclusion probabilities are conditioned on it.
+        self.cut_key = key_of(threshold) if 0 < threshold < _ALL_CODES else None
         self.chosen = above_cut(self.codes, np.uint64(threshold), np.int64(ties))
         self.chosen_codes = self.codes[self.chosen]
         return int(self.chosen.size)
@@ -178,6 +184,22 @@ class ShardSession:
         if spec is None or spec.weights is None:
             return None
         return spec.weights(self.ctx, self.chosen)
+
+    def loss_weights(self, selected: int) -> np.ndarray | None:
+        """The loss weights of the chosen (None: 1 each): the selector's own (InfoBatch), or with the
+        unbiased option ``(k / n) / pi`` for a selection of ``selected`` = k of a pool of n, pi each
+        one's inclusion probability given the cut's key (Duffield, Lund & Thorup's priority sampling),
+        clipped at ``weight_clip`` (default 10)."""
+        spec = self.plan.spec
+        if spec is None:
+            return None
+        if spec.loss_weights is not None:
+            return spec.loss_weights(self.ctx, self.chosen)
+        if not self.plan.unbiased or spec.inclusion is None or self.cut_key is None:
+            return None
+        inclusion = spec.inclusion(self.ctx, self.cut_key)[self.chosen].astype(np.float64)
+        weights = (max(1, selected) / self.ctx.n) / np.maximum(inclusion, 1e-12)
+        return np.minimum(weights, float(self.ctx.params.get("weight_clip", 10.0))).astype(np.float32)
 
 
 def lowest(codes: np.ndarray, ids: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from scorer_service.core.state import COLUMNS
 
@@ -132,6 +132,16 @@ class Shard(BaseModel):
     rank: int
     world_size: int
     ids: list[int]
+
+
+class SampleIds(BaseModel):
+    ids: list[int] = Field(..., max_length=10_000_000, description="sample ids, e.g. a rank's shard")
+
+
+class LossWeights(BaseModel):
+    """The weight of each sample's loss in the trainers' batch mean (1 for selectors without weights)."""
+
+    weights: list[float]
 
 
 class Rewound(BaseModel):

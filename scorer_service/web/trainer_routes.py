@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from scorer_service.core.arrow import from_ipc
 from scorer_service.web.auth import bearer_guard
 from scorer_service.web.directory import StoreDirectory, call_store
-from scorer_service.web.models import Ingested, Recorded, Rewound, Shard, errors
+from scorer_service.web.models import Ingested, LossWeights, Recorded, Rewound, SampleIds, Shard, errors
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES = 256 << 20
@@ -108,6 +108,13 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
         """Rank ``rank``'s equal, disjoint shard of the round's selection (selected on first request)."""
         ids = await call_store(directory, run, "subset", round_, rank, world_size, step)
         return {"round": round_, "rank": rank, "world_size": world_size, "ids": np.asarray(ids).tolist()}
+
+    @app.post("/v1/runs/{run}/loss-weights", response_model=LossWeights, responses=ERRORS, dependencies=guard)
+    async def loss_weights(body: SampleIds, run: str = run_name) -> Any:
+        """The weight of each of ``ids``' loss in the newest round selected (``infobatch``, ``--unbiased``;
+        1 for selectors without weights), in the order given."""
+        weights = await call_store(directory, run, "loss_weights", body.ids)
+        return {"weights": np.asarray(weights, dtype=np.float64).tolist()}
 
     @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS, dependencies=guard)
     async def rewind(
