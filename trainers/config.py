@@ -55,6 +55,11 @@ class TrainConfig:
         None, "Data Parameters: learned class / instance / joint temperatures", choices=lambda: DATA_PARAMS
     )
     lerac: bool = setting(False, "LeRaC per-layer learning-rate curriculum")
+    plain: bool = setting(
+        False,
+        "no store: every sample every round in a seeded per-rank order (the floor a run's own costs "
+        "are measured against)",
+    )
     storage_path: str | None = setting(
         None, "Ray Train checkpoint storage, a path or URI such as s3://bucket/prefix (shared on clusters)"
     )
@@ -73,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"workers must be >= 0, got {w}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.plain and (self.data_params or self.lerac):
+            raise ValueError("plain training keeps no store: Data Parameters and LeRaC need one")
         if self.data_params not in (None, *DATA_PARAMS):
             raise ValueError(f"data_params must be class, instance or joint, got {self.data_params!r}")
 
@@ -87,10 +94,6 @@ class TrainConfig:
     def num_workers(self) -> int | tuple[int, int]:
         """Ray Train's ``num_workers``: a count, or a ``(min, max)`` range for elastic training."""
         return self.workers
-
-    @property
-    def tracks_outputs(self) -> bool:
-        return "outputs" in self.store.selector.byproducts
 
     @property
     def tracks_embeddings(self) -> bool:

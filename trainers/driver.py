@@ -17,6 +17,7 @@ from scorer_service.ray.actor import NAMESPACE, create_store, get_store, refusal
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.loop import train_loop_per_worker
+from trainers.plain import RoundLog, round_log_name
 from trainers.resume import drop_unkept_checkpoints, save_config, train_name
 from trainers.run import default_snapshot_dir, new_incarnation
 
@@ -69,6 +70,57 @@ def open_store(cfg: TrainConfig, data: Dataset, *, replace: bool, resume: bool) 
     return create_store(cfg.store_config(data.n, data.num_classes), replace=replace)
 
 
+def _trainer(cfg: TrainConfig, max_failures: int) -> TorchTrainer:
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.to_dict(),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpu),
+        run_config=RunConfig(
+            name=train_name(cfg),
+            storage_path=cfg.storage_path,
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+        ),
+    )
+
+
+def _run_plain(
+    cfg: TrainConfig, data: Dataset, trainer: TorchTrainer, t0: float, out: Callable[[str], None]
+) -> dict[str, Any]:
+    """Train with no store (``--plain``): every sample every round; the rounds' metrics come from
+    Ray Train's reports."""
+    out(f"run {cfg.run}: {data.name}, n={data.n}, plain training (no store), {cfg.epochs} rounds")
+    log = RoundLog.options(name=round_log_name(cfg.run), namespace=NAMESPACE).remote()
+    try:
+        trainer.fit()
+        rounds = sorted(ray.get(log.all.remote()), key=lambda r: r["round"])
+    finally:
+        ray.kill(log)
+    for r in rounds:
+        out(
+            f"round {int(r['round']) + 1:>3}/{cfg.epochs}  subset {int(r['samples']):>7}  "
+            f"train loss {r['train_loss']:.4f}  test acc {100 * r['test_accuracy']:6.2f}%"
+        )
+    passes = int(sum(r["samples"] for r in rounds))
+    final = rounds[-1]["test_accuracy"] if rounds else None
+    summary = {
+        "run": cfg.run,
+        "method": "plain",
+        "rounds": len(rounds),
+        "final_test_accuracy": final,
+        "best_test_accuracy": max((r["test_accuracy"] for r in rounds), default=None),
+        "sample_passes": passes,
+        "epochs_equivalent": passes / data.n,
+        "round_metrics": rounds,
+        "wall_s": time.perf_counter() - t0,
+    }
+    out(
+        f"done: final test accuracy {100 * (final or 0):.2f}%, {passes} sample passes, "
+        f"{summary['wall_s']:.1f} s"
+    )
+    return summary
+
+
 def run_training(
     cfg: TrainConfig,
     *,
@@ -92,6 +144,8 @@ def run_training(
     t0 = time.perf_counter()
     cfg = prepare(cfg)
     data = load_dataset(cfg.dataset, cfg.seed)
+    if cfg.plain:
+        return _run_plain(cfg, data, _trainer(cfg, max_failures), t0, out)
     if store is None:
         store = open_store(cfg, data, replace=replace, resume=resume)
     save_config(cfg)
@@ -99,17 +153,7 @@ def run_training(
         f"run {cfg.run}: {data.name}, n={data.n}, {data.num_classes} classes, method {cfg.method} "
         f"(metric {cfg.metric}), {cfg.epochs} rounds, workers {cfg.num_workers}"
     )
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=cfg.to_dict(),
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpu),
-        run_config=RunConfig(
-            name=train_name(cfg),
-            storage_path=cfg.storage_path,
-            failure_config=FailureConfig(max_failures=max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
-        ),
-    )
+    trainer = _trainer(cfg, max_failures)
     outcome: dict[str, Any] = {}
 
     def fit() -> None:

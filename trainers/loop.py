@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,6 +32,7 @@ from trainers.datasets import ArrayDataset, load_dataset
 from trainers.ids import WithIds
 from trainers.lerac import LeRaCScheduler, depth_param_groups
 from trainers.models import build_model
+from trainers.plain import PlainSampler
 from trainers.resume import starting_checkpoint, write_checkpoint_meta
 from trainers.sampler import RoundSampler
 
@@ -78,7 +80,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     class_dp = dp.ClassDataParameters(data.num_classes).to(device) if mode in ("class", "joint") else None
     class_opt = dp.SparseSGD(class_dp.parameters(), lr=dp.CLASS_LR) if class_dp is not None else None
 
-    sampler = RoundSampler(cfg.run)
+    if cfg.plain:
+        sampler: RoundSampler | PlainSampler = PlainSampler(data.n, cfg.epochs, run=cfg.run, seed=cfg.seed)
+    else:
+        sampler = RoundSampler(cfg.run)
     recorder = sampler.recorder(opt, flush_samples=cfg.flush_samples, max_in_flight=cfg.max_in_flight)
     checkpoint = starting_checkpoint(cfg)
     if checkpoint is not None:
@@ -99,6 +104,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
 
     for round_ in range(sampler.start_round, cfg.epochs):
+        started = time.time()  # wall clock: the rounds' times line up with the driver's
         sampler.set_epoch(round_)
         inst = None
         if mode in ("instance", "joint"):
@@ -117,7 +123,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             extra: dict[str, torch.Tensor] = {}
             if mode is None:
                 loss_i = F.cross_entropy(logits, y, reduction="none")
-                loss = loss_i.mean()
+                loss = (sampler.weights(ids, device) * loss_i).mean()
             else:
                 pos = sampler.positions(ids) if inst is not None else None
                 cls_ls = class_dp(y) if class_dp is not None else None
@@ -149,6 +155,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics["step"] = sampler.step
         if sampler.rank == 0:
             metrics["test_accuracy"] = evaluate(net, data.test, device)
+            metrics |= {"started_s": started, "ended_s": time.time()}
         recorder.end_round(metrics)
         # The checkpoint's files are copied to Ray Train's storage by report(); the directory goes after.
         with tempfile.TemporaryDirectory(prefix="curriculum-ckpt-") as d:
