@@ -5,7 +5,7 @@ The output folder gets each suite's JSON, PNG plots and a Markdown summary.
     python -m benchmarks [SUITE ...] [--quick] [--out DIR]
 
 overhead, rest, outcomes and noisy run in this process on one local Ray instance; ingest, soak,
-selection and scale run as their own commands (``python -m benchmarks.ingest`` etc., which start
+selection, scale and savings run as their own commands (``python -m benchmarks.ingest`` etc., which start
 their own Ray or subprocesses), after this process's Ray has been shut down.
 """
 
@@ -37,6 +37,7 @@ EXTERNAL: dict[str, tuple[list[str], list[str], float]] = {
     "soak": (["--seconds", "20"], ["--seconds", "120"], 900.0),
     "selection": (["--quick"], ["--quick"], 1200.0),
     "scale": (["--quick"], [], 5400.0),
+    "savings": (["--quick"], [], 6 * 3600.0),
 }
 SUITES = IN_PROCESS + tuple(EXTERNAL)
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ TITLES = {
     "soak": "Soak",
     "selection": "Selection",
     "scale": "Scale: a store in shards",
+    "savings": "Savings: wall-clock against full data and InfoBatch",
 }
 
 

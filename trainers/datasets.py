@@ -5,6 +5,8 @@ are read on demand: a rank reads the rows of its shard, never a full copy of the
 
 - ``digits`` (scikit-learn's 8x8 images, shipped with the package), ``synthetic[:...]`` and
   ``images[:...]`` (generated), in memory;
+- ``fashion-mnist[:...]``, read from its IDX files (:func:`fashion_mnist` says where they are found);
+- a directory of IDX files (``train-images-idx3-ubyte`` and the three others, gzipped or not);
 - a directory with ``x.npy`` and ``y.npy`` (and optionally ``x_test.npy``, ``y_test.npy``), or an
   ``.npz`` with those arrays stored uncompressed: rows of any shape (N x C x H x W images, ...)
   read straight from the file;
@@ -16,6 +18,7 @@ Without a test split, a stratified 20 % of the ids is held out (seeded); only la
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainers.idx import idx_files, read_idx_dataset
 from trainers.images import digits_arrays
 from trainers.rows import InMemoryRows, RowReader, TableRows, npy_rows, npz_rows
 
@@ -151,6 +155,41 @@ def images(n: int = 2000, classes: int = 10, noise: float = 0.0, size: int = 16,
     return _in_memory(f"images-n{n}-c{classes}-noise{noise:g}", x[:n], y_tr, x[n:], y[n:], noisy)
 
 
+FASHION_MNIST_ENV = "CURRICULUM_FASHION_MNIST"
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+# Per-pixel mean and standard deviation of Fashion-MNIST's training images (pixels in [0, 1]).
+_FASHION_MNIST_NORM = (0.2860, 0.3530)
+
+
+def fashion_mnist(n: int = 60_000, noise: float = 0.0, seed: int = 0, path: str | None = None) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017): 70,000 28x28 grey images of 10 kinds of clothing, read from its
+    IDX files: the first ``n`` of the 60,000 training images (already in random order), all 10,000
+    test images, ``noise`` symmetric label noise on the training labels (test labels clean).
+
+    Found in ``path``, else ``$CURRICULUM_FASHION_MNIST``, else Debian's ``dataset-fashion-mnist``
+    package (``/usr/share/datasets/fashion-mnist``).
+    """
+    if not 0.0 <= noise < 1.0:
+        raise ValueError(f"noise must be in [0, 1), got {noise}")
+    if not 1 <= n <= 60_000:
+        raise ValueError(f"n must be in [1, 60000], got {n}")
+    candidates = [path] if path else [os.environ.get(FASHION_MNIST_ENV), *FASHION_MNIST_DIRS]
+    found = next((Path(c) for c in candidates if c and idx_files(Path(c)) is not None), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"Fashion-MNIST's IDX files (train-images-idx3-ubyte[.gz] and the three others) are not in "
+            f"{' or '.join(c for c in candidates if c)}: install them with `apt-get install "
+            f"dataset-fashion-mnist` (Debian, Ubuntu) or set {FASHION_MNIST_ENV} to their directory"
+        )
+    x_tr, y_tr, x_te, y_te = read_idx_dataset(found)
+    mean, std = _FASHION_MNIST_NORM
+    x_tr, x_te = ((x.astype(np.float32) / 255.0 - mean) / std for x in (x_tr[:n], x_te))
+    y_tr, noisy = _flip_labels(y_tr[:n].astype(np.int64), 10, noise, seed)
+    data = _in_memory(f"fashion-mnist-n{n}-noise{noise:g}", x_tr[:, None], y_tr, x_te[:, None], y_te, noisy)
+    data.num_classes = 10
+    return data
+
+
 def _split(
     name: str, x: RowReader, y: np.ndarray, test: tuple[RowReader, np.ndarray] | None, seed: int
 ) -> Dataset:
@@ -172,6 +211,14 @@ def _labels(reader: RowReader) -> np.ndarray:
 
 
 def from_directory(path: Path, seed: int) -> Dataset:
+    if idx_files(path) is not None:
+        x_tr, y_tr, x_te, y_te = read_idx_dataset(path)
+        scale = 255.0 if x_tr.dtype == np.uint8 else 1.0
+        x_tr, x_te = (
+            x.astype(np.float32)[:, None] / scale if x.ndim == 3 else x / scale for x in (x_tr, x_te)
+        )
+        return _in_memory(path.name, x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64))
+
     def rows(name: str) -> RowReader | None:
         p = path / f"{name}.npy"
         return npy_rows(str(p)) if p.exists() else None
@@ -225,21 +272,32 @@ def from_table(path: Path, seed: int) -> Dataset:
     return _split(path.stem, TableRows(str(path), cols, kind), y.to_numpy(), None, seed)
 
 
+def _parameters(name: str, args: str, allowed: tuple[str, ...], seed: int) -> dict[str, Any]:
+    """``key=value,...`` of a built-in dataset's spec: ``noise`` a float, ``path`` text, the rest ints."""
+    kwargs: dict[str, Any] = {"seed": seed}
+    for part in filter(None, args.split(",")):
+        key, _, value = part.partition("=")
+        if key not in allowed:
+            raise ValueError(f"unknown {name} parameter {key!r} (use {', '.join(allowed)})")
+        try:
+            kwargs[key] = value if key == "path" else float(value) if key == "noise" else int(value)
+        except ValueError:
+            raise ValueError(f"{name} parameter {key} must be a number, got {value!r}") from None
+    return kwargs
+
+
 def load_dataset(spec: str, seed: int = 0) -> Dataset:
     """``digits``, ``synthetic`` (optionally ``synthetic:n=20000,classes=10,noise=0.4,dim=32``), ``images``
-    (``images:n=2000,classes=10,noise=0.4,size=16``, image-shaped for the cnn model) or a path."""
+    (``images:n=2000,classes=10,noise=0.4,size=16``, image-shaped for the cnn model),
+    ``fashion-mnist`` (``fashion-mnist:n=20000,noise=0.4``, from its IDX files) or a path."""
     name, _, args = spec.partition(":")
     if name == "digits":
         return digits()
+    if name == "fashion-mnist":
+        return fashion_mnist(**_parameters(name, args, ("n", "noise", "path"), seed))
     if name in ("synthetic", "images"):
         allowed = ("n", "classes", "noise", "dim" if name == "synthetic" else "size", "seed")
-        kwargs: dict[str, float | int] = {"seed": seed}
-        for part in filter(None, args.split(",")):
-            key, _, value = part.partition("=")
-            if key not in allowed:
-                raise ValueError(f"unknown {name} parameter {key!r} (use {', '.join(allowed)})")
-            kwargs[key] = float(value) if key == "noise" else int(value)
-        return (synthetic if name == "synthetic" else images)(**kwargs)
+        return (synthetic if name == "synthetic" else images)(**_parameters(name, args, allowed, seed))
     p = Path(spec)
     if not p.exists():
         raise FileNotFoundError(f"dataset {spec} does not exist")

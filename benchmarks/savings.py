@@ -1,0 +1,374 @@
+"""What the store saves in wall-clock against training on all the data, and against InfoBatch.
+
+Every run is ``trainers.driver.run_training`` in Ray Train's local mode (one process) with the same
+model, schedule and learning rate; methods differ only in what each round trains on and in the loss
+weights the store hands out. Per run: final test accuracy, sample passes, the wall-clock of training
+(the first round's start to the last round's end: store, selection, streaming and barriers included)
+and, beside it, start-up (the run's whole wall-clock less training). ``plain`` is the same loop over
+all data with no store at all (``--plain``): the floor ``full`` through the store is compared with.
+Per workload the target is ``full``'s mean final accuracy less max(0.2 points, its std over seeds);
+each method's time to target is the training wall-clock at the end of its first round at or above it.
+
+    python -m benchmarks.savings [--workloads NAME ...] [--methods LABEL ...] [--seeds 0 1 2] [--json F]
+
+Runs are saved to the JSON file one by one, and a rerun with the same file skips those already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import (
+    ProgressFn,
+    drop_store,
+    markdown_table,
+    mean_std,
+    pyplot,
+    save_figure,
+    write_json,
+)
+
+PLAIN, FULL, INFOBATCH = "plain (no store)", "full", "infobatch"
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    noisy_only: bool = False
+    clean_only: bool = False
+
+
+# A leaner schedule than the default's: half the data in the first selection cycle (x0.85 per cycle),
+# importance-weighted losses, the last eighth of the rounds on all data.
+LEAN = {"budget_start": 0.5, "anneal": 0.125}
+LEAN_LABEL = "budget 0.5, unbiased, anneal 0.125"
+
+METHODS: tuple[Method, ...] = (
+    Method(PLAIN, {"plain": True}),
+    Method(FULL, {"method": "full"}),
+    Method(INFOBATCH, {"method": "infobatch"}),
+    Method("random, budget 0.5, anneal 0.125", {"method": "random", **LEAN}),
+    Method("dihcl-exp", {"method": "dihcl-exp"}),
+    Method(f"dihcl-exp, {LEAN_LABEL}", {"method": "dihcl-exp", "unbiased": True, **LEAN}),
+    Method("dihcl-exp + denoise", {"method": "dihcl-exp", "denoise": True}, noisy_only=True),
+    Method(
+        f"dihcl-exp, {LEAN_LABEL} + denoise",
+        {"method": "dihcl-exp", "unbiased": True, "denoise": True, **LEAN},
+        noisy_only=True,
+    ),
+    Method("dihcl-greedy", {"method": "dihcl-greedy"}, clean_only=True),
+    Method("docl", {"method": "docl"}, clean_only=True),
+    Method("spl", {"method": "spl"}, clean_only=True),
+    Method("mcl", {"method": "mcl"}, clean_only=True),
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    spec: str
+    model: str
+    noisy: bool = False
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("fashion-mnist", "fashion-mnist:n=30000", "convnet"),
+    Workload("fashion-mnist 40 %", "fashion-mnist:n=30000,noise=0.4", "convnet", True),
+    Workload("images", "images:n=2000,classes=10,noise=0", "cnn"),
+    Workload("images 40 %", "images:n=2000,classes=10,noise=0.4", "cnn", True),
+    Workload("digits", "digits", "mlp"),
+    Workload("synthetic", "synthetic:n=2000,classes=10,noise=0", "mlp"),
+    Workload("synthetic 40 %", "synthetic:n=2000,classes=10,noise=0.4", "mlp", True),
+)
+
+
+@dataclass
+class Settings:
+    workloads: tuple[Workload, ...]
+    methods: tuple[Method, ...]
+    seeds: tuple[int, ...]
+    epochs: int = 15
+    warm_start: int = 3
+    cycle_length: int = 4
+    json: str | None = None
+
+    @classmethod
+    def full(cls) -> Settings:
+        return cls(WORKLOADS, METHODS, (0, 1, 2))
+
+    @classmethod
+    def quick(cls) -> Settings:
+        labels = (PLAIN, FULL, "random", INFOBATCH, "dihcl-exp")
+        return cls(
+            tuple(w for w in WORKLOADS if w.name == "digits"),
+            tuple(m for m in METHODS if m.label in labels),
+            (0,),
+            epochs=6,
+            warm_start=2,
+            cycle_length=2,
+        )
+
+
+def applies(method: Method, workload: Workload) -> bool:
+    return not (method.noisy_only and not workload.noisy) and not (method.clean_only and workload.noisy)
+
+
+def _one(settings: Settings, w: Workload, m: Method, seed: int, storage: str) -> dict[str, Any]:
+    from trainers.config import TrainConfig
+    from trainers.driver import run_training
+
+    cfg = TrainConfig.create(
+        run="bench-savings",
+        dataset=w.spec,
+        model=w.model,
+        epochs=settings.epochs,
+        warm_start=settings.warm_start,
+        cycle_length=settings.cycle_length,
+        seed=seed,
+        workers=0,
+        snapshot_dir=f"{storage}/snapshots",
+        storage_path=f"{storage}/checkpoints",
+        **m.settings,
+    )
+    rounds: list[dict[str, Any]] = []
+
+    def on_round(summary: dict[str, Any], _store: Any) -> None:
+        rounds.append({"size": summary["size"], **summary["metrics"]})
+
+    try:
+        s = run_training(cfg, out=lambda _line: None, on_round=on_round, replace=True)
+    finally:
+        if not cfg.plain:
+            drop_store(cfg.run)
+    if cfg.plain:
+        rounds = [{"size": r["samples"], **r} for r in s["round_metrics"]]
+    start = rounds[0]["started_s"]
+    passes = 0
+    for r in rounds:
+        passes += r["size"]
+        r["passes"], r["t"] = passes, r["ended_s"] - start
+    train_s = rounds[-1]["ended_s"] - start
+    return {
+        "workload": w.name,
+        "method": m.label,
+        "seed": seed,
+        "final_test_accuracy": s["final_test_accuracy"],
+        "sample_passes": s["sample_passes"],
+        "train_s": train_s,
+        "startup_s": s["wall_s"] - train_s,
+        "rounds": [{k: r[k] for k in ("t", "passes", "test_accuracy", "size")} for r in rounds],
+    }
+
+
+def run(settings: Settings, out: Path, progress: ProgressFn) -> dict[str, Any]:
+    path = Path(settings.json) if settings.json else None
+    runs: list[dict[str, Any]] = []
+    if path is not None and path.exists():
+        import json
+
+        runs = json.loads(path.read_text()).get("runs", [])
+    done = {(r["workload"], r["method"], r["seed"]) for r in runs}
+    # Seeds outermost and methods interleaved: a slower stretch of the machine hits every method alike.
+    plan = [
+        (w, m, seed)
+        for w in settings.workloads
+        for seed in settings.seeds
+        for m in settings.methods
+        if applies(m, w) and (w.name, m.label, seed) not in done
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-savings-") as storage:
+        warm: set[str] = set()
+        for i, (w, m, seed) in enumerate(plan):
+            if w.name not in warm:  # first use of the data, the model and compiled code: not timed
+                progress("savings", i, len(plan), f"{w.name}: warm-up")
+                _one(replace(settings, epochs=2, warm_start=1, cycle_length=1), w, METHODS[1], seed, storage)
+                warm.add(w.name)
+            progress("savings", i, len(plan), f"{w.name}: {m.label} seed {seed}")
+            runs.append(_one(settings, w, m, seed, storage))
+            if path is not None:
+                write_json(path, {"settings": asdict(settings), "runs": runs})
+    progress("savings", len(plan), len(plan), "done")
+    result = {"settings": asdict(settings), "runs": runs, "workloads": summarize(runs)}
+    result["plot"] = plot(result, out)
+    return result
+
+
+def time_to(rounds: list[dict[str, Any]], target: float) -> float | None:
+    return next((r["t"] for r in rounds if r["test_accuracy"] >= target), None)
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per workload: the target and one row per method (means over seeds, ratios to full and plain)."""
+    out = []
+    for name in dict.fromkeys(r["workload"] for r in runs):
+        mine = [r for r in runs if r["workload"] == name]
+        full = [r for r in mine if r["method"] == FULL]
+        if not full:
+            continue
+        full_mean, full_std = mean_std([100 * r["final_test_accuracy"] for r in full])
+        tolerance = max(0.2, full_std)
+        target = (full_mean - 0.2) / 100
+        base = statistics.fmean(r["train_s"] for r in full)
+        plain = [r["train_s"] for r in mine if r["method"] == PLAIN]
+        rows = []
+        for label in dict.fromkeys(r["method"] for r in mine):
+            rs = [r for r in mine if r["method"] == label]
+            acc, std = mean_std([100 * r["final_test_accuracy"] for r in rs])
+            reach = [time_to(r["rounds"], target) for r in rs]
+            reached = [t for t in reach if t is not None]
+            train = statistics.fmean(r["train_s"] for r in rs)
+            rows.append(
+                {
+                    "method": label,
+                    "seeds": len(rs),
+                    "acc": acc,
+                    "std": std,
+                    "vs_full": acc - full_mean,
+                    "within": acc >= full_mean - tolerance,
+                    "passes": statistics.fmean(r["sample_passes"] for r in rs),
+                    "train_s": train,
+                    "startup_s": statistics.fmean(r["startup_s"] for r in rs),
+                    "wall_vs_full": train / base,
+                    "wall_vs_plain": train / statistics.fmean(plain) if plain else None,
+                    "to_target_s": statistics.fmean(reached) if len(reached) == len(rs) else None,
+                    "reached": len(reached),
+                }
+            )
+        passes = next(r["passes"] for r in rows if r["method"] == FULL)
+        for r in rows:
+            r["passes_vs_full"] = r["passes"] / passes
+        out.append({"workload": name, "full_acc": full_mean, "full_std": full_std, "rows": rows})
+    return out
+
+
+def _f(x: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec) + suffix
+
+
+def _missed(row: dict[str, Any]) -> str:
+    return "" if row["reached"] == row["seeds"] else f" ({row['reached']}/{row['seeds']} reached)"
+
+
+def table(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    parts = [
+        f"{s['epochs']} rounds ({s['warm_start']} warm-start rounds, then cycles of {s['cycle_length']}), "
+        f"seeds {', '.join(map(str, s['seeds']))}; Ray Train local mode (one process). Wall-clock is "
+        "training's (first round's start to last round's end); start-up is reported beside it."
+    ]
+    head = [
+        "method",
+        "final test acc %",
+        "vs full",
+        "within target",
+        "passes vs full",
+        "train s",
+        "wall vs full",
+        "wall vs plain",
+        "s to full's acc - 0.2",
+        "start-up s",
+    ]
+    for d in result["workloads"]:
+        rows = [
+            [
+                r["method"],
+                f"{r['acc']:.2f} ± {r['std']:.2f}",
+                f"{r['vs_full']:+.2f}",
+                "yes" if r["within"] else "no",
+                f"{r['passes_vs_full']:.2f}",
+                f"{r['train_s']:.1f}",
+                f"{r['wall_vs_full']:.2f}",
+                _f(r["wall_vs_plain"], ".3f"),
+                _f(r["to_target_s"], ".1f")
+                + ("" if r["reached"] == r["seeds"] else f" ({r['reached']}/{r['seeds']})"),
+                f"{r['startup_s']:.1f}",
+            ]
+            for r in d["rows"]
+        ]
+        parts.append(
+            f"**{d['workload']}** (full data: {d['full_acc']:.2f} ± {d['full_std']:.2f} %)\n\n"
+            + markdown_table(head, rows, "lrrrrrrrrr")
+        )
+    return "\n\n".join(parts)
+
+
+def check(result: dict[str, Any]) -> list[str]:
+    """Runs whose accuracy is not a number, or whose rounds did not all finish."""
+    epochs = result["settings"]["epochs"]
+    return [
+        f"{r['workload']} {r['method']} seed {r['seed']}: {len(r['rounds'])} of {epochs} rounds"
+        for r in result["runs"]
+        if len(r["rounds"]) != epochs or r["final_test_accuracy"] is None
+    ]
+
+
+def plot(result: dict[str, Any], out: Path) -> str | None:
+    """Test accuracy against training wall-clock, one panel per workload (seed-mean per round)."""
+    plt = pyplot()
+    if plt is None or not result["workloads"]:
+        return None
+    names = [d["workload"] for d in result["workloads"]]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        runs = [r for r in result["runs"] if r["workload"] == name]
+        for label in dict.fromkeys(r["method"] for r in runs):
+            rs = [r["rounds"] for r in runs if r["method"] == label]
+            length = min(len(x) for x in rs)
+            t = [statistics.fmean(x[i]["t"] for x in rs) for i in range(length)]
+            acc = [100 * statistics.fmean(x[i]["test_accuracy"] for x in rs) for i in range(length)]
+            ax.plot(t, acc, marker=".", label=label)
+        ax.set_title(name)
+        ax.set_xlabel("training wall-clock, s")
+        ax.set_ylabel("test accuracy, %")
+        lo = min(100 * r["rounds"][-1]["test_accuracy"] for r in runs)
+        ax.set_ylim(max(0.0, lo - 10), None)
+    axes[0][0].legend(fontsize=7)
+    return save_figure(fig, out / "savings.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.savings", description=__doc__.splitlines()[0])
+    p.add_argument("--workloads", nargs="*", help=f"default: all of {', '.join(w.name for w in WORKLOADS)}")
+    p.add_argument("--methods", nargs="*", help="method labels (default: all)")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--quick", action="store_true", help="digits only, 6 rounds, 1 seed")
+    p.add_argument("--json", type=Path, default=Path("bench_out/savings.json"))
+    args = p.parse_args(argv)
+    settings = Settings.quick() if args.quick else Settings.full()
+    if not args.quick:
+        settings.seeds, settings.epochs = tuple(args.seeds), args.epochs
+    if args.workloads:
+        settings.workloads = tuple(w for w in WORKLOADS if w.name in args.workloads)
+    if args.methods:
+        settings.methods = tuple(m for m in METHODS if m.label in args.methods)
+    settings.json = str(args.json)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+
+    import ray
+
+    from benchmarks.__main__ import _start_ray
+    from benchmarks.report import Progress
+
+    _start_ray()
+    try:
+        result = run(settings, args.json.parent, Progress())
+    finally:
+        ray.shutdown()
+    write_json(args.json, result)
+    print(table(result))
+    problems = check(result)
+    for line in problems:
+        print(f"problem: {line}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
