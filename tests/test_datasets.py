@@ -126,3 +126,76 @@ def test_the_recipe_trains_a_cnn_on_an_image_directory(ray_session, tmp_path):
     from scorer_service.ray.actor import get_store
 
     ray.kill(get_store("images-cnn"))
+
+
+def _write_idx(path, array, gz):
+    import gzip
+    import struct
+
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}
+    a = np.ascontiguousarray(array)
+    header = bytes([0, 0, codes[a.dtype], a.ndim]) + struct.pack(f">{a.ndim}i", *a.shape)
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as fh:
+        fh.write(header + a.tobytes())
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_files_read_back_and_make_a_dataset(tmp_path, gz):
+    from trainers.idx import SPLIT_FILES, read_idx
+
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, 50).astype(np.uint8),
+        rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, 20).astype(np.uint8),
+    ]
+    for name, a in zip(SPLIT_FILES, arrays, strict=True):
+        _write_idx(tmp_path / (name + (".gz" if gz else "")), a, gz)
+    ints = np.arange(12, dtype=">i4").reshape(3, 4)
+    _write_idx(tmp_path / "ints.idx", ints, False)
+    assert read_idx(tmp_path / "ints.idx").tolist() == ints.tolist()
+    d = load_dataset(str(tmp_path))
+    assert (d.n, d.input_shape, len(d.test)) == (50, (1, 28, 28), 20)
+    x, y = d.train.batch([3])
+    assert np.allclose(x.numpy()[0, 0], arrays[0][3] / 255.0) and y.tolist() == [arrays[1][3]]
+    fm = load_dataset(f"fashion-mnist:n=40,noise=0.5,path={tmp_path}", seed=1)
+    assert (fm.n, fm.num_classes) == (40, 10) and 0 < fm.noisy.mean() < 1
+    assert np.all((fm.train.y != arrays[1][:40]) == fm.noisy)
+
+
+def test_fashion_mnist_missing_says_how_to_install_it(tmp_path, monkeypatch):
+    from trainers import datasets
+
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", (str(tmp_path / "nowhere"),))
+    monkeypatch.delenv(datasets.FASHION_MNIST_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")
+    with pytest.raises(ValueError, match="unknown fashion-mnist parameter 'size'"):
+        load_dataset("fashion-mnist:size=3")
+
+
+def test_a_malformed_idx_file_is_named(tmp_path):
+    from trainers.idx import read_idx
+
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04rest")
+    with pytest.raises(ValueError, match="is not an IDX file"):
+        read_idx(tmp_path / "bad")
+    _write_idx(tmp_path / "short", np.zeros((4, 4), np.uint8), False)
+    (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-3])
+    with pytest.raises(ValueError, match="bytes of data for shape"):
+        read_idx(tmp_path / "short")
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet", "cnn"])
+def test_image_models_classify_28x28_images(name):
+    import torch
+
+    from trainers.models import build_model
+
+    model = build_model(name, (1, 28, 28), 10)
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert isinstance(list(model.modules())[-1], torch.nn.Linear)  # embeddings read its input
+    with pytest.raises(ValueError, match=f"the {name} model needs C x H x W"):
+        build_model(name, (784,), 10)

@@ -86,3 +86,27 @@ def test_unbiased_is_refused_for_a_deterministic_selector_and_bad_settings_name_
         StoreConfig(n=10, anneal=1.0)
     with pytest.raises(ValueError, match="prune_ratio must be in"):
         StoreConfig(n=10, method="infobatch", selector_params={"prune_ratio": 1.0})
+
+
+def test_loss_weights_over_http_match_the_store_and_bad_ids_are_4xx():
+    from fastapi.testclient import TestClient
+
+    from scorer_service.web.app import build_app
+    from scorer_service.web.directory import LocalDirectory
+
+    n = 400
+    store = HardnessStore(
+        StoreConfig(n=n, epochs=4, method="infobatch", run="ib", warm_start=1, cycle_length=1)
+    )
+    loss = np.linspace(0.0, 2.0, n, dtype=np.float32)
+    _train(store, 0, lambda ids: loss[ids])
+    ids = store.subset(1, 0, 1)
+    client = TestClient(build_app(LocalDirectory({"ib": store}), token="tok"))
+    auth = {"Authorization": "Bearer tok"}
+    r = client.post("/v1/runs/ib/loss-weights", json={"ids": ids.tolist()}, headers=auth)
+    assert r.status_code == 200
+    assert r.json()["weights"] == pytest.approx(store.loss_weights(ids).tolist())
+    assert sorted(set(r.json()["weights"])) == [1.0, 2.0]
+    for bad in ([n], [-1], [2**70], ["x"]):
+        r = client.post("/v1/runs/ib/loss-weights", json={"ids": bad}, headers=auth)
+        assert 400 <= r.status_code < 500, (bad, r.status_code, r.text)
