@@ -19,9 +19,9 @@ import curriculum
 
 
 class Classifier(L.LightningModule):
-    def __init__(self, crash_in_round: int | None = None) -> None:
+    def __init__(self, callback: curriculum.CurriculumCallback, crash_in_round: int | None = None) -> None:
         super().__init__()
-        self.net, self.crash_in_round = cnn(), crash_in_round
+        self.net, self.callback, self.crash_in_round = cnn(), callback, crash_in_round
 
     def training_step(self, batch: tuple, batch_idx: int) -> dict:
         if self.current_epoch == self.crash_in_round and batch_idx == 3:
@@ -30,7 +30,8 @@ class Classifier(L.LightningModule):
         logits = self.net(x)
         loss = F.cross_entropy(logits, y, reduction="none")
         self.log("train_loss", loss.mean())
-        return {"loss": loss.mean(), "per_sample_loss": loss.detach(), "logits": logits.detach()}
+        weighted = (self.callback.weights(ids, loss.device) * loss).mean()  # 1 unless the method reweights
+        return {"loss": weighted, "per_sample_loss": loss.detach(), "logits": logits.detach()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(Classifier(args.crash_in_round), datamodule=data, ckpt_path=args.resume)
+    trainer.fit(Classifier(callback, args.crash_in_round), datamodule=data, ckpt_path=args.resume)
     if trainer.global_rank == 0:
         info = curriculum.attach_run(args.run).info()
         print(f"run {args.run}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")

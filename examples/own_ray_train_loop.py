@@ -62,7 +62,7 @@ def train_loop_per_worker(config: dict) -> None:
             logits = model(x)
             loss = F.cross_entropy(logits, y, reduction="none")
             optimizer.zero_grad()
-            loss.mean().backward()
+            (sampler.weights(ids) * loss).mean().backward()  # weights: 1 unless the method reweights
             optimizer.step()
             recorder.observe(ids, loss, logits=logits, labels=y)
         recorder.end_round({"train_loss": float(loss.mean())})  # flush, barrier, record

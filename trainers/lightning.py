@@ -4,9 +4,10 @@
 with :class:`CurriculumDataModule` (or a ``train_dataloader`` that returns
 ``callback.dataloader(dataset, batch_size=...)``): every epoch is a round; the module's
 ``training_step`` returns ``{"loss": mean, "per_sample_loss": ..., "logits": ...}`` for a batch
-``(ids, x, y)``; the callback records the byproducts after each optimizer step, ends the round at
-the epoch's end (flush, barrier, record the logged metrics) and keeps the sampler's position in
-Lightning's checkpoints, so a resumed fit continues the curriculum where it stopped.
+``(ids, x, y)``, the mean weighted by :meth:`CurriculumCallback.weights`; the callback records the
+byproducts after each optimizer step, ends the round at the epoch's end (flush, barrier, record the
+logged metrics) and keeps the sampler's position in Lightning's checkpoints, so a resumed fit
+continues the curriculum where it stopped.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ class CurriculumCallback(L.Callback):
         # and moves on to the next one only afterwards; the sampler knows where the run continues.
         self.sampler.set_epoch(max(self._trainer.current_epoch, self.sampler.start_round))
         return DataLoader(WithIds(dataset), sampler=self.sampler, **kwargs)
+
+    def weights(self, ids: Any, device: torch.device | str | None = None) -> torch.Tensor:
+        """The loss weights of ``ids`` this round (:meth:`RoundSampler.weights`): ``training_step``
+        returns ``(callback.weights(ids, loss.device) * per_sample_loss).mean()`` as its loss."""
+        if self.sampler is None:
+            raise RuntimeError("the callback is not set up yet: pass it to the Trainer's callbacks")
+        return self.sampler.weights(ids, device)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.recorder = self.sampler.recorder(trainer.optimizers[0], **self.recorder_options)
