@@ -1,10 +1,11 @@
 """The hardness store: per-sample scores and the central subset selection, in layers.
 
 - ``core``: state columns, learning-rate log, byproduct batches, dedup, update rules, queries;
-- ``selection``: selector registry, schedules, sampling, the diversity term, round planning;
 - ``submodular``: set functions, greedy optimizers, partitioned selection;
+- ``selection``: selector registry, schedules, sampling, the diversity term, round planning;
 - ``durability``: Arrow codec, snapshots and write-ahead log storage, the journal;
-- ``config`` and ``store``: the store's settings and :class:`~scorer_service.store.HardnessStore`;
+- ``config``, ``shard`` and ``store``: the store's settings, one shard of a store, and
+  :class:`~scorer_service.store.HardnessStore` over its shards;
 - ``web``: the FastAPI application (REST, dashboard, export, Prometheus);
 - ``ray``: the thin Ray shells (store actor, diversity block tasks, Serve deployment).
 

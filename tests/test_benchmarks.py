@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import noisy, outcomes, overhead, rest
+from benchmarks import noisy, outcomes, overhead, rest, savings
 from benchmarks.__main__ import main, run_suite
 from benchmarks.report import markdown_table, quiet_progress, write_json
 
@@ -33,6 +33,14 @@ TINY = {
     ),
     "noisy": noisy.Settings(
         "synthetic:n=300,classes=3,dim=8,noise=0.4", noisy.RUNS[:1], epochs=3, warm_start=1, cycle_length=1
+    ),
+    "savings": savings.Settings(
+        (savings.Workload("tiny", "synthetic:n=300,classes=3,dim=8", "mlp-small"),),
+        tuple(m for m in savings.METHODS if m.label in (savings.PLAIN, savings.FULL, savings.INFOBATCH)),
+        seeds=(0,),
+        epochs=4,
+        warm_start=1,
+        cycle_length=1,
     ),
 }
 
@@ -94,6 +102,22 @@ def test_noisy_values(results):
         for q in x["scores"].values():
             assert 0 <= q["auroc"] <= 1 and 0 <= q["top_noisy_fraction"] <= 1
             assert 0 <= q["noisy_above_all_clean"] <= 1
+
+
+def test_savings_values(results):
+    r = results[1]["savings"]
+    (d,) = r["workloads"]
+    rows = {row["method"]: row for row in d["rows"]}
+    assert list(rows) == [savings.PLAIN, savings.FULL, savings.INFOBATCH]
+    # One process and the same sample order: full data through the store is plain training's model.
+    assert rows[savings.FULL]["acc"] == rows[savings.PLAIN]["acc"] == d["full_acc"]
+    assert rows[savings.FULL]["passes_vs_full"] == rows[savings.PLAIN]["passes_vs_full"] == 1.0
+    assert rows[savings.INFOBATCH]["passes_vs_full"] < 1.0
+    assert rows[savings.FULL]["wall_vs_full"] == pytest.approx(1.0)
+    for run in r["runs"]:
+        times = [x["t"] for x in run["rounds"]]
+        assert len(times) == 4 and times == sorted(times) and times[-1] == pytest.approx(run["train_s"])
+        assert run["startup_s"] > 0
 
 
 def test_ranking_quality_extremes():

@@ -21,13 +21,6 @@ from scorer_service.core.errors import InvalidQuery
 NO_CUT = (0, -1)
 
 
-def usable_size(k: int, world_size: int) -> int:
-    """Largest multiple of ``world_size`` not above ``k``: equal shards keep DDP steps in lockstep."""
-    if world_size < 1:
-        raise ValueError(f"world_size must be >= 1, got {world_size}")
-    return (k // world_size) * world_size
-
-
 def shard(ids: np.ndarray, rank: int, world_size: int, offset: int = 0) -> np.ndarray:
     """Rank ``rank``'s part of ``ids``, which stand at global positions ``offset ..``: position p
     goes to rank p mod ``world_size``. Over all parts of a selection whose size is a multiple of

@@ -33,6 +33,7 @@ from scorer_service.submodular.functions import (
     diversity_gain,
     diversity_update,
 )
+from scorer_service.submodular.gain_heap import better, gain_heap, pop_top, prefetch_children, sift_down
 from scorer_service.submodular.setfunction import prefetch_gain
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -50,11 +51,6 @@ def _splitmix(state: np.uint64) -> tuple:
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     return state, z ^ (z >> _S31)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _better(g1: float, e1: int, g2: float, e2: int) -> bool:
-    return g1 > g2 or (g1 == g2 and e1 < e2)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -79,56 +75,10 @@ def _naive(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k:
 
 
 @nb.njit(cache=True, nogil=True)
-def _sift_down(key: np.ndarray, ids: np.ndarray, pos: int, size: int) -> None:
-    while True:
-        c = 2 * pos + 1
-        if c >= size:
-            return
-        if c + 1 < size and _better(key[c + 1], ids[c + 1], key[c], ids[c]):
-            c += 1
-        if not _better(key[c], ids[c], key[pos], ids[pos]):
-            return
-        key[pos], key[c] = key[c], key[pos]
-        ids[pos], ids[c] = ids[c], ids[pos]
-        pos = c
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _pop(key: np.ndarray, ids: np.ndarray, size: int) -> int:
-    # Drop the heap's top; returns the new size.
-    size -= 1
-    key[0] = key[size]
-    ids[0] = ids[size]
-    _sift_down(key, ids, 0, size)
-    return size
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _prefetch_next(kind: int, data: tuple, ids: np.ndarray, size: int) -> None:
-    # While the heap's top is evaluated: the next top is likely one of its children.
-    for c in range(1, min(3, size)):
-        prefetch_gain(kind, data, ids[c])
-
-
-@nb.njit(cache=True, nogil=True)
-def _gain_heap(
-    kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    # Lazy greedy's max-heap of the first `size` elements' gains: (keys, element ids).
-    key = np.empty(size)
-    ids = np.arange(size)
-    for e in range(size):
-        key[e] = m[e] + w * diversity_gain(kind, data, memo, e)
-    for pos in range(size // 2 - 1, -1, -1):
-        _sift_down(key, ids, pos, size)
-    return key, ids
-
-
-@nb.njit(cache=True, nogil=True)
 def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: int) -> np.ndarray:
     n = m.shape[0]
     out = np.empty(k, dtype=np.int64)
-    key, ids = _gain_heap(kind, data, memo, m, w, n)
+    key, ids = gain_heap(kind, data, memo, m, w, n)
     fresh_at = np.zeros(n, dtype=np.int64)
     size = n
     for t in range(k):
@@ -136,12 +86,12 @@ def _lazy(kind: int, data: tuple, memo: np.ndarray, m: np.ndarray, w: float, k: 
             e = ids[0]
             if fresh_at[e] == t:
                 # A fresh gain on top beats every stale bound, hence every fresh gain: the greedy pick.
-                size = _pop(key, ids, size)
+                size = pop_top(key, ids, size)
                 break
-            _prefetch_next(kind, data, ids, size)
+            prefetch_children(kind, data, ids, size)
             key[0] = m[e] + w * diversity_gain(kind, data, memo, e)
             fresh_at[e] = t
-            _sift_down(key, ids, 0, size)
+            sift_down(key, ids, 0, size)
         diversity_update(kind, data, memo, e)
         out[t] = e
     return out
@@ -173,7 +123,7 @@ def _evaluate(
         e = quad[i]
         v = m[e] + w * gains[i]
         bound[e] = v
-        if be < 0 or _better(v, e, best, be):
+        if be < 0 or better(v, e, best, be):
             best = v
             be = e
     return best, be
@@ -203,27 +153,27 @@ def _probe(
     while size > 0:
         e = ids[0]
         if taken[e]:  # picked from a sample at an earlier step
-            size = _pop(key, ids, size)
+            size = pop_top(key, ids, size)
             continue
         if fresh_at[e] == t + 1 and key[0] == bound[e]:
             # A fresh gain on top beats every stale bound, hence every fresh gain: the greedy pick.
-            return e, best, be, _pop(key, ids, size)
+            return e, best, be, pop_top(key, ids, size)
         if bound[e] < key[0]:  # a tighter bound from a sample: no evaluation needed to sink it
             key[0] = bound[e]
-            _sift_down(key, ids, 0, size)
+            sift_down(key, ids, 0, size)
             continue
         if evaluations == budget:
             break
-        _prefetch_next(kind, data, ids, size)
+        prefetch_children(kind, data, ids, size)
         v = m[e] + w * diversity_gain(kind, data, memo, e)
         evaluations += 1
         key[0] = v
         bound[e] = v
         fresh_at[e] = t + 1
-        if be < 0 or _better(v, e, best, be):
+        if be < 0 or better(v, e, best, be):
             best = v
             be = e
-        _sift_down(key, ids, 0, size)
+        sift_down(key, ids, 0, size)
     return -1, best, be, size
 
 
@@ -248,7 +198,7 @@ def _stochastic(
     bound = np.full(n, np.inf)
     # With a probe, every bound starts evaluated, in lazy greedy's heap (the step it was fresh at).
     size = n if probe > 0 else 0
-    key, ids = _gain_heap(kind, data, memo, m, w, size)
+    key, ids = gain_heap(kind, data, memo, m, w, size)
     fresh_at = np.ones(size, dtype=np.int64)
     for i in range(size):
         bound[ids[i]] = key[i]
@@ -297,7 +247,7 @@ def _stochastic(
         for g in range(min(group, c)):
             top = 0
             for i in range(1, left):
-                if _better(bound[cand[i]], cand[i], bound[cand[top]], cand[top]):
+                if better(bound[cand[i]], cand[i], bound[cand[top]], cand[top]):
                     top = i
             quad[g] = cand[top]
             left -= 1
@@ -306,7 +256,7 @@ def _stochastic(
         g = 0
         for i in range(left):
             e = cand[i]
-            if _better(bound[e], e, best, be):
+            if better(bound[e], e, best, be):
                 quad[g] = e
                 g += 1
                 if g == group:
