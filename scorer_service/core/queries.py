@@ -155,6 +155,7 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
         "superseded": sum(p.get("superseded", 0) for p in parts),
         **{k: max(p[k] for p in parts) for k in ("batches", "rejected", "duplicates")},
         "ingest_samples_per_s": rate,
+        "fsyncs": sum(p.get("fsyncs", 0) for p in parts),  # of the write-ahead logs
         "shards": [
             {k: p[k] for k in ("first", "n", "ingested", "lag_s", "max_lag_s", "queued", "writers")}
             for p in parts
