@@ -215,6 +215,7 @@ class StoreShard:
         values = label_noise.posterior(s.loss_mean, s.seen, label_noise.NoiseFit.from_dict(noise))
         with self._lock.write():
             self.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
+            self.rounds[round_].recorded = True
             s.noise[:] = values
         self.journal.commit(ticket, round_end=True)
         if self.journal.durable:  # in the background, unless a restart could not find it otherwise

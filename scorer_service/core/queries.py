@@ -149,7 +149,7 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
         "metric": config["metric"],
         "epochs": config["epochs"],
         "rounds": len(rounds),
-        "rounds_completed": sum(1 for r in rounds if r["metrics"]),
+        "rounds_completed": sum(1 for r in rounds if r["recorded"]),
         "steps": max(p["steps"] for p in parts),
         "ingested": sum(p["ingested"] for p in parts),
         "superseded": sum(p.get("superseded", 0) for p in parts),

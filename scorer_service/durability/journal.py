@@ -132,7 +132,7 @@ class Journal:
         complete, else it is written in the background.
 
         ``completed_round`` marks it as the end of that round (a rewind target); None: the newest
-        round with metrics is recorded as its position. While replaying, the end of a round whose
+        recorded round is recorded as its position. While replaying, the end of a round whose
         snapshot was not complete before the restart is written again, as a rewind target only: the
         logs being replayed stay where a restart begins.
         """
@@ -140,7 +140,7 @@ class Journal:
             raise Conflict("this store keeps no snapshots: it was created without a snapshot_dir")
         seq, head = self.seq + 1, not self.replaying
         if completed_round is None:
-            completed_round = max((r for r, rec in rounds.items() if rec.metrics), default=-1)
+            completed_round = max((r for r, rec in rounds.items() if rec.recorded), default=-1)
         else:
             self.round_end[completed_round] = seq
         recent = sorted(self.round_end.values())[-self.keep :]
