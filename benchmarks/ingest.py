@@ -35,7 +35,7 @@ import ray  # noqa: E402
 
 from benchmarks.report import start_local_ray  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
-from scorer_service.ray.actor import create_store  # noqa: E402
+from scorer_service.ray.actor import actor_class, create_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
@@ -135,11 +135,9 @@ class Writer:
         return t0, time.time(), sent
 
 
-# With the store actor's options (scorer_service.ray.actor): no CPU slot, retried calls, and a
-# "query" concurrency group, which makes it a threaded actor; so both run the same call path.
-NullStoreActor = ray.remote(
-    num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2}
-)(NullStore)
+# With the store actor's options (scorer_service.ray.actor): no CPU slot, retried calls, "ingest" and
+# "query" concurrency groups (ingest calls on their own threads); so both run the same call path.
+NullStoreActor = actor_class(NullStore)
 WriterActor = ray.remote(num_cpus=1)(Writer)
 
 

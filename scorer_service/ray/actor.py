@@ -44,8 +44,9 @@ QUERY_METHODS = frozenset(
 INGEST_THREADS = 32
 
 
-def _remote(cls: type) -> ray.actor.ActorClass:
-    """``cls`` (a store or a shard) as an actor class whose ``ingest`` runs in the "ingest" group."""
+def actor_class(cls: type) -> ray.actor.ActorClass:
+    """``cls`` (a store, a shard, or a stand-in for one) as an actor class whose ``ingest`` runs in the
+    "ingest" group."""
 
     def ingest(self: Any, data: dict[str, Any]) -> dict[str, Any]:
         return cls.ingest(self, data)
@@ -60,9 +61,9 @@ def _remote(cls: type) -> ray.actor.ActorClass:
     return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups=groups)(grouped)
 
 
-HardnessStoreActor = _remote(HardnessStore)
+HardnessStoreActor = actor_class(HardnessStore)
 # A shard's queries run beside its ingests, as the coordinator's (a read lock gives each answer one state).
-StoreShardActor = _remote(StoreShard)
+StoreShardActor = actor_class(StoreShard)
 
 
 def actor_name(run: str) -> str:
@@ -121,7 +122,7 @@ def create_store(
     _kill_shards(config.run)  # the old store's, or those of a creation that failed half-way
     if config.store_shards == 0:
         config = dataclasses.replace(config, store_shards=auto_shards(config, _node_memory()))
-    actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
+    actor_cls = HardnessStoreActor if store_cls is HardnessStore else actor_class(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
     shards = _create_shards(config, shard_cls) if config.store_shards > 1 else None
     handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(
@@ -138,7 +139,7 @@ def _node_memory() -> list[float]:
 
 def _create_shards(config: StoreConfig, shard_cls: type) -> RayShards:
     """The store's shard actors, spread over the nodes, each restoring its own snapshots and log."""
-    actor_cls = StoreShardActor if shard_cls is StoreShard else _remote(shard_cls)
+    actor_cls = StoreShardActor if shard_cls is StoreShard else actor_class(shard_cls)
     handles = [
         actor_cls.options(
             name=shard_name(config.run, i),
