@@ -35,7 +35,7 @@ import ray  # noqa: E402
 
 from benchmarks.report import start_local_ray  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
-from scorer_service.ray.actor import create_store  # noqa: E402
+from scorer_service.ray.actor import actor_class, create_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
@@ -135,11 +135,9 @@ class Writer:
         return t0, time.time(), sent
 
 
-# With the store actor's options (scorer_service.ray.actor): no CPU slot, retried calls, and a
-# "query" concurrency group, which makes it a threaded actor; so both run the same call path.
-NullStoreActor = ray.remote(
-    num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2}
-)(NullStore)
+# With the store actor's options (scorer_service.ray.actor): no CPU slot, retried calls, "ingest" and
+# "query" concurrency groups (ingest calls on their own threads); so both run the same call path.
+NullStoreActor = actor_class(NullStore)
 WriterActor = ray.remote(num_cpus=1)(Writer)
 
 
@@ -156,6 +154,9 @@ class Row:
     apply_rate: float
     ingested: int  # by the last store run
     repeats: int = 1
+    # The store actor's CPU seconds per million samples: unlike the rates, barely moved by other
+    # load on a shared box (it counts the store's own work, not its waits for a core).
+    cpu_s_per_m: float = float("nan")
 
 
 @dataclass
@@ -196,6 +197,17 @@ def in_process(batch_size: int, passes: int, profile: bool = False) -> tuple[InP
     return InProcessRow(batch_size, len(timed), samples, seconds, samples / seconds), text
 
 
+def _pid(_instance: Any) -> int:
+    return os.getpid()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(
     writers: list[ray.actor.ActorHandle], target: ray.actor.ActorHandle, window: int
 ) -> tuple[float, int]:
@@ -210,7 +222,7 @@ def measure(
 ) -> Row:
     world = len(writers)
     expected = sum(ray.get([w.prepare.remote(world, batch_size, epochs) for w in writers]))
-    null_s, store_s, apply_rates = [], [], []
+    null_s, store_s, apply_rates, cpu = [], [], [], []
     for _ in range(repeat):
         null = NullStoreActor.remote()
         ray.get(null.ready.remote())
@@ -221,7 +233,10 @@ def measure(
         # A fresh store per run: every one starts from unseen samples and an empty lr log.
         store = create_store(StoreConfig(n=N, epochs=max(epochs, 1), run=run))
         try:
+            pid = ray.get(store.__ray_call__.remote(_pid))
+            before = cpu_seconds(pid)
             seconds, sent = _run(writers, store, window)
+            cpu.append(1e6 * (cpu_seconds(pid) - before) / sent)
             store_s.append(seconds)
             info = ray.get(store.info.remote())
         finally:
@@ -246,6 +261,7 @@ def measure(
         null_rate=expected / null_med,
         ratio=null_med / store_med,
         apply_rate=statistics.median(apply_rates),
+        cpu_s_per_m=statistics.median(cpu),
         ingested=int(info["ingested"]),
         repeats=repeat,
     )
@@ -254,13 +270,13 @@ def measure(
 def format_table(rows: list[Row]) -> str:
     head = (
         "| batch | writers | samples per run | store samples/s | null samples/s | store/null "
-        "| store apply samples/s (in actor) |"
+        "| store apply samples/s (in actor) | store CPU s per M samples |"
     )
-    lines = [head, "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
             f"| {r.batch} | {r.writers} | {r.samples:,} | {r.store_rate:,.0f} | {r.null_rate:,.0f} "
-            f"| {r.ratio:.2f} | {r.apply_rate:,.0f} |"
+            f"| {r.ratio:.2f} | {r.apply_rate:,.0f} | {r.cpu_s_per_m:.3f} |"
         )
     return "\n".join(lines)
 

@@ -8,6 +8,9 @@ RSS, its ingested count and the interval's query latencies are sampled. At the e
 have ingested exactly the samples sent and rejected none.
 
     python -m benchmarks.soak [--seconds 300] [--fsync always|round|never] [--json PATH]
+
+With ``--writers 1 4 16`` it instead compares ``--fsync always`` with ``never`` per writer count
+(group commit; :mod:`benchmarks.fsync_sweep`).
 """
 
 from __future__ import annotations
@@ -481,7 +484,16 @@ def kind_table(s: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=300.0, help="how long the writers stream")
+    p.add_argument(
+        "--seconds", type=float, help="how long the writers stream (default 300; with --writers: 15 each)"
+    )
+    p.add_argument(
+        "--writers",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="instead: ingest throughput under --fsync always and never with N writers each, no REST load",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the summary and the 10 s samples as JSON")
     p.add_argument("--qps", type=float, default=QPS, help="REST queries per second")
     p.add_argument("--window", type=int, default=WINDOW, help="ingest calls in flight per writer")
@@ -489,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot-every", type=float, default=SNAPSHOT_EVERY_S, help="seconds between snapshots")
     p.add_argument("--fsync", choices=FSYNC_POLICIES, default="always", help="the store's fsync policy")
     args = p.parse_args(argv)
+    if args.writers:
+        from benchmarks import fsync_sweep
+
+        args.seconds = fsync_sweep.SECONDS if args.seconds is None else args.seconds
+        return fsync_sweep.run(args)
+    args.seconds = 300.0 if args.seconds is None else args.seconds
 
     if __name__ != "__main__":
         # Imported (not run with -m): workers cannot import this package, so ship its classes by value.

@@ -7,12 +7,18 @@ the open selection sessions (:mod:`scorer_service.selection.session`), and its
 :class:`~scorer_service.durability.journal.Journal`. Plain Python; ``scorer_service.ray`` runs a shard
 as an actor of its own and the coordinator (:class:`~scorer_service.store.HardnessStore`) calls it.
 
-One thread at a time changes the shard (the actor's default concurrency group); queries may run on
-other threads, each copying what it answers from under the read side of a readers-writer lock.
+One change at a time is applied, under the shard's change lock, in the order it is logged. Ingests
+may arrive on several threads at once (the actor's "ingest" concurrency group): each writer's batches
+are applied in its own order (:mod:`scorer_service.core.turns`), and each call waits for the fsync
+that covers its log record outside the lock, so the batches logged meanwhile share that fsync (group
+commit). Queries may run on other threads, each copying what it answers from under the read side of a
+readers-writer lock.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -29,11 +35,24 @@ from scorer_service.core.locking import ReadWriteLock
 from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
+from scorer_service.core.turns import WriterTurns, writer_key
 from scorer_service.selection.session import RoundPlan, ShardSession, lowest
 from scorer_service.submodular import MapFn
 
 # Selection steps that set what a session keeps: logged, so a restarted shard rebuilds the session.
 _LOGGED_STEPS = frozenset({"open", "pool", "stage", "keys", "cut", "diverse", "choose"})
+
+
+def _changes(method: Callable) -> Callable:
+    """A method that changes the shard: it runs under the change lock, so what it logs and applies
+    does not interleave with an ingest on another thread."""
+
+    @functools.wraps(method)
+    def locked(self: StoreShard, *args: Any, **kwargs: Any) -> Any:
+        with self._change:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class StoreShard:
@@ -49,6 +68,8 @@ class StoreShard:
         self.load = IngestLoad()
         self.scratch = Scratch()  # the selections' temporaries, kept between rounds
         self._lock = ReadWriteLock()
+        self._change = threading.RLock()  # re-entrant: a change may take a snapshot
+        self._turns = WriterTurns()
         seq = self.journal.newest(config.to_dict())
         if seq is not None:
             self._load(seq)
@@ -68,7 +89,22 @@ class StoreShard:
         """Validate and apply one byproduct batch (ids of this shard); a rejected batch changes nothing.
 
         A batch whose ``(writer, seq)`` was already applied is acknowledged and ignored (retried sends).
+        Several calls may run at once: each writer's batches are applied in its order, and each call
+        returns once its log record is as durable as the fsync policy promises.
         """
+        key = None if self.journal.replaying else writer_key(data)
+        if key is not None:
+            self._turns.wait(*key, first=self.ingestor.applied.low.get(key[0], -1) + 1)
+        try:
+            with self._change:
+                ticket, reply = self._ingest(data)
+        finally:
+            if key is not None:
+                self._turns.done(*key)
+        self.journal.commit(ticket)  # outside the lock: the batches logged meanwhile share its fsync
+        return reply
+
+    def _ingest(self, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         t0 = time.perf_counter()
         try:
             plan = self.ingestor.plan(data)
@@ -76,8 +112,8 @@ class StoreShard:
             self.journal.log({"kind": "rejected"})
             raise
         if plan is None:
-            self.journal.commit(self.journal.log({"kind": "duplicates"}, ack=True))
-            return {"applied": 0, "duplicate": True, "lag_s": self.load.lag_s}
+            ticket = self.journal.log({"kind": "duplicates"}, ack=True)
+            return ticket, {"applied": 0, "duplicate": True, "lag_s": self.load.lag_s}
         b = plan.batch
         header = {"kind": "ingest", "round": b.round, "rank": b.rank, "writer": b.writer, "seq": b.seq}
         header["t"] = self.ingestor.ingest_seconds
@@ -93,9 +129,9 @@ class StoreShard:
                 self.rounds[b.round].ingested += len(b)
         if self.journal.due() and not self.sessions:  # an open selection's steps stay in one log
             self.snapshot(wait=False)
-        self.journal.commit(ticket)
-        return {"applied": len(b), "duplicate": False, "lag_s": self.load.lag_s}
+        return ticket, {"applied": len(b), "duplicate": False, "lag_s": self.load.lag_s}
 
+    @_changes
     def select_step(self, round_: int, name: str, payload: dict[str, Any]) -> Any:
         """One step of round ``round_``'s selection (:mod:`scorer_service.selection.protocol`)."""
         if name in _LOGGED_STEPS:
@@ -133,6 +169,7 @@ class StoreShard:
             return session.lowest(payload["m"])
         raise ValueError(f"unknown selection step {name!r}")
 
+    @_changes
     def adopt(self, round_: int, meta: dict[str, Any]) -> int:
         """Make round ``round_``'s open selection this shard's part of the round (``meta``: the run's
         record fields): its ids, their importance weights. Adopting a round twice changes nothing."""
@@ -158,6 +195,7 @@ class StoreShard:
             self.rounds[round_] = rec
         return rec.count
 
+    @_changes
     def reshard(self, round_: int, world_size: int, trim: list[int], counts: list[int]) -> None:
         """Round ``round_``'s selection for another world size: the new trim cut and counts."""
         self._round(round_)
@@ -168,6 +206,7 @@ class StoreShard:
             rec = self.rounds[round_]
             rec.world_size, rec.trim, rec.counts = world_size, (trim[0], trim[1]), list(counts)
 
+    @_changes
     def record(self, round_: int, metrics: dict[str, float], noise: dict[str, Any]) -> None:
         """Attach a round's metrics and the run's refitted label-noise mixture; the round's end."""
         self._round(round_)
@@ -178,6 +217,7 @@ class StoreShard:
         values = label_noise.posterior(s.loss_mean, s.seen, label_noise.NoiseFit.from_dict(noise))
         with self._lock.write():
             self.rounds[round_].metrics.update({k: float(v) for k, v in metrics.items()})
+            self.rounds[round_].recorded = True
             s.noise[:] = values
         self.journal.commit(ticket, round_end=True)
         if self.journal.durable:  # in the background, unless a restart could not find it otherwise
@@ -207,9 +247,10 @@ class StoreShard:
         else:
             raise ValueError(f"unknown record kind {kind!r}")
 
+    @_changes
     def snapshot(self, completed_round: int | None = None, wait: bool = True) -> int:
         """Write a snapshot (``wait``: complete on return, else in the background) and log later changes
-        to a new log; returns its number. Only this thread changes the shard: one state, no lock."""
+        to a new log; returns its number. Under the change lock: one state, no copy under a read lock."""
         rounds = {r: _copy(rec) for r, rec in self.rounds.items()}
         return self.journal.snapshot(
             self.ingestor.image(), rounds, self.config.to_dict(), completed_round, wait
@@ -219,6 +260,7 @@ class StoreShard:
         image, self.rounds = self.journal.load(seq)
         self.ingestor.restore(image)
 
+    @_changes
     def rewind(self, completed_round: int) -> bool:
         """Return to the end of ``completed_round`` (-1: before the first round): forget what a lost
         training attempt ingested and selected after it. A shard not ahead is left as it is. False,
@@ -287,6 +329,7 @@ class StoreShard:
                 **i.counters,
                 "steps": i.lr_log.num_steps,
                 "ingest_seconds": i.ingest_seconds,
+                "fsyncs": self.journal.fsyncs,
                 "n": self.count,
                 "first": self.first,
                 **self.load.report(),

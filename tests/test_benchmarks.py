@@ -206,3 +206,23 @@ def test_the_scale_projection_recovers_a_per_part_ingest_cost():
     hundred = projection(rows)[0]
     assert hundred["ingest_samples_per_s"]["65536"] == pytest.approx(65_536 / (a + b * 65_536 / 100))
     assert hundred["shard_select_s"]["dihcl-greedy"] == pytest.approx(0.5 / (n / 8 / 1e6) * 50)
+
+
+def test_the_group_commit_sweep_puts_always_against_never_per_writer_count():
+    from benchmarks import fsync_sweep
+
+    def row(writers, policy, rate, batches, fsyncs):
+        ms = {"call_p50_ms": 1.0, "call_p99_ms": 2.0}
+        return {
+            "writers": writers,
+            "fsync": policy,
+            "samples_per_s": rate,
+            "batches": batches,
+            "fsyncs": fsyncs,
+        } | ms
+
+    rows = [row(16, "never", 1000.0, 50, 0), row(16, "always", 800.0, 40, 8), row(1, "never", 10.0, 5, 0)]
+    rows.append(row(1, "always", 5.0, 4, 4))
+    lines = fsync_sweep.table(rows).splitlines()
+    assert lines[2].startswith("| 1 | 10 | 5 | 50 % | 4 | 4 | 1.0 |")
+    assert lines[3].startswith("| 16 | 1,000 | 800 | 80 % | 40 | 8 | 5.0 |")

@@ -287,3 +287,16 @@ def test_replay_holds_one_record_at_a_time(tmp_path):
     assert restarted.ingestor.counters["ingested"] == 30 * m
     print(f"replay of {log_bytes / 1e6:.0f} MB of log peaked at {peak / 1e6:.1f} MB")
     assert peak < 20e6, f"replay peaked at {peak / 1e6:.0f} MB"
+
+
+def test_a_round_recorded_without_metrics_counts_as_completed_also_after_a_restart(tmp_path):
+    s = HardnessStore(config(tmp_path))
+    ids = s.subset(0, 0, 1)
+    s.ingest(batch(ids, np.ones(len(ids)), [True] * len(ids), step=0, lr=0.1))
+    assert s.info()["rounds_completed"] == 0
+    s.record_round(0, {})
+    assert s.info()["rounds_completed"] == 1
+    assert s.round_summaries()[0]["recorded"] and s.round_summaries()[0]["metrics"] == {}
+    restored = reopen(s, tmp_path / "restarted")
+    assert restored.info()["rounds_completed"] == 1
+    assert restored.rewind(0)  # its end is a rewind target

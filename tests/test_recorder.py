@@ -151,3 +151,51 @@ def test_on_cuda_the_training_thread_never_synchronizes(run_name):
     order = ids.cpu().numpy()
     expected = (logits.argmax(1) == labels).cpu().numpy().astype(np.int8)
     np.testing.assert_array_equal(s["last_correct"][order], expected)
+
+
+def test_a_buffer_older_than_flush_every_s_reaches_the_store_mid_round(run_name):
+    """However large flush_samples is, observations reach the store while the round runs."""
+    run = curriculum.create_run(run_name, n=64, epochs=2, warm_start=1)
+    sampler = curriculum.RoundSampler(run_name, rank=0, world_size=1)
+    recorder = sampler.recorder(flush_samples=1 << 30, flush_every_s=0.3)
+    sampler.set_epoch(0)
+    one = torch.ones(4, dtype=torch.bool)
+    recorder.observe(np.arange(4), torch.ones(4), correct=one, step=0, lr=0.1)
+    recorder.observe(np.arange(4, 8), torch.ones(4), correct=one, step=1, lr=0.1)
+    time.sleep(0.4)
+    recorder.observe(np.arange(8, 12), torch.ones(4), correct=one, step=2, lr=0.1)  # the buffer is due
+    deadline = time.monotonic() + 30
+    while run.info()["ingested"] < 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    info = run.info()
+    assert info["ingested"] == 12 and info["batches"] == 1  # sent without a flush, the three steps at once
+    recorder.observe(np.arange(12, 16), torch.ones(4), correct=one, step=3, lr=0.1)
+    time.sleep(0.5)
+    assert run.info()["ingested"] == 12  # not due: kept until the next observe or the round's end
+    assert recorder.flush() == 16
+
+
+def test_observe_takes_tensors_attached_to_the_autograd_graph(run_name):
+    n = 32
+    run = curriculum.create_run(run_name, n=n, epochs=2, warm_start=1, num_classes=4, embedding_dim=8)
+    sampler = curriculum.RoundSampler(run_name, rank=0, world_size=1)
+    model = torch.nn.Linear(6, 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = sampler.recorder(optimizer, flush_samples=16)
+    sampler.set_epoch(0)
+    x, y = torch.randn(n, 6, generator=torch.Generator().manual_seed(0)), torch.arange(n) % 4
+    expected = np.zeros(n, np.float32)
+    for a in range(0, n, 8):
+        ids = torch.arange(a, a + 8)
+        logits = model(x[ids])
+        loss = torch.nn.functional.cross_entropy(logits, y[ids], reduction="none")
+        optimizer.zero_grad()
+        loss.mean().backward()
+        optimizer.step()
+        assert loss.requires_grad and logits.requires_grad  # handed over as they are
+        expected[a : a + 8] = loss.detach().numpy()
+        recorder.observe(ids, loss, logits=logits, labels=y[ids], embeddings=torch.cat([logits, logits], 1))
+    assert recorder.flush() == n
+    s = run.scores(("seen", "last_loss"))
+    assert s["seen"].tolist() == [1] * n
+    np.testing.assert_array_equal(s["last_loss"], expected)

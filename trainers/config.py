@@ -50,6 +50,7 @@ class TrainConfig:
     gpu: bool = setting(False, "one GPU per worker")
     loader_workers: int = setting(0, "DataLoader worker processes per rank")
     flush_samples: int = setting(4096, "byproducts buffered per send to the store")
+    flush_every_s: float = setting(2.0, "seconds after which a rank sends what it buffered, however few")
     max_in_flight: int = setting(8, "sends to the store in flight per rank")
     data_params: str | None = setting(
         None, "Data Parameters: learned class / instance / joint temperatures", choices=lambda: DATA_PARAMS

@@ -84,7 +84,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sampler: RoundSampler | PlainSampler = PlainSampler(data.n, cfg.epochs, run=cfg.run, seed=cfg.seed)
     else:
         sampler = RoundSampler(cfg.run)
-    recorder = sampler.recorder(opt, flush_samples=cfg.flush_samples, max_in_flight=cfg.max_in_flight)
+    recorder = sampler.recorder(
+        opt, flush_samples=cfg.flush_samples, flush_every_s=cfg.flush_every_s, max_in_flight=cfg.max_in_flight
+    )
     checkpoint = starting_checkpoint(cfg)
     if checkpoint is not None:
         with checkpoint.as_directory() as d:

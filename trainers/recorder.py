@@ -1,9 +1,12 @@
 """The recorder: streams what the training forward pass already computed to the run's store.
 
 The training thread only appends: each ``observe`` keeps the step's tensors as they are (no copy,
-no device synchronization) until ``flush_samples`` samples are buffered, then hands the buffer to
-a background :class:`~trainers.sender.Sender`, which builds the batch (correctness and sketches from
+no detach, no device synchronization) until ``flush_samples`` samples are buffered or the oldest of
+them was observed ``flush_every_s`` seconds ago, then hands the buffer to a background
+:class:`~trainers.sender.Sender`, which builds the batch (detached; correctness and sketches from
 the logits, device-to-host copies) and sends it, at most ``max_in_flight`` sends outstanding. The
+time bound brings a round's observations to the store while the round runs, however small a rank's
+share of it is; at large ``flush_samples`` it adds one clock read per ``observe``. The
 optimizer step and learning rate of each observation come from the optimizer (or are given).
 ``end_round`` is the round's barrier: every rank's byproducts are in the store before any rank asks
 for the next round's shard.
@@ -12,6 +15,7 @@ for the next round's shard.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 import weakref
@@ -38,6 +42,8 @@ class Recorder:
     ``on_error="log"`` logs it and drops the batch. :attr:`flush_seconds` is how long each flush
     waited for what was still in flight. While the store (any shard of it) reports being more than
     ``max_lag_s`` behind its writers, sends wait for each acknowledgement (:attr:`throttled_seconds`).
+    A buffer is handed off once it holds ``flush_samples`` samples or, at the next ``observe``, once
+    its oldest step is ``flush_every_s`` seconds old (None: only by size).
     """
 
     def __init__(
@@ -46,14 +52,18 @@ class Recorder:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         flush_samples: int = 4096,
+        flush_every_s: float | None = 2.0,
         max_in_flight: int = 8,
         on_error: str = "raise",
         max_lag_s: float = 2.0,
     ) -> None:
         if on_error not in ("raise", "log"):
             raise ValueError(f"on_error must be 'raise' or 'log', got {on_error!r}")
+        if flush_every_s is not None and not flush_every_s > 0:
+            raise ValueError(f"flush_every_s must be > 0 or None, got {flush_every_s!r}")
         self.sampler, self.endpoint = sampler, sampler.endpoint
         self.flush_samples, self.max_in_flight, self.on_error = flush_samples, max_in_flight, on_error
+        self.flush_every_s = math.inf if flush_every_s is None else flush_every_s
         cfg = sampler.config
         self.wants_correct = bool(cfg.get("correct", True))
         self.outputs = (
@@ -87,6 +97,7 @@ class Recorder:
         self._last_lr: float | None = None
         self._steps: list[Step] = []
         self._buffered = 0
+        self._due = math.inf  # when the buffer is handed off whatever its size
         self._round: int | None = None
         if optimizer is not None:
             optimizer.register_step_pre_hook(self._before_step)
@@ -114,7 +125,9 @@ class Recorder:
     ) -> None:
         """Record one training step's per-sample byproducts (call it after ``optimizer.step()``).
 
-        ``loss``: the unreduced per-sample loss of the forward pass the gradient came from.
+        ``loss``: the unreduced per-sample loss of the forward pass the gradient came from. Tensors may
+        still be attached to the autograd graph: they are kept as given and detached on the sender's
+        thread (after ``backward()`` the graph holds no activations, so keeping it costs little).
         ``correct`` is computed from ``logits`` and ``labels`` when the run wants it and it is not
         given; DoCL runs need ``logits`` and ``labels``; diversity needs ``embeddings`` (features of
         any width, projected here to the run's sketch). ``step`` and ``lr`` default to the last
@@ -144,9 +157,12 @@ class Recorder:
             self._round = round_
         if not isinstance(ids, np.ndarray | torch.Tensor):
             ids = np.asarray(ids, dtype=np.int64)
+        now = time.monotonic()
+        if not self._steps:
+            self._due = now + self.flush_every_s
         self._steps.append(Step(ids, loss, step, lr, logits, labels, correct, embeddings, extra))
         self._buffered += ids.shape[0]
-        if self._buffered >= self.flush_samples:
+        if self._buffered >= self.flush_samples or now >= self._due:
             self._hand_off()
             self._raise_error()
 

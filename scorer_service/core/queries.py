@@ -149,12 +149,13 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
         "metric": config["metric"],
         "epochs": config["epochs"],
         "rounds": len(rounds),
-        "rounds_completed": sum(1 for r in rounds if r["metrics"]),
+        "rounds_completed": sum(1 for r in rounds if r["recorded"]),
         "steps": max(p["steps"] for p in parts),
         "ingested": sum(p["ingested"] for p in parts),
         "superseded": sum(p.get("superseded", 0) for p in parts),
         **{k: max(p[k] for p in parts) for k in ("batches", "rejected", "duplicates")},
         "ingest_samples_per_s": rate,
+        "fsyncs": sum(p.get("fsyncs", 0) for p in parts),  # of the write-ahead logs
         "shards": [
             {k: p[k] for k in ("first", "n", "ingested", "lag_s", "max_lag_s", "queued", "writers")}
             for p in parts

@@ -69,6 +69,8 @@ class RoundRecord:
     shard: int = 0
     ingested: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    # Whether the round's end was recorded (with metrics or none): a completed round.
+    recorded: bool = False
     # DIH distribution at selection time, so the rounds' score distributions can be compared later.
     dih_histogram: dict[str, list[float]] = field(default_factory=dict)
     # What the selection did besides picking: samples left out as likely mislabeled, ...
@@ -130,6 +132,7 @@ class RoundRecord:
             "selection_ms": self.selection_ms,
             "ingested": self.ingested if ingested is None else ingested,
             "metrics": dict(self.metrics),
+            "recorded": self.recorded,
             "dih_histogram": self.dih_histogram,
             "details": dict(self.details),
         }

@@ -36,6 +36,7 @@ def rounds_table(rounds: dict[int, RoundRecord]) -> pa.Table:
             "selection_ms": pa.array([r.selection_ms for r in recs], pa.float64()),
             "ingested": pa.array([r.ingested for r in recs], pa.int64()),
             "metrics": pa.array([json.dumps(r.metrics) for r in recs], pa.string()),
+            "recorded": pa.array([r.recorded for r in recs], pa.bool_()),
             "dih_histogram": pa.array([json.dumps(r.dih_histogram) for r in recs], pa.string()),
             "details": pa.array([json.dumps(r.details) for r in recs], pa.string()),
             "selected": _list_array([r.selected for r in recs], np.int64),
@@ -75,6 +76,8 @@ def rounds_from_table(table: pa.Table) -> dict[int, RoundRecord]:
             shard=row["shard"],
             ingested=row["ingested"],
             metrics=json.loads(row["metrics"]),
+            # Snapshots from before the column: a round was recorded when it had metrics.
+            recorded=bool(row.get("recorded", row["metrics"] != "{}")),
             dih_histogram=json.loads(row["dih_histogram"]),
             details=json.loads(row["details"]),
         )

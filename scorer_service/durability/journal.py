@@ -61,6 +61,7 @@ class Journal:
         self.round_end: dict[int, int] = {}  # completed round -> snapshot seq
         self.last_snapshot = time.time()
         self._log: LogWriter | None = None
+        self._closed_syncs = 0  # fsyncs of the logs this journal closed
         self._writer = (
             ThreadPoolExecutor(1, thread_name_prefix="snapshot", initializer=_yield_cpu)
             if self.storage
@@ -76,6 +77,11 @@ class Journal:
     def logged(self) -> bool:
         """Whether changes are logged between snapshots (not on object stores, which cannot append)."""
         return self.storage is not None and self.storage.supports_wal
+
+    @property
+    def fsyncs(self) -> int:
+        """How many times this journal's logs were fsynced (one fsync may cover many changes)."""
+        return self._closed_syncs + (self._log.syncs if self._log is not None else 0)
 
     # ---- the log ------------------------------------------------------------------------
 
@@ -93,7 +99,10 @@ class Journal:
 
     def commit(self, ticket: Ticket | None, round_end: bool = False) -> None:
         """Return once the change logged as ``ticket`` is as durable as the policy promises: on disk
-        under ``always``; under ``round`` at a ``round_end``, with everything logged before it."""
+        under ``always``; under ``round`` at a ``round_end``, with everything logged before it.
+
+        Needs no lock: callers that logged one after the other wait here side by side, and one
+        fsync covers all of them (group commit, :class:`~.wal.LogWriter`)."""
         if ticket is None:
             return
         log, position = ticket
@@ -123,7 +132,7 @@ class Journal:
         complete, else it is written in the background.
 
         ``completed_round`` marks it as the end of that round (a rewind target); None: the newest
-        round with metrics is recorded as its position. While replaying, the end of a round whose
+        recorded round is recorded as its position. While replaying, the end of a round whose
         snapshot was not complete before the restart is written again, as a rewind target only: the
         logs being replayed stay where a restart begins.
         """
@@ -131,7 +140,7 @@ class Journal:
             raise Conflict("this store keeps no snapshots: it was created without a snapshot_dir")
         seq, head = self.seq + 1, not self.replaying
         if completed_round is None:
-            completed_round = max((r for r, rec in rounds.items() if rec.metrics), default=-1)
+            completed_round = max((r for r, rec in rounds.items() if rec.recorded), default=-1)
         else:
             self.round_end[completed_round] = seq
         recent = sorted(self.round_end.values())[-self.keep :]
@@ -153,6 +162,7 @@ class Journal:
             # before it on disk: a gap there, with later changes durable, would replay out of order.
             if self._log is not None:
                 self._log.close(sync=self.fsync != "never")
+                self._closed_syncs += self._log.syncs
             self._log = self.storage.open_log(seq)
             self.last_snapshot = time.time()
         self._pending = self._writer.submit(self._write, seq, meta, image, rounds, set(recent))

@@ -84,9 +84,11 @@ class LogWriter:
     ``append`` hands the bytes to the operating system (they survive the process, not the
     machine). ``append(..., sync=True)`` also asks the syncer thread to fsync, which it does while
     the caller goes on (applying the change it just logged); :meth:`wait` then blocks until every
-    byte up to a position is on disk. One fsync covers everything appended before it starts, so
-    records that arrive while the disk is busy share the next one. Only local files (and NFS
-    mounts) can be synced; on other filesystems ``wait`` returns once the bytes are written.
+    byte up to a position is on disk. This is group commit: one fsync covers everything appended
+    before it starts, so the records of callers that append while the disk is busy share the next
+    one, and each of them returns from :meth:`wait` once the fsync covering its record is done
+    (``syncs`` counts the fsyncs). Only local files (and NFS mounts) can be synced; on other
+    filesystems ``wait`` returns once the bytes are written.
     """
 
     def __init__(self, fs: pafs.FileSystem, path: str) -> None:
@@ -95,6 +97,7 @@ class LogWriter:
         # Held open for the log's life (closed by close()); unbuffered, so every append is one write.
         self._file: Any = open(path, "wb", buffering=0) if self._local else fs.open_output_stream(path)  # noqa: SIM115
         self._written = self._synced = self._requested = 0
+        self.syncs = 0
         self._closed = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -160,6 +163,7 @@ class LogWriter:
                 return
             with self._cond:
                 self._synced = max(self._synced, target)
+                self.syncs += 1
                 self._cond.notify_all()
 
 

@@ -5,6 +5,7 @@ the coordinator's process, as one actor)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import ray
 
@@ -37,16 +38,32 @@ QUERY_METHODS = frozenset(
 )
 
 
-def _remote(cls: type) -> ray.actor.ActorClass:
+# Threads for ingest calls: while some wait for the fsync covering their batch, others log and apply
+# theirs, so the batches of many writers share one fsync (group commit). 16 writers with the
+# recorder's 8 sends in flight each keep about this many calls at the store.
+INGEST_THREADS = 32
+
+
+def actor_class(cls: type) -> ray.actor.ActorClass:
+    """``cls`` (a store, a shard, or a stand-in for one) as an actor class whose ``ingest`` runs in the
+    "ingest" group."""
+
+    def ingest(self: Any, data: dict[str, Any]) -> dict[str, Any]:
+        return cls.ingest(self, data)
+
+    ingest.__doc__ = cls.ingest.__doc__
+    grouped = type(cls.__name__, (cls,), {"ingest": ray.method(concurrency_group="ingest")(ingest)})
     # num_cpus=0: the store must not take a CPU slot from the trainers (with 2 CPUs they need both).
     # max_task_retries=-1: calls pending when the actor dies are retried on the restarted actor.
-    # Every state change stays in the default group, which runs one call at a time, in order.
-    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"query": 2})(cls)
+    # Every other change stays in the default group, which runs one call at a time, in order; the
+    # store's change lock keeps them apart from ingests, and orders each writer's batches.
+    groups = {"query": 2, "ingest": INGEST_THREADS}
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups=groups)(grouped)
 
 
-HardnessStoreActor = _remote(HardnessStore)
+HardnessStoreActor = actor_class(HardnessStore)
 # A shard's queries run beside its ingests, as the coordinator's (a read lock gives each answer one state).
-StoreShardActor = _remote(StoreShard)
+StoreShardActor = actor_class(StoreShard)
 
 
 def actor_name(run: str) -> str:
@@ -105,7 +122,7 @@ def create_store(
     _kill_shards(config.run)  # the old store's, or those of a creation that failed half-way
     if config.store_shards == 0:
         config = dataclasses.replace(config, store_shards=auto_shards(config, _node_memory()))
-    actor_cls = HardnessStoreActor if store_cls is HardnessStore else _remote(store_cls)
+    actor_cls = HardnessStoreActor if store_cls is HardnessStore else actor_class(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
     shards = _create_shards(config, shard_cls) if config.store_shards > 1 else None
     handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(
@@ -122,7 +139,7 @@ def _node_memory() -> list[float]:
 
 def _create_shards(config: StoreConfig, shard_cls: type) -> RayShards:
     """The store's shard actors, spread over the nodes, each restoring its own snapshots and log."""
-    actor_cls = StoreShardActor if shard_cls is StoreShard else _remote(shard_cls)
+    actor_cls = StoreShardActor if shard_cls is StoreShard else actor_class(shard_cls)
     handles = [
         actor_cls.options(
             name=shard_name(config.run, i),

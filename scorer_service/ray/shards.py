@@ -2,8 +2,9 @@
 
 Every call goes to all the shards it names at once and waits for all of them. Calls that only read
 (score queries, rank ids, the parts of the label-noise fit) go to each shard's "query" concurrency
-group, so they do not wait behind ingests queued for the shard; what changes a shard, and every
-step of a selection, runs in its default group, one call at a time, in order.
+group, so they do not wait behind ingests queued for the shard; ingests run in its "ingest" group
+(several at once, sharing fsyncs: :mod:`scorer_service.shard`); every other change, and every step of
+a selection, runs in its default group, one call at a time, in order.
 """
 
 from __future__ import annotations

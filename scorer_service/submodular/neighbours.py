@@ -22,7 +22,6 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-import faiss
 import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -48,6 +47,10 @@ def thread_map(fn: Callable, items: Iterable) -> Iterable:
 
 
 def _kmeans_assign(x: np.ndarray, parts: int, seed: int) -> np.ndarray:
+    # Imported here, where cells are built: importing faiss logs which CPU build it loads, and every
+    # process that imports the store's settings (each trainer) would print that.
+    import faiss
+
     km = faiss.Kmeans(
         x.shape[1],
         parts,

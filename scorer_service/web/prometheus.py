@@ -46,7 +46,7 @@ GAUGES = {
     "n": ("curriculum_samples", "Training samples of the run."),
     "epochs": ("curriculum_planned_rounds", "Rounds the run is configured for."),
     "rounds": ("curriculum_rounds", "Rounds whose subset has been selected."),
-    "rounds_completed": ("curriculum_rounds_completed", "Rounds with recorded training metrics."),
+    "rounds_completed": ("curriculum_rounds_completed", "Rounds ended (recorded, with or without metrics)."),
     "ingest_samples_per_s": (
         "curriculum_ingest_samples_per_second",
         "Samples applied per second of ingest time, over the run.",
