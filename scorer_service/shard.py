@@ -17,7 +17,6 @@ readers-writer lock.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from scorer_service.core import label_noise, queries
 from scorer_service.core.byproducts import TABLE_COLUMNS
 from scorer_service.core.errors import InvalidBatch, NotFound
 from scorer_service.core.load import IngestLoad
-from scorer_service.core.locking import ReadWriteLock
+from scorer_service.core.locking import ReadWriteLock, changes
 from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
@@ -41,18 +40,6 @@ from scorer_service.submodular import MapFn
 
 # Selection steps that set what a session keeps: logged, so a restarted shard rebuilds the session.
 _LOGGED_STEPS = frozenset({"open", "pool", "stage", "keys", "cut", "diverse", "choose"})
-
-
-def _changes(method: Callable) -> Callable:
-    """A method that changes the shard: it runs under the change lock, so what it logs and applies
-    does not interleave with an ingest on another thread."""
-
-    @functools.wraps(method)
-    def locked(self: StoreShard, *args: Any, **kwargs: Any) -> Any:
-        with self._change:
-            return method(self, *args, **kwargs)
-
-    return locked
 
 
 class StoreShard:
@@ -131,7 +118,7 @@ class StoreShard:
             self.snapshot(wait=False)
         return ticket, {"applied": len(b), "duplicate": False, "lag_s": self.load.lag_s}
 
-    @_changes
+    @changes
     def select_step(self, round_: int, name: str, payload: dict[str, Any]) -> Any:
         """One step of round ``round_``'s selection (:mod:`scorer_service.selection.protocol`)."""
         if name in _LOGGED_STEPS:
@@ -169,7 +156,7 @@ class StoreShard:
             return session.lowest(payload["m"])
         raise ValueError(f"unknown selection step {name!r}")
 
-    @_changes
+    @changes
     def adopt(self, round_: int, meta: dict[str, Any]) -> int:
         """Make round ``round_``'s open selection this shard's part of the round (``meta``: the run's
         record fields): its ids, their importance weights. Adopting a round twice changes nothing."""
@@ -195,7 +182,7 @@ class StoreShard:
             self.rounds[round_] = rec
         return rec.count
 
-    @_changes
+    @changes
     def reshard(self, round_: int, world_size: int, trim: list[int], counts: list[int]) -> None:
         """Round ``round_``'s selection for another world size: the new trim cut and counts."""
         self._round(round_)
@@ -206,7 +193,7 @@ class StoreShard:
             rec = self.rounds[round_]
             rec.world_size, rec.trim, rec.counts = world_size, (trim[0], trim[1]), list(counts)
 
-    @_changes
+    @changes
     def record(self, round_: int, metrics: dict[str, float], noise: dict[str, Any]) -> None:
         """Attach a round's metrics and the run's refitted label-noise mixture; the round's end."""
         self._round(round_)
@@ -247,7 +234,7 @@ class StoreShard:
         else:
             raise ValueError(f"unknown record kind {kind!r}")
 
-    @_changes
+    @changes
     def snapshot(self, completed_round: int | None = None, wait: bool = True) -> int:
         """Write a snapshot (``wait``: complete on return, else in the background) and log later changes
         to a new log; returns its number. Under the change lock: one state, no copy under a read lock."""
@@ -260,7 +247,7 @@ class StoreShard:
         image, self.rounds = self.journal.load(seq)
         self.ingestor.restore(image)
 
-    @_changes
+    @changes
     def rewind(self, completed_round: int) -> bool:
         """Return to the end of ``completed_round`` (-1: before the first round): forget what a lost
         training attempt ingested and selected after it. A shard not ahead is left as it is. False,

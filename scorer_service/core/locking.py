@@ -1,10 +1,25 @@
-"""A readers-writer lock: queries read one consistent state while the store's writer changes it."""
+"""A readers-writer lock: queries read one consistent state while the store's writer changes it; and
+the change lock's decorator for the methods that change a shard."""
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+
+def changes(method: Callable) -> Callable:
+    """A method that changes its object: it runs under the object's change lock (``self._change``), so
+    what it logs and applies does not interleave with a change on another thread."""
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._change:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class ReadWriteLock:
