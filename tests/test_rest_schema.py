@@ -42,11 +42,24 @@ class EveryName(LocalDirectory):
 
 app = build_app(EveryName({"r1": make_store("r1"), "r2": make_store("r2")}), token="secret")
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+# No token configured: every route that needs one answers 401, as the document says.
+open_app = build_app(EveryName({"r1": make_store("r1")}), token="")
+open_schema = schemathesis.openapi.from_asgi("/openapi.json", open_app)
 
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_is_what_its_openapi_document_says(case):
+    check_case(case)
+
+
+@open_schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+def test_without_a_token_configured_the_api_is_what_its_document_says(case):
+    check_case(case)
+
+
+def check_case(case) -> None:
     response = case.call()
     case.validate_response(response)  # every built-in check
     if response.headers.get("content-type", [""])[0].startswith(("application/json", "text/")):
@@ -66,7 +79,7 @@ def test_hostile_requests_get_one_line_and_nothing_internal(client, path, params
     r = client.get(path, params=params)
     assert r.status_code == status, r.text
     assert_no_leak(r.text)
-    assert r.json() == {"detail": r.json()["detail"]} and message in r.json()["detail"], r.text
+    assert set(r.json()) <= {"detail", "type"} and message in r.json()["detail"], r.text
     assert "\n" not in r.json()["detail"]
 
 
@@ -110,8 +123,37 @@ def test_state_changes_are_disabled_without_a_configured_token(monkeypatch):
     monkeypatch.delenv("CURRICULUM_API_TOKEN", raising=False)
     monkeypatch.delenv("CURRICULUM_API_TOKEN_FILE", raising=False)
     c = TestClient(build_app(LocalDirectory({"t": HardnessStore(StoreConfig(n=5, epochs=2))})))
-    r = c.delete("/v1/runs/t", headers={"Authorization": "Bearer x"})
-    assert r.status_code == 403 and "CURRICULUM_API_TOKEN" in r.json()["detail"]
+    for headers in ({"Authorization": "Bearer x"}, {}):
+        r = c.delete("/v1/runs/t", headers=headers)
+        assert r.status_code == 401 and "CURRICULUM_API_TOKEN" in r.json()["detail"]
+    assert c.get("/v1/runs/t").status_code == 200  # nothing was deleted
+
+
+@pytest.mark.parametrize(
+    "path, params, status, error_type, message",
+    [
+        ("/v1/runs/r1/rounds/0/subset", {"offset": "99999999999999999999"}, 422, "InvalidQuery", "offset"),
+        ("/v1/runs/r1/rounds/0/subset", {"offset": str(2**62)}, 200, None, None),
+        ("/v1/runs/r1/top", {"metric": "nope"}, 422, "InvalidQuery", "metric"),
+        ("/v1/runs/r1/samples/77", None, 404, "NotFound", "sample 77 does not exist"),
+        ("/v1/runs/r1/rounds/9/subset", None, 404, "NotFound", "round 9 was never selected"),
+        ("/v1/runs/zz/rounds/0/shard", {"rank": 0, "world_size": 1}, 404, "NotFound", "no store for run"),
+        (
+            "/v1/runs/r1/rounds/0/shard",
+            {"rank": 0, "world_size": 1, "step": 2**70},
+            422,
+            "InvalidQuery",
+            "step",
+        ),
+    ],
+)
+def test_bad_input_is_a_4xx_that_names_its_error_class(client, path, params, status, error_type, message):
+    r = client.get(path, params=params, headers={"Authorization": "Bearer secret"})
+    assert r.status_code == status, r.text
+    if error_type:
+        assert r.json()["type"] == error_type and message in r.json()["detail"], r.text
+    else:
+        assert r.json()["ids"] == [] and r.json()["total"] == N
 
 
 def test_health_asks_every_store_at_once_within_one_deadline(monkeypatch):

@@ -1,7 +1,9 @@
 """The web application: the REST routes, dashboard, export and Prometheus metrics over one directory.
 
 Every error answer, whoever raises it (a route, FastAPI's parameter validation, the router), is
-``{"detail": "<one line>"}``; a 405 names every method the path has in ``Allow``.
+``{"detail": "<one line>"}``, plus ``"type"``: the exception class behind it where it has one (a
+parameter outside its declared range is an ``InvalidQuery``); a 405 names every method the path has
+in ``Allow``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from scorer_service.core.errors import InvalidQuery
 from scorer_service.web.auth import api_token
 from scorer_service.web.dashboard import ImageSource, add_dashboard
 from scorer_service.web.directory import StoreDirectory, one_line
@@ -42,14 +45,18 @@ def build_app(
         if exc.status_code == 405:
             # The router answers with the methods of the first route of the path; a path has several.
             headers["Allow"] = ", ".join(_methods(app, request))
-        return JSONResponse({"detail": one_line(exc.detail)}, status_code=exc.status_code, headers=headers)
+        body = {"detail": one_line(exc.detail)}
+        if getattr(exc, "error_type", None):
+            body["type"] = exc.error_type
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where, *name = first["loc"]
         what = f"{where} parameter {'.'.join(map(str, name))}" if name else str(where)
-        return JSONResponse({"detail": one_line(f"{what}: {first['msg']}")}, status_code=422)
+        body = {"detail": one_line(f"{what}: {first['msg']}"), "type": InvalidQuery.__name__}
+        return JSONResponse(body, status_code=422)
 
     add_score_routes(app, directory)
     add_dashboard(app, directory, images)

@@ -22,12 +22,17 @@ def api_token() -> str | None:
 
 
 def bearer_guard(token: str | None) -> Callable[..., None]:
-    """A route dependency: 403 when no token is configured, 401 when the request does not carry it."""
+    """A route dependency: 401 when the request does not carry the token (whenever none is configured:
+    the OpenAPI document declares the token required, so a request without it is always a 401)."""
     bearer = HTTPBearer(auto_error=False, description="CURRICULUM_API_TOKEN")
 
     def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if token is None:
-            raise HTTPException(403, "state-changing endpoints are disabled: set CURRICULUM_API_TOKEN")
+        if not token:  # an empty token would match a request without one
+            raise HTTPException(
+                401,
+                "state-changing endpoints are disabled: set CURRICULUM_API_TOKEN",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         given = credentials.credentials if credentials is not None else ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})

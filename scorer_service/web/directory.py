@@ -14,12 +14,21 @@ from typing import Any, Protocol
 
 from fastapi import HTTPException
 
-from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound, NotReady
+from scorer_service.core.errors import ERROR_TYPES, Conflict, InvalidBatch, InvalidQuery, NotFound, NotReady
 
 CALL_TIMEOUT_S = 10.0
 MAX_MESSAGE = 300
 
 logger = logging.getLogger(__name__)
+
+
+class ApiError(HTTPException):
+    """An HTTP error that names the exception class behind it (``type`` in the answer's body), so
+    a client raises that class again."""
+
+    def __init__(self, status: int, detail: str, error_type: type[Exception] | None = None) -> None:
+        super().__init__(status, detail)
+        self.error_type = error_type.__name__ if error_type is not None else None
 
 
 class StoreUnavailable(RuntimeError):
@@ -66,18 +75,19 @@ def one_line(text: str) -> str:
 
 
 def http_error(e: BaseException, run: str) -> HTTPException:
-    """The HTTP error for what calling the store of ``run`` raised, with the store's own message: 404
-    for what does not exist, 425 for a round that may not be selected yet, 409 for what its
+    """The HTTP error for what calling the store of ``run`` raised, with the store's own message and
+    class: 404 for what does not exist, 425 for a round that may not be selected yet, 409 for what its
     configuration does not allow, 400 for a request it refuses; 503 for a store that cannot answer
     now, 500 for anything else (logged here, never sent)."""
+    known = next((cls for cls in type(e).__mro__ if ERROR_TYPES.get(cls.__name__) is cls), None)
     if isinstance(e, NotFound):
-        return HTTPException(404, one_line(str(e)))
+        return ApiError(404, one_line(str(e)), known)
     if isinstance(e, NotReady):
-        return HTTPException(425, one_line(str(e)))
+        return ApiError(425, one_line(str(e)), known)
     if isinstance(e, Conflict):
-        return HTTPException(409, one_line(str(e)))
+        return ApiError(409, one_line(str(e)), known)
     if isinstance(e, InvalidQuery | InvalidBatch):
-        return HTTPException(400, one_line(str(e)))
+        return ApiError(400, one_line(str(e)), known)
     if isinstance(e, TimeoutError):
         return HTTPException(503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s")
     if isinstance(e, StoreUnavailable):

@@ -10,11 +10,17 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from scorer_service.core.state import COLUMNS
 
+# The bound of every integer parameter that no id range bounds (offsets, rounds, steps, sequence
+# numbers): far beyond any real value, and an int64 with room for the store's arithmetic on it.
+MAX_INT = 2**62
+
 
 class Error(BaseModel):
-    """Every 4xx and 5xx answer: one line that says what was wrong."""
+    """Every 4xx and 5xx answer: one line that says what was wrong, and the exception class behind it
+    (``NotFound``, ``InvalidQuery``, ``RunExists``, ``Forbidden``, ...) where it has one."""
 
     detail: str
+    type: str | None = None
 
 
 class Health(BaseModel):
@@ -147,8 +153,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return: each a one-line :class:`Error`."""
     what = {
         400: "a parameter the store refuses",
-        401: "missing or wrong bearer token",
-        403: "state-changing endpoints are disabled",
+        401: "missing or unknown bearer token",
+        403: "the token's role or runs do not cover the request",
         404: "unknown run, sample or round",
         409: "the store's configuration does not allow it (no snapshot_dir)",
         413: "the body is too large",

@@ -18,6 +18,7 @@ from scorer_service.core.state import METRICS
 from scorer_service.web.auth import bearer_guard
 from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, call_store, http_error
 from scorer_service.web.models import (
+    MAX_INT,
     STORE_ERRORS,
     Deleted,
     Health,
@@ -136,7 +137,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory) -> None:
     async def subset(
         run: str = RunName,
         round_: int = Path(..., ge=0, description="round"),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_INT),
         limit: int = Query(1000, ge=1, le=MAX_LIMIT),
     ) -> dict[str, Any]:
         """The ids trained on in round ``round_``, paged by ``offset`` / ``limit``."""
