@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
-import uuid
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import ray
 
-from scorer_service.config import StoreConfig
+from scorer_service.config import StoreConfig, run_config
 from scorer_service.core.state import COLUMNS
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store
 from trainers.ray_endpoint import ActorEndpoint
-
-
-def default_snapshot_dir() -> str:
-    return os.environ.get("CURRICULUM_SNAPSHOT_DIR") or os.path.expanduser("~/.curriculum/snapshots")
-
-
-def new_incarnation() -> str:
-    """Tells this run from an earlier run of the same name in the same snapshot directory."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 def connect(address: str | None = None) -> None:
@@ -99,12 +87,7 @@ def create_run(
     resume after a failure), ... ``num_classes`` is required by methods that read the logits (DoCL).
     A run whose store exists is refused unless ``replace`` (see :func:`attach_run`).
     """
-    known = {f.name for f in fields(StoreConfig)} - {"n", "run", "num_classes", "incarnation"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"unknown run settings: {', '.join(unknown)}")
-    settings.setdefault("snapshot_dir", default_snapshot_dir())
-    config = StoreConfig(run=name, incarnation=new_incarnation(), **settings).completed(n, num_classes or 0)
+    config = run_config(name, n, num_classes=num_classes, **settings)
     connect()
     create_store(config, replace=replace)
     return Run(name)

@@ -15,7 +15,8 @@ import ray
 from fastapi import FastAPI
 from ray import serve
 
-from scorer_service.ray.actor import QUERY_METHODS, delete_store, get_store, list_runs
+from scorer_service.config import run_config
+from scorer_service.ray.actor import QUERY_METHODS, create_store, delete_store, get_store, list_runs
 from scorer_service.web.app import build_app
 from scorer_service.web.dashboard import ImageSource
 from scorer_service.web.directory import StoreUnavailable
@@ -66,6 +67,13 @@ class RayDirectory:
     async def delete(self, run: str) -> None:
         self._handles.pop(run, None)
         await asyncio.to_thread(delete_store, run)
+
+    async def create(
+        self, run: str, n: int, num_classes: int | None, replace: bool, settings: dict[str, Any]
+    ) -> None:
+        config = run_config(run, n, num_classes=num_classes, **settings)
+        self._handles.pop(run, None)
+        await asyncio.to_thread(create_store, config, replace=replace)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)

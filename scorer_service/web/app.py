@@ -15,23 +15,38 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from scorer_service.core.errors import InvalidQuery
-from scorer_service.web.auth import api_token
+from scorer_service.web.auth import Guards, LocalTokens, TokenBook, api_token
 from scorer_service.web.dashboard import ImageSource, add_dashboard
 from scorer_service.web.directory import StoreDirectory, one_line
 from scorer_service.web.export import add_export
 from scorer_service.web.label_issues import add_label_issue_routes
+from scorer_service.web.lifecycle import add_lifecycle_routes
 from scorer_service.web.prometheus import add_metrics
-from scorer_service.web.routes import add_admin_routes, add_score_routes
+from scorer_service.web.routes import add_score_routes
+from scorer_service.web.token_routes import add_token_routes
 from scorer_service.web.trainer_routes import add_trainer_routes
 
 
 def build_app(
-    directory: StoreDirectory, token: str | None = None, *, images: ImageSource | None = None
+    directory: StoreDirectory,
+    token: str | None = None,
+    *,
+    tokens: TokenBook | None = None,
+    token_hash: str | None = None,
+    images: ImageSource | None = None,
 ) -> FastAPI:
     """The FastAPI application over ``directory``.
 
-    ``token`` guards the state-changing routes (default: :func:`~.auth.api_token`); ``images``
-    lets the dashboard show training samples (default: none).
+    Args:
+        directory: where the runs' stores are.
+        token: the all-runs admin token (default: :func:`~.auth.api_token`; "" for none).
+        tokens: the scoped tokens (default: an empty in-process table).
+        token_hash: the all-runs admin token as its sha256, in place of ``token``.
+        images: lets the dashboard show training samples (default: none).
+
+    Example::
+
+        app = build_app(LocalDirectory({"r": store}), token="s3cret")
     """
     app = FastAPI(
         title="curriculum",
@@ -58,14 +73,17 @@ def build_app(
         body = {"detail": one_line(f"{what}: {first['msg']}"), "type": InvalidQuery.__name__}
         return JSONResponse(body, status_code=422)
 
-    add_score_routes(app, directory)
-    add_dashboard(app, directory, images)
-    add_metrics(app, directory)
-    add_export(app, directory)
-    add_label_issue_routes(app, directory)
-    token = token if token is not None else api_token()
-    add_admin_routes(app, directory, token)
-    add_trainer_routes(app, directory, token)
+    if token_hash is None:
+        token_hash = Guards.hash(token if token is not None else api_token())
+    guards = Guards(token_hash, tokens if tokens is not None else LocalTokens())
+    add_lifecycle_routes(app, directory, guards)
+    add_score_routes(app, directory, guards)
+    add_dashboard(app, directory, guards, images)
+    add_metrics(app, directory, guards)
+    add_export(app, directory, guards)
+    add_label_issue_routes(app, directory, guards)
+    add_trainer_routes(app, directory, guards)
+    add_token_routes(app, guards)
     return app
 
 

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import HTTPException
 
-from scorer_service.core.errors import ERROR_TYPES, Conflict, InvalidBatch, InvalidQuery, NotFound, NotReady
+from scorer_service.core.errors import (
+    ERROR_TYPES,
+    Conflict,
+    InvalidBatch,
+    InvalidQuery,
+    NotFound,
+    NotReady,
+    RunExists,
+)
 
 CALL_TIMEOUT_S = 10.0
 MAX_MESSAGE = 300
@@ -26,8 +35,14 @@ class ApiError(HTTPException):
     """An HTTP error that names the exception class behind it (``type`` in the answer's body), so
     a client raises that class again."""
 
-    def __init__(self, status: int, detail: str, error_type: type[Exception] | None = None) -> None:
-        super().__init__(status, detail)
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        error_type: type[Exception] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, detail, headers=headers)
         self.error_type = error_type.__name__ if error_type is not None else None
 
 
@@ -47,12 +62,24 @@ class StoreDirectory(Protocol):
     async def delete(self, run: str) -> None:
         """Stop the run's store; :class:`NotFound` when the run has none."""
 
+    async def create(
+        self, run: str, n: int, num_classes: int | None, replace: bool, settings: dict[str, Any]
+    ) -> None:
+        """Create the store of a new run as ``curriculum.create_run`` does: ``ValueError`` for
+        settings it refuses, :class:`RunExists` for a live run of that name unless ``replace``."""
+
+
+# Builds an in-process store: (run, n, num_classes, settings) -> store.
+StoreFactory = Callable[[str, int, "int | None", dict[str, Any]], Any]
+
 
 class LocalDirectory:
-    """In-process stores by run name (tests, notebooks)."""
+    """In-process stores by run name (tests, notebooks); ``factory`` builds the stores of runs
+    created over the API (without one, creating a run is a :class:`Conflict`)."""
 
-    def __init__(self, stores: dict[str, Any]) -> None:
+    def __init__(self, stores: dict[str, Any], factory: StoreFactory | None = None) -> None:
         self.stores = stores
+        self.factory = factory
 
     async def runs(self) -> list[str]:
         return sorted(self.stores)
@@ -65,6 +92,15 @@ class LocalDirectory:
     async def delete(self, run: str) -> None:
         if self.stores.pop(run, None) is None:
             raise NotFound(f"no store for run {run!r}")
+
+    async def create(
+        self, run: str, n: int, num_classes: int | None, replace: bool, settings: dict[str, Any]
+    ) -> None:
+        if self.factory is None:
+            raise Conflict("this directory holds a fixed set of runs: it cannot create one")
+        if run in self.stores and not replace:
+            raise RunExists(f'run {run!r} already exists; replace it ("replace": true)')
+        self.stores[run] = self.factory(run, n, num_classes, settings)
 
 
 def one_line(text: str) -> str:

@@ -3,7 +3,7 @@
 A trainer POSTs byproduct batches (an Arrow IPC stream, or JSON for small batches) with the same
 ``(writer, seq)`` exactly-once semantics and the store's own validation and messages, GETs its
 rank's shard of a round, rewinds on a new attempt and records a round's metrics. Every route needs
-the bearer token.
+a ``train`` token for the run.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 
 from scorer_service.core.arrow import from_ipc
-from scorer_service.web.auth import bearer_guard
+from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import MAX_INT, Ingested, Recorded, Rewound, Shard, errors
 
@@ -48,9 +48,9 @@ def decode_byproducts(body: bytes, content_type: str) -> dict[str, np.ndarray]:
     raise HTTPException(415, f"send {ARROW_STREAM} or application/json, not {kind or 'no content type'}")
 
 
-def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | None) -> None:
-    guard = [Depends(bearer_guard(token))]
-    run_name = Path(..., min_length=1, max_length=200, description="run name")
+def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
+    guard = guards.train()
+    run_name = guards.run_param
     body_doc = {
         "requestBody": {
             "required": True,
