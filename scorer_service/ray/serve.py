@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from ray import serve
 
 from scorer_service.config import run_config
+from scorer_service.core.tokens import hash_token
 from scorer_service.ray.actor import QUERY_METHODS, create_store, delete_store, get_store, list_runs
+from scorer_service.ray.tokens import RayTokens
 from scorer_service.web.app import build_app
 from scorer_service.web.dashboard import ImageSource
 from scorer_service.web.directory import StoreUnavailable
@@ -81,23 +83,30 @@ class RayDirectory:
 class ScoreAPI:
     """A replica hosting :func:`~scorer_service.web.app.build_app` over the cluster's stores."""
 
-    def __init__(self, images: ImageSource | None = None) -> None:
+    def __init__(self, images: ImageSource | None = None, token_hash: str | None = None) -> None:
         self.images = images
+        self.token_hash = token_hash
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_app(RayDirectory(), images=self.images)
+        return build_app(RayDirectory(), tokens=RayTokens(), token_hash=self.token_hash, images=self.images)
 
 
 app = ScoreAPI.bind()
 
 
 def start(
-    host: str = "127.0.0.1", port: int = 8000, blocking: bool = False, images: ImageSource | None = None
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    blocking: bool = False,
+    images: ImageSource | None = None,
+    token: str | None = None,
 ) -> str:
-    """Deploy the API on the connected cluster; returns its base URL."""
+    """Deploy the API on the connected cluster; returns its base URL. ``token``: the all-runs admin
+    token (default: ``CURRICULUM_API_TOKEN`` in the replicas' environment); only its hash reaches
+    the deployment."""
     serve.start(http_options={"host": host, "port": port})
     serve.run(
-        ScoreAPI.bind(images),
+        ScoreAPI.bind(images, hash_token(token) if token else None),
         name="curriculum",
         route_prefix="/",
         blocking=blocking,
