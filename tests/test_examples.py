@@ -92,10 +92,22 @@ def test_own_ray_train_loop_survives_a_killed_worker(ray_session, tmp_path):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    proc = run_example(
-        "own_ray_train_loop.py", "--run", run_name, "--samples", "400", "--epochs", "6",
-        "--max-failures", "2", "--storage-path", str(tmp_path),
-    )  # fmt: skip
+    port = free_ports(1)[0]
+    try:
+        proc = run_example(
+            "own_ray_train_loop.py", "--run", run_name, "--samples", "400", "--epochs", "6",
+            "--max-failures", "2", "--storage-path", str(tmp_path), "--serve", str(port),
+        )  # fmt: skip
+        # The example served the API with curriculum.serve and read the hardest samples through it.
+        top = httpx.get(f"http://127.0.0.1:{port}/v1/runs/{run_name}/top", params={"k": 3}, timeout=30).json()
+        assert (
+            f"REST API at http://127.0.0.1:{port}; hardest now: {' '.join(str(t['id']) for t in top)}"
+            in proc.stdout
+        )
+    finally:
+        from ray import serve
+
+        serve.shutdown()
     thread.join()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert killed, "no worker was killed"

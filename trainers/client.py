@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from scorer_service.core.errors import InvalidQuery
 from scorer_service.core.state import COLUMNS
 from trainers.http_endpoint import api_error
 
@@ -50,7 +51,7 @@ class Client:
     def __init__(
         self, api: str, token: str | None = None, *, run: str | None = None, timeout: float = 60.0
     ) -> None:
-        self.api, self.token, self.name = api.rstrip("/"), token, run
+        self.api, self.token, self.name, self.timeout = api.rstrip("/"), token, run, timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.api, headers=headers, timeout=timeout)
 
@@ -92,8 +93,6 @@ class Client:
 
         unknown = [c for c in columns if c not in COLUMNS]
         if unknown:
-            from scorer_service.core.errors import InvalidQuery
-
             raise InvalidQuery(f"unknown columns: {', '.join(unknown)}")
         r = self._send("GET", self._path("/export"), params={"format": "parquet"})
         table = pq.read_table(io.BytesIO(r.content), columns=list(columns))
@@ -139,7 +138,7 @@ class Client:
         bound to it; :class:`RunExists` while a run of that name is live, unless ``replace``."""
         spec = {"name": name, "n": n, "num_classes": num_classes, "replace": replace, "settings": settings}
         self._send("POST", "/v1/runs", json=spec)
-        return Client(self.api, self.token, run=name, timeout=self.http.timeout.read or 60.0)
+        return Client(self.api, self.token, run=name, timeout=self.timeout)
 
     def _path(self, suffix: str) -> str:
         if self.name is None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+import httpx
 import ray
 from fastapi import FastAPI
 from ray import serve
@@ -105,11 +107,32 @@ def start(
     token (default: ``CURRICULUM_API_TOKEN`` in the replicas' environment); only its hash reaches
     the deployment."""
     serve.start(http_options={"host": host, "port": port})
-    serve.run(
-        ScoreAPI.bind(images, hash_token(token) if token else None),
-        name="curriculum",
-        route_prefix="/",
-        blocking=blocking,
-        logging_config={"enable_access_log": False},
-    )
-    return f"http://{host}:{port}"
+    url = f"http://{host}:{port}"
+    app_args = ScoreAPI.bind(images, hash_token(token) if token else None)
+    if blocking:
+        serve.run(app_args, name="curriculum", route_prefix="/", blocking=True, logging_config=_QUIET)
+        return url
+    serve.run(app_args, name="curriculum", route_prefix="/", logging_config=_QUIET)
+    _wait_until_it_answers(url)
+    return url
+
+
+_QUIET = {"enable_access_log": False}
+
+
+def _wait_until_it_answers(url: str, timeout_s: float = 30.0) -> None:
+    """Return once ``url`` answers; a Serve instance already running on the cluster keeps its own
+    HTTP options (another port), which would leave ``url`` silent: say so instead."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=5.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the API was deployed but {url} does not answer: Ray Serve already runs on this cluster "
+                "with other HTTP options (serve.shutdown() first, or use its port)"
+            )
+        time.sleep(0.2)
