@@ -265,3 +265,17 @@ def test_runs_are_created_listed_and_deleted_over_rest_with_create_runs_checks(s
     assert snap.status_code == 201 and snap.json()["run"] == A
     assert client.delete("/v1/runs/team-a-2", headers=ROOT).json() == {"run": "team-a-2", "deleted": True}
     assert client.get("/v1/runs/team-a-2", headers=ROOT).status_code == 404
+
+
+def test_a_token_table_that_cannot_answer_is_a_503_and_health_still_answers(caplog):
+    class Down(LocalTokens):
+        async def entries(self):
+            raise ConnectionError("token actor at 10.0.0.7 is gone")
+
+    client = TestClient(build_app(LocalDirectory({A: make_store(A)}), token="root", tokens=Down()))
+    r = client.get(f"/v1/runs/{A}/top", headers=ROOT)
+    assert r.status_code == 503 and r.json() == {"detail": "the service cannot check tokens now; try again"}
+    assert client.get("/v1/tokens", headers=ROOT).status_code == 503
+    health = client.get("/v1/health").json()
+    assert health["status"] == "ok" and health["runs"] == []  # who asks is unknown: no run is named
+    assert "10.0.0.7" in caplog.text and "10.0.0.7" not in r.text

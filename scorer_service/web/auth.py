@@ -13,23 +13,26 @@ what it lacks; neither says anything of a run the token does not reach.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scorer_service.core.errors import Forbidden, Unauthorized
 from scorer_service.core.tokens import ROLE_DOES, Grant, TokenTable, find, hash_token
-from scorer_service.web.directory import ApiError
+from scorer_service.web.directory import CALL_TIMEOUT_S, ApiError
 
 # How long a replica trusts its copy of the token table: a token revoked elsewhere (another replica,
 # the command line) stops working within this; one revoked through this replica at once.
 TOKEN_CACHE_S = 1.0
 ENV_GRANT = Grant("env", "admin", name="CURRICULUM_API_TOKEN")
 SCHEME = "HTTPBearer"
+
+logger = logging.getLogger(__name__)
 
 
 def api_token() -> str | None:
@@ -113,7 +116,14 @@ class Guards:
         async def authorize(
             request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(self._bearer)
         ) -> None:
-            scoped = await self.entries()
+            try:
+                scoped = await asyncio.wait_for(self.entries(), CALL_TIMEOUT_S)
+            except Exception as e:
+                if role is None:  # identification only (health): an anonymous caller who sees no run
+                    request.state.grant, request.state.private = None, True
+                    return
+                logger.error("cannot read the token table", exc_info=e)
+                raise HTTPException(503, "the service cannot check tokens now; try again") from None
             grant = find(self._env + scoped, credentials.credentials) if credentials else None
             request.state.grant, request.state.private = grant, bool(scoped)
             if role is None or (grant is None and credentials is None and role == "read" and not scoped):
