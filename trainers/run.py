@@ -10,6 +10,7 @@ import ray
 
 from scorer_service.config import StoreConfig, run_config
 from scorer_service.core.errors import NotFound
+from scorer_service.core.run_state import with_state
 from scorer_service.core.state import COLUMNS
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, list_runs
 from trainers.ray_endpoint import ActorEndpoint
@@ -87,7 +88,7 @@ class Run:
                 info = ActorEndpoint(name, get_store(name)).call("info")
             except NotFound:
                 continue  # deleted between listing and asking
-            info["state"] = "finished" if info["rounds_completed"] >= info["epochs"] else "running"
+            info = with_state(info)
             if (not state or info["state"] == state) and (not method or info["method"] == method):
                 out.append({k: v for k, v in info.items() if k != "config"})
         return out

@@ -15,6 +15,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from scorer_service.core.run_state import run_state
 from scorer_service.web.auth import Guards
 from scorer_service.web.charts import (
     bar_chart,
@@ -107,8 +108,8 @@ async def _run_body(
         spec = (info.get("config") or {}).get("dataset") or ""
         images = await asyncio.to_thread(source, spec, int(info.get("n", 0)))
 
-    running = info.get("rounds_completed", 0) < info.get("epochs", 0)
-    status = "running" if running else "finished"
+    status = run_state(info)
+    running = status == "running"
     head = _header(run, status, _info_list(info))
     numbers = [r["round"] for r in rounds]
     acc = [(r["round"], r["metrics"]["test_accuracy"]) for r in rounds if "test_accuracy" in r["metrics"]]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 
 from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound
+from scorer_service.core.run_state import RunState, with_state
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import (
     CALL_TIMEOUT_S,
@@ -28,15 +29,8 @@ from scorer_service.web.models import CreateRun, Deleted, RunInfo, RunSummary, S
 
 # Creating a store starts actors (one per shard) and may restore nothing; it is slower than a call.
 CREATE_TIMEOUT_S = 60.0
-RunState = Literal["running", "finished"]
 
 logger = logging.getLogger(__name__)
-
-
-def run_state(info: dict[str, Any]) -> dict[str, Any]:
-    """``info`` with its ``state``: finished once every round it was created for is recorded."""
-    done = info.get("rounds_completed", 0) >= info.get("epochs", 0)
-    return {**info, "state": "finished" if done else "running"}
 
 
 def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
@@ -65,7 +59,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
             if prefix is not None and not run.startswith(prefix):
                 continue
             try:
-                info = run_state(await call_store(directory, run, "info"))
+                info = with_state(await call_store(directory, run, "info"))
             except HTTPException:
                 continue  # a run deleted between listing and asking
             if (state is None or info["state"] == state) and (method is None or info["method"] == method):
@@ -98,7 +92,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
             ) from None
         except Exception as e:
             raise http_error(e, spec.name) from None
-        return run_state(await call_store(directory, spec.name, "info"))
+        return with_state(await call_store(directory, spec.name, "info"))
 
     @app.post(
         "/v1/runs/{run}/snapshot",

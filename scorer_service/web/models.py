@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
+from scorer_service.core.run_state import RunState
 from scorer_service.core.state import COLUMNS
 
 # The bound of every integer parameter that no id range bounds (offsets, rounds, steps, sequence
@@ -36,7 +37,7 @@ class Health(BaseModel):
 class RunSummary(BaseModel):
     run: str
     # finished: every round it was created for is recorded.
-    state: Literal["running", "finished"]
+    state: RunState
     n: int
     method: str
     metric: str

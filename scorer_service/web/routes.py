@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 
+from scorer_service.core.run_state import with_state
 from scorer_service.core.state import METRICS
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, call_store
-from scorer_service.web.lifecycle import run_state
 from scorer_service.web.models import (
     MAX_INT,
     READ_STORE_ERRORS,
@@ -78,7 +78,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
     @app.get("/v1/runs/{run}", response_model=RunInfo, responses=READ_ERRORS, **reads)
     async def run_info(run: str = RunName) -> dict[str, Any]:
         """One run's state, configuration and counters."""
-        return run_state(await call(run, "info"))
+        return with_state(await call(run, "info"))
 
     @app.get(
         "/v1/runs/{run}/samples/{sample_id}", response_model=Sample, responses=READ_STORE_ERRORS, **reads
