@@ -338,12 +338,14 @@ def run_config(name: str, n: int, *, num_classes: int | None = None, **settings:
     :func:`default_snapshot_dir`.
 
     Raises:
-        ValueError: an unknown setting, a value of the wrong type or out of range, ``n`` < 1.
+        ValueError: a name that cannot name a directory, an unknown setting, a value of the wrong
+            type or out of range, ``n`` < 1.
 
     Example::
 
         config = run_config("cifar", 50_000, epochs=200, method="dihcl-exp", num_classes=10)
     """
+    check_run_name(name)
     known = {f.name: f for f in fields(StoreConfig)}
     unknown = sorted(set(settings) - (known.keys() - _DERIVED))
     if unknown:
@@ -359,6 +361,23 @@ def run_config(name: str, n: int, *, num_classes: int | None = None, **settings:
     settings.setdefault("snapshot_dir", default_snapshot_dir())
     config = StoreConfig(run=name, incarnation=new_incarnation(), **settings)
     return config.completed(n, num_classes or 0)
+
+
+# A run's snapshots live in a directory named after it: at most this many bytes (UTF-8) of a file
+# system's usual 255, and nothing that leaves or splits that directory.
+MAX_RUN_NAME_BYTES = 200
+
+
+def check_run_name(name: str) -> None:
+    """ValueError unless ``name`` can name the run's snapshot directory: not empty, ``.`` or ``..``,
+    no ``/``, ``\\`` or control characters, at most :data:`MAX_RUN_NAME_BYTES` bytes in UTF-8."""
+    bad = [c for c in name if c in "/\\" or not c.isprintable()]
+    if name in ("", ".", "..") or bad:
+        raise ValueError(
+            f"run name {name!r} cannot name a directory: not '.' or '..', no '/', '\\' or control characters"
+        )
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_RUN_NAME_BYTES:
+        raise ValueError(f"run name {name[:20]!r}... is longer than {MAX_RUN_NAME_BYTES} bytes in UTF-8")
 
 
 def _check_type(key: str, value: Any, hint: Any) -> None:

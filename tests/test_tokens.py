@@ -254,7 +254,11 @@ def test_runs_are_created_listed_and_deleted_over_rest_with_create_runs_checks(s
             run_config("team-c", 5, **bad)
         r = client.post("/v1/runs", json={"name": "team-c", "n": 5, "settings": bad}, headers=ROOT)
         assert r.status_code == 400 and r.json() == {"detail": str(python_path.value), "type": "ValueError"}
-    assert "team-c" not in stores
+    for name, message in [("..", "cannot name a directory"), ("a\\b", "cannot name a directory"),
+                          ("\u00e9" * 101, "longer than 200 bytes")]:  # fmt: skip
+        r = client.post("/v1/runs", json={"name": name, "n": 5}, headers=ROOT)
+        assert r.status_code == 400 and r.json()["type"] == "ValueError" and message in r.json()["detail"]
+    assert "team-c" not in stores and ".." not in stores
     listed = lambda **q: [r["run"] for r in client.get("/v1/runs", params=q, headers=ROOT).json()]  # noqa: E731
     assert listed() == ["team-a-2", A, B]
     assert listed(prefix="team-a") == ["team-a-2", A]
