@@ -17,6 +17,9 @@ through ``curriculum.HttpEndpoint``)::
             recorder.observe(ids, loss_per_sample, logits=logits, labels=y)
         recorder.end_round({"val_acc": acc})
 
+Outside the cluster, ``curriculum.Client(api, token=...)`` answers the same questions over REST
+(``curriculum.serve(port=...)`` on the cluster deploys the API).
+
 Names are imported on first use, so a trainer that talks HTTP never imports Ray, and Lightning is
 only needed for the Lightning callback.
 """
@@ -31,7 +34,13 @@ _WHERE = {
     "InvalidQuery": "scorer_service.core.errors",
     "NotFound": "scorer_service.core.errors",
     "StoreConfig": "scorer_service.config",
-    "RunExists": "scorer_service.ray.actor",
+    "RunExists": "scorer_service.core.errors",
+    "Conflict": "scorer_service.core.errors",
+    "NotReady": "scorer_service.core.errors",
+    "Unauthorized": "scorer_service.core.errors",
+    "Forbidden": "scorer_service.core.errors",
+    "Client": "trainers.client",
+    "serve": "trainers.run",
     "WithIds": "trainers.ids",
     "Recorder": "trainers.recorder",
     "RoundSampler": "trainers.sampler",
@@ -44,32 +53,47 @@ _WHERE = {
     "CurriculumDataModule": "trainers.lightning",
 }
 __all__ = [
+    "Client",
+    "Conflict",
     "CurriculumCallback",
     "CurriculumDataModule",
+    "Forbidden",
     "HttpEndpoint",
     "InvalidBatch",
     "InvalidQuery",
     "NotFound",
+    "NotReady",
     "Recorder",
     "RoundSampler",
     "Run",
     "RunExists",
     "StoreConfig",
+    "Unauthorized",
     "WithIds",
     "attach_run",
     "connect",
     "create_run",
+    "serve",
 ]
 
 if TYPE_CHECKING:
     from scorer_service.config import StoreConfig
-    from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
-    from scorer_service.ray.actor import RunExists
+    from scorer_service.core.errors import (
+        Conflict,
+        Forbidden,
+        InvalidBatch,
+        InvalidQuery,
+        NotFound,
+        NotReady,
+        RunExists,
+        Unauthorized,
+    )
+    from trainers.client import Client
     from trainers.http_endpoint import HttpEndpoint
     from trainers.ids import WithIds
     from trainers.lightning import CurriculumCallback, CurriculumDataModule
     from trainers.recorder import Recorder
-    from trainers.run import Run, attach_run, connect, create_run
+    from trainers.run import Run, attach_run, connect, create_run, serve
     from trainers.sampler import RoundSampler
 
 

@@ -1,6 +1,6 @@
 """Your own model, data and Ray Train loop; the curriculum store decides what each rank trains on.
 
-python examples/own_ray_train_loop.py --samples 2000 --epochs 8 --workers 2
+python examples/own_ray_train_loop.py --samples 2000 --epochs 8 --workers 2 --serve 8000
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-failures", type=int, default=1)
     p.add_argument("--storage-path", default=os.path.expanduser("~/ray_results"))
     p.add_argument("--address", default=None, help="Ray cluster (default: RAY_ADDRESS or a local one)")
+    p.add_argument("--serve", type=int, default=0, metavar="PORT", help="then serve the REST API on PORT")
     args = p.parse_args(argv)
     curriculum.connect(args.address)
     run = curriculum.create_run(
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     ).fit()
     info = run.info()
     print(f"run {run.name}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")
+    if args.serve:  # the REST API on this cluster; it keeps serving after this driver ends
+        url = curriculum.serve(port=args.serve)
+        hardest = curriculum.Client(url, run=run.name).top("dih", k=3)
+        print(f"REST API at {url}; hardest now: {' '.join(str(s['id']) for s in hardest)}")
 
 
 if __name__ == "__main__":

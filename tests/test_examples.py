@@ -92,10 +92,22 @@ def test_own_ray_train_loop_survives_a_killed_worker(ray_session, tmp_path):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    proc = run_example(
-        "own_ray_train_loop.py", "--run", run_name, "--samples", "400", "--epochs", "6",
-        "--max-failures", "2", "--storage-path", str(tmp_path),
-    )  # fmt: skip
+    port = free_ports(1)[0]
+    try:
+        proc = run_example(
+            "own_ray_train_loop.py", "--run", run_name, "--samples", "400", "--epochs", "6",
+            "--max-failures", "2", "--storage-path", str(tmp_path), "--serve", str(port),
+        )  # fmt: skip
+        # The example served the API with curriculum.serve and read the hardest samples through it.
+        top = httpx.get(f"http://127.0.0.1:{port}/v1/runs/{run_name}/top", params={"k": 3}, timeout=30).json()
+        assert (
+            f"REST API at http://127.0.0.1:{port}; hardest now: {' '.join(str(t['id']) for t in top)}"
+            in proc.stdout
+        )
+    finally:
+        from ray import serve
+
+        serve.shutdown()
     thread.join()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert killed, "no worker was killed"
@@ -166,3 +178,45 @@ def test_http_trainer_without_ray(ray_session):
     assert run.info()["steps"] > 0 and run.scores(("last_correct",))["last_correct"].max() == -1
     assert_queryable_over_rest("example-http")
     run.delete()
+
+
+@pytest.mark.slow
+def test_an_http_trainer_without_ray_creates_trains_reads_and_deletes_its_run(ray_session):
+    """The whole life of a run from a process that never imports Ray, against ``curriculum.serve``."""
+    from ray import serve
+
+    url = curriculum.serve(port=free_ports(1)[0], token="admin-tok")
+    try:
+        script = str(EXAMPLES / "http_trainer.py")
+        args = [
+            "--api",
+            url,
+            "--run",
+            "example-http-life",
+            "--token",
+            "admin-tok",
+            "--create",
+            "300",
+            "--delete",
+        ]
+        proc = subprocess.run(
+            [sys.executable, "-c", NO_RAY, script, *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "no ray imported" in proc.stdout
+        assert "created run example-http-life: 300 samples, 4 rounds of dihcl-exp" in proc.stdout
+        assert re.search(r"run example-http-life: 4 rounds, [1-9][0-9]* byproducts ingested", proc.stdout)
+        issues = [int(i) for i in re.search(r"label issues: ([0-9 ]+)", proc.stdout).group(1).split()]
+        # Every 20th target is corrupted (15 of 300): most of the 15 likeliest issues are those.
+        assert len(issues) == 15 and sum(i % 20 == 0 for i in issues) >= 8, issues
+        assert "deleted run example-http-life" in proc.stdout
+        with pytest.raises(curriculum.NotFound):
+            get_store("example-http-life")
+        with pytest.raises(curriculum.NotFound):
+            curriculum.Client(url, token="admin-tok", run="example-http-life").info()
+    finally:
+        serve.shutdown()

@@ -16,7 +16,14 @@ import httpx
 import numpy as np
 
 from scorer_service.core.arrow import to_ipc
-from scorer_service.core.errors import InvalidQuery, NotFound, NotReady
+from scorer_service.core.errors import (
+    ERROR_TYPES,
+    Forbidden,
+    InvalidQuery,
+    NotFound,
+    NotReady,
+    Unauthorized,
+)
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
@@ -85,13 +92,9 @@ class HttpEndpoint:
                 continue
             if r.status_code < 400:
                 return r.json()
-            detail = _detail(r)
-            if r.status_code == 404:
-                raise NotFound(detail)
-            if r.status_code == 425:
-                raise NotReady(detail)
             if r.status_code < 500:
-                raise InvalidQuery(detail)
+                raise api_error(r)
+            detail = _detail(r)
             if attempt == self.retries:
                 raise RuntimeError(f"{verb} {path}: {r.status_code} {detail}")
             time.sleep(min(2.0, 0.05 * 2**attempt))
@@ -100,6 +103,18 @@ class HttpEndpoint:
     def close(self) -> None:
         self._sender.shutdown(wait=True)
         self.client.close()
+
+
+def api_error(r: httpx.Response) -> Exception:
+    """The exception a 4xx answer stands for: the class its body names (the one a caller through Ray
+    gets), else by status: 401, 403, 404, 425, and InvalidQuery for any other."""
+    detail = _detail(r)
+    try:
+        named = ERROR_TYPES.get(r.json().get("type") or "")
+    except (ValueError, AttributeError):
+        named = None
+    by_status = {401: Unauthorized, 403: Forbidden, 404: NotFound, 425: NotReady}
+    return (named or by_status.get(r.status_code, InvalidQuery))(detail)
 
 
 def _detail(r: httpx.Response) -> str:

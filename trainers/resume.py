@@ -16,9 +16,9 @@ from typing import Any
 import ray.train
 from pyarrow import fs as pafs
 
+from scorer_service.config import default_snapshot_dir
 from scorer_service.durability.storage import RunStorage, latest_incarnation, open_filesystem, read_json
 from trainers.config import TrainConfig
-from trainers.run import default_snapshot_dir
 
 # Next to the model state in every checkpoint of the recipe: the sampler's state_dict.
 CHECKPOINT_META = "curriculum.json"

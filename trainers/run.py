@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import os
-import time
-import uuid
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import ray
 
-from scorer_service.config import StoreConfig
+from scorer_service.config import StoreConfig, run_config
+from scorer_service.core.errors import NotFound
+from scorer_service.core.run_state import with_state
 from scorer_service.core.state import COLUMNS
-from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store
+from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, list_runs
 from trainers.ray_endpoint import ActorEndpoint
-
-
-def default_snapshot_dir() -> str:
-    return os.environ.get("CURRICULUM_SNAPSHOT_DIR") or os.path.expanduser("~/.curriculum/snapshots")
-
-
-def new_incarnation() -> str:
-    """Tells this run from an earlier run of the same name in the same snapshot directory."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 def connect(address: str | None = None) -> None:
@@ -73,6 +63,10 @@ class Run:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
         return self.endpoint.call("top", metric, k, order)
 
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+        """Samples whose label is likely wrong, most likely first (noise probability, label, prediction)."""
+        return self.endpoint.call("label_issues", threshold, limit)
+
     def snapshot(self) -> int:
         """Write a snapshot of the store now; returns its number."""
         return self.endpoint.call("snapshot")
@@ -80,6 +74,30 @@ class Run:
     def delete(self) -> None:
         """Stop the run's store (its snapshots stay on disk)."""
         delete_store(self.name)
+
+    def runs(
+        self, state: str | None = None, method: str | None = None, prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The runs of the cluster with their state (``running`` / ``finished``) and counters,
+        filtered by state, selector and name prefix."""
+        out = []
+        for name in list_runs():
+            if prefix and not name.startswith(prefix):
+                continue
+            try:
+                info = ActorEndpoint(name, get_store(name)).call("info")
+            except NotFound:
+                continue  # deleted between listing and asking
+            info = with_state(info)
+            if (not state or info["state"] == state) and (not method or info["method"] == method):
+                out.append({k: v for k, v in info.items() if k != "config"})
+        return out
+
+    def create_run(
+        self, name: str, n: int, *, num_classes: int | None = None, replace: bool = False, **settings: Any
+    ) -> Run:
+        """Create another run on this cluster (see :func:`create_run`) and return its handle."""
+        return create_run(name, n, num_classes=num_classes, replace=replace, **settings)
 
 
 def create_run(
@@ -99,12 +117,7 @@ def create_run(
     resume after a failure), ... ``num_classes`` is required by methods that read the logits (DoCL).
     A run whose store exists is refused unless ``replace`` (see :func:`attach_run`).
     """
-    known = {f.name for f in fields(StoreConfig)} - {"n", "run", "num_classes", "incarnation"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"unknown run settings: {', '.join(unknown)}")
-    settings.setdefault("snapshot_dir", default_snapshot_dir())
-    config = StoreConfig(run=name, incarnation=new_incarnation(), **settings).completed(n, num_classes or 0)
+    config = run_config(name, n, num_classes=num_classes, **settings)
     connect()
     create_store(config, replace=replace)
     return Run(name)
@@ -114,3 +127,26 @@ def attach_run(name: str) -> Run:
     """The :class:`Run` of an existing store; ``KeyError`` when there is none."""
     connect()
     return Run(name)
+
+
+def serve(port: int = 8000, token: str | None = None, *, host: str = "127.0.0.1") -> str:
+    """Deploy the REST API (Ray Serve) on the cluster this process is connected to (:func:`connect`
+    first when it is not) and return its URL. It returns once the API answers; the API keeps
+    running on the cluster after this process ends (``ray.serve.shutdown()`` stops it).
+
+    Args:
+        port: the HTTP port on this node.
+        token: the all-runs admin token (default: ``CURRICULUM_API_TOKEN``); only its hash reaches
+            the deployment. Scoped tokens: ``curriculum token create`` or ``POST /v1/tokens``.
+        host: the bind address (``0.0.0.0`` to expose it).
+
+    Example::
+
+        url = curriculum.serve(port=8000, token="s3cret")
+        client = curriculum.Client(url, token="s3cret", run="cifar-dihcl")
+    """
+    connect()
+    # Serve and FastAPI load only in a process that serves.
+    from scorer_service.ray.serve import start
+
+    return start(host, port, token=token)

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from scorer_service.config import StoreConfig, auto_shards
-from scorer_service.core.errors import NotFound
+from scorer_service.core.errors import NotFound, RunExists
 from scorer_service.ray.block_tasks import ray_block_map
 from scorer_service.ray.shards import RayShards
 from scorer_service.shard import StoreShard
@@ -72,10 +72,6 @@ def actor_name(run: str) -> str:
 
 def shard_name(run: str, index: int) -> str:
     return f"{_SHARD_PREFIX}{run}:{index}"
-
-
-class RunExists(ValueError):
-    """A run of that name has a live store; creating it again would destroy it."""
 
 
 def _describe(handle: ray.actor.ActorHandle, run: str) -> str:

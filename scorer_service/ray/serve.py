@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+import httpx
 import ray
 from fastapi import FastAPI
 from ray import serve
 
-from scorer_service.ray.actor import QUERY_METHODS, delete_store, get_store, list_runs
+from scorer_service.config import run_config
+from scorer_service.core.tokens import hash_token
+from scorer_service.ray.actor import QUERY_METHODS, create_store, delete_store, get_store, list_runs
+from scorer_service.ray.tokens import RayTokens
 from scorer_service.web.app import build_app
 from scorer_service.web.dashboard import ImageSource
 from scorer_service.web.directory import StoreUnavailable
@@ -67,32 +72,67 @@ class RayDirectory:
         self._handles.pop(run, None)
         await asyncio.to_thread(delete_store, run)
 
+    async def create(
+        self, run: str, n: int, num_classes: int | None, replace: bool, settings: dict[str, Any]
+    ) -> None:
+        config = run_config(run, n, num_classes=num_classes, **settings)
+        self._handles.pop(run, None)
+        await asyncio.to_thread(create_store, config, replace=replace)
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)
 @serve.ingress()
 class ScoreAPI:
     """A replica hosting :func:`~scorer_service.web.app.build_app` over the cluster's stores."""
 
-    def __init__(self, images: ImageSource | None = None) -> None:
+    def __init__(self, images: ImageSource | None = None, token_hash: str | None = None) -> None:
         self.images = images
+        self.token_hash = token_hash
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_app(RayDirectory(), images=self.images)
+        return build_app(RayDirectory(), tokens=RayTokens(), token_hash=self.token_hash, images=self.images)
 
 
 app = ScoreAPI.bind()
 
 
 def start(
-    host: str = "127.0.0.1", port: int = 8000, blocking: bool = False, images: ImageSource | None = None
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    blocking: bool = False,
+    images: ImageSource | None = None,
+    token: str | None = None,
 ) -> str:
-    """Deploy the API on the connected cluster; returns its base URL."""
+    """Deploy the API on the connected cluster; returns its base URL. ``token``: the all-runs admin
+    token (default: ``CURRICULUM_API_TOKEN`` in the replicas' environment); only its hash reaches
+    the deployment."""
     serve.start(http_options={"host": host, "port": port})
-    serve.run(
-        ScoreAPI.bind(images),
-        name="curriculum",
-        route_prefix="/",
-        blocking=blocking,
-        logging_config={"enable_access_log": False},
-    )
-    return f"http://{host}:{port}"
+    url = f"http://{host}:{port}"
+    app_args = ScoreAPI.bind(images, hash_token(token) if token else None)
+    if blocking:
+        serve.run(app_args, name="curriculum", route_prefix="/", blocking=True, logging_config=_QUIET)
+        return url
+    serve.run(app_args, name="curriculum", route_prefix="/", logging_config=_QUIET)
+    _wait_until_it_answers(url)
+    return url
+
+
+_QUIET = {"enable_access_log": False}
+
+
+def _wait_until_it_answers(url: str, timeout_s: float = 30.0) -> None:
+    """Return once ``url`` answers; a Serve instance already running on the cluster keeps its own
+    HTTP options (another port), which would leave ``url`` silent: say so instead."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=5.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the API was deployed but {url} does not answer: Ray Serve already runs on this cluster "
+                "with other HTTP options (serve.shutdown() first, or use its port)"
+            )
+        time.sleep(0.2)

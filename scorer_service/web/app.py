@@ -1,7 +1,9 @@
 """The web application: the REST routes, dashboard, export and Prometheus metrics over one directory.
 
 Every error answer, whoever raises it (a route, FastAPI's parameter validation, the router), is
-``{"detail": "<one line>"}``; a 405 names every method the path has in ``Allow``.
+``{"detail": "<one line>"}``, plus ``"type"``: the exception class behind it where it has one (a
+parameter outside its declared range is an ``InvalidQuery``); a 405 names every method the path has
+in ``Allow``.
 """
 
 from __future__ import annotations
@@ -12,23 +14,39 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from scorer_service.web.auth import api_token
+from scorer_service.core.errors import InvalidQuery
+from scorer_service.web.auth import Guards, LocalTokens, TokenBook, api_token
 from scorer_service.web.dashboard import ImageSource, add_dashboard
 from scorer_service.web.directory import StoreDirectory, one_line
 from scorer_service.web.export import add_export
 from scorer_service.web.label_issues import add_label_issue_routes
+from scorer_service.web.lifecycle import add_lifecycle_routes
 from scorer_service.web.prometheus import add_metrics
-from scorer_service.web.routes import add_admin_routes, add_score_routes
+from scorer_service.web.routes import add_score_routes
+from scorer_service.web.token_routes import add_token_routes
 from scorer_service.web.trainer_routes import add_trainer_routes
 
 
 def build_app(
-    directory: StoreDirectory, token: str | None = None, *, images: ImageSource | None = None
+    directory: StoreDirectory,
+    token: str | None = None,
+    *,
+    tokens: TokenBook | None = None,
+    token_hash: str | None = None,
+    images: ImageSource | None = None,
 ) -> FastAPI:
     """The FastAPI application over ``directory``.
 
-    ``token`` guards the state-changing routes (default: :func:`~.auth.api_token`); ``images``
-    lets the dashboard show training samples (default: none).
+    Args:
+        directory: where the runs' stores are.
+        token: the all-runs admin token (default: :func:`~.auth.api_token`; "" for none).
+        tokens: the scoped tokens (default: an empty in-process table).
+        token_hash: the all-runs admin token as its sha256, in place of ``token``.
+        images: lets the dashboard show training samples (default: none).
+
+    Example::
+
+        app = build_app(LocalDirectory({"r": store}), token="s3cret")
     """
     app = FastAPI(
         title="curriculum",
@@ -42,23 +60,30 @@ def build_app(
         if exc.status_code == 405:
             # The router answers with the methods of the first route of the path; a path has several.
             headers["Allow"] = ", ".join(_methods(app, request))
-        return JSONResponse({"detail": one_line(exc.detail)}, status_code=exc.status_code, headers=headers)
+        body = {"detail": one_line(exc.detail)}
+        if getattr(exc, "error_type", None):
+            body["type"] = exc.error_type
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where, *name = first["loc"]
         what = f"{where} parameter {'.'.join(map(str, name))}" if name else str(where)
-        return JSONResponse({"detail": one_line(f"{what}: {first['msg']}")}, status_code=422)
+        body = {"detail": one_line(f"{what}: {first['msg']}"), "type": InvalidQuery.__name__}
+        return JSONResponse(body, status_code=422)
 
-    add_score_routes(app, directory)
-    add_dashboard(app, directory, images)
-    add_metrics(app, directory)
-    add_export(app, directory)
-    add_label_issue_routes(app, directory)
-    token = token if token is not None else api_token()
-    add_admin_routes(app, directory, token)
-    add_trainer_routes(app, directory, token)
+    if token_hash is None:
+        token_hash = Guards.hash(token if token is not None else api_token())
+    guards = Guards(token_hash, tokens if tokens is not None else LocalTokens())
+    add_lifecycle_routes(app, directory, guards)
+    add_score_routes(app, directory, guards)
+    add_dashboard(app, directory, guards, images)
+    add_metrics(app, directory, guards)
+    add_export(app, directory, guards)
+    add_label_issue_routes(app, directory, guards)
+    add_trainer_routes(app, directory, guards)
+    add_token_routes(app, guards)
     return app
 
 

@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from scorer_service.core.run_state import run_state
+from scorer_service.web.auth import Guards
 from scorer_service.web.charts import (
     bar_chart,
     digit_svg,
@@ -62,13 +64,15 @@ nav ul{margin:4px 0;padding-left:18px}
 """
 
 
-def add_dashboard(app: FastAPI, directory: StoreDirectory, images: ImageSource | None = None) -> None:
-    """Add ``GET /`` (the runs) and ``GET /runs/{run}`` (one run's page) to ``app``."""
+def add_dashboard(
+    app: FastAPI, directory: StoreDirectory, guards: Guards, images: ImageSource | None = None
+) -> None:
+    """Add ``GET /`` (the runs the caller may read) and ``GET /runs/{run}`` (one run's page) to ``app``."""
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, **guards.reads("any"))
+    async def index(request: Request) -> HTMLResponse:
         rows = []
-        for run in await directory.runs():
+        for run in guards.visible(request, await directory.runs()):
             try:
                 info = await call_store(directory, run, "info")
             except HTTPException:
@@ -76,10 +80,11 @@ def add_dashboard(app: FastAPI, directory: StoreDirectory, images: ImageSource |
             rows.append(info)
         return HTMLResponse(_page("curriculum runs", _header("curriculum runs") + _runs_table(rows)))
 
-    @app.get("/runs/{run}", response_class=HTMLResponse, include_in_schema=False)
-    async def run_page(run: str) -> HTMLResponse:
+    @app.get("/runs/{run}", response_class=HTMLResponse, include_in_schema=False, **guards.reads())
+    async def run_page(request: Request, run: str) -> HTMLResponse:
         try:
-            body, running = await _run_body(directory, run, images)
+            runs = guards.visible(request, await directory.runs())
+            body, running = await _run_body(directory, run, images, runs)
         except HTTPException as e:
             msg = f'<main><p class="error" id="error">{esc(e.detail)}</p><p><a href="/">all runs</a></p>'
             msg += "</main>"
@@ -87,7 +92,10 @@ def add_dashboard(app: FastAPI, directory: StoreDirectory, images: ImageSource |
         return HTMLResponse(_page(f"{run}: curriculum", body, refresh=running))
 
 
-async def _run_body(directory: StoreDirectory, run: str, source: ImageSource | None) -> tuple[str, bool]:
+async def _run_body(
+    directory: StoreDirectory, run: str, source: ImageSource | None, runs: list[str]
+) -> tuple[str, bool]:
+    """One run's page; ``runs``: the runs the caller may read, linked at the top."""
     info = await call_store(directory, run, "info")
     rounds = await call_store(directory, run, "round_summaries")
     hardest = await call_store(directory, run, "top", "dih", SAMPLES_SHOWN, "desc")
@@ -99,10 +107,9 @@ async def _run_body(directory: StoreDirectory, run: str, source: ImageSource | N
     if source is not None:
         spec = (info.get("config") or {}).get("dataset") or ""
         images = await asyncio.to_thread(source, spec, int(info.get("n", 0)))
-    runs = await directory.runs()
 
-    running = info.get("rounds_completed", 0) < info.get("epochs", 0)
-    status = "running" if running else "finished"
+    status = run_state(info)
+    running = status == "running"
     head = _header(run, status, _info_list(info))
     numbers = [r["round"] for r in rounds]
     acc = [(r["round"], r["metrics"]["test_accuracy"]) for r in rounds if "test_accuracy" in r["metrics"]]

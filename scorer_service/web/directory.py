@@ -10,16 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import HTTPException
 
-from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound, NotReady
+from scorer_service.core.errors import (
+    ERROR_TYPES,
+    Conflict,
+    InvalidBatch,
+    InvalidQuery,
+    NotFound,
+    NotReady,
+    RunExists,
+)
 
 CALL_TIMEOUT_S = 10.0
 MAX_MESSAGE = 300
 
 logger = logging.getLogger(__name__)
+
+
+class ApiError(HTTPException):
+    """An HTTP error that names the exception class behind it (``type`` in the answer's body), so
+    a client raises that class again."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        error_type: type[Exception] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, detail, headers=headers)
+        self.error_type = error_type.__name__ if error_type is not None else None
 
 
 class StoreUnavailable(RuntimeError):
@@ -38,12 +62,24 @@ class StoreDirectory(Protocol):
     async def delete(self, run: str) -> None:
         """Stop the run's store; :class:`NotFound` when the run has none."""
 
+    async def create(
+        self, run: str, n: int, num_classes: int | None, replace: bool, settings: dict[str, Any]
+    ) -> None:
+        """Create the store of a new run as ``curriculum.create_run`` does: ``ValueError`` for
+        settings it refuses, :class:`RunExists` for a live run of that name unless ``replace``."""
+
+
+# Builds an in-process store: (run, n, num_classes, settings) -> store.
+StoreFactory = Callable[[str, int, "int | None", dict[str, Any]], Any]
+
 
 class LocalDirectory:
-    """In-process stores by run name (tests, notebooks)."""
+    """In-process stores by run name (tests, notebooks); ``factory`` builds the stores of runs
+    created over the API (without one, creating a run is a :class:`Conflict`)."""
 
-    def __init__(self, stores: dict[str, Any]) -> None:
+    def __init__(self, stores: dict[str, Any], factory: StoreFactory | None = None) -> None:
         self.stores = stores
+        self.factory = factory
 
     async def runs(self) -> list[str]:
         return sorted(self.stores)
@@ -57,6 +93,15 @@ class LocalDirectory:
         if self.stores.pop(run, None) is None:
             raise NotFound(f"no store for run {run!r}")
 
+    async def create(
+        self, run: str, n: int, num_classes: int | None, replace: bool, settings: dict[str, Any]
+    ) -> None:
+        if self.factory is None:
+            raise Conflict("this directory holds a fixed set of runs: it cannot create one")
+        if run in self.stores and not replace:
+            raise RunExists(f'run {run!r} already exists; replace it ("replace": true)')
+        self.stores[run] = self.factory(run, n, num_classes, settings)
+
 
 def one_line(text: str) -> str:
     """``text`` as a client may see it: its first line, printable characters only, bounded."""
@@ -66,18 +111,19 @@ def one_line(text: str) -> str:
 
 
 def http_error(e: BaseException, run: str) -> HTTPException:
-    """The HTTP error for what calling the store of ``run`` raised, with the store's own message: 404
-    for what does not exist, 425 for a round that may not be selected yet, 409 for what its
+    """The HTTP error for what calling the store of ``run`` raised, with the store's own message and
+    class: 404 for what does not exist, 425 for a round that may not be selected yet, 409 for what its
     configuration does not allow, 400 for a request it refuses; 503 for a store that cannot answer
     now, 500 for anything else (logged here, never sent)."""
+    known = next((cls for cls in type(e).__mro__ if ERROR_TYPES.get(cls.__name__) is cls), None)
     if isinstance(e, NotFound):
-        return HTTPException(404, one_line(str(e)))
+        return ApiError(404, one_line(str(e)), known)
     if isinstance(e, NotReady):
-        return HTTPException(425, one_line(str(e)))
+        return ApiError(425, one_line(str(e)), known)
     if isinstance(e, Conflict):
-        return HTTPException(409, one_line(str(e)))
+        return ApiError(409, one_line(str(e)), known)
     if isinstance(e, InvalidQuery | InvalidBatch):
-        return HTTPException(400, one_line(str(e)))
+        return ApiError(400, one_line(str(e)), known)
     if isinstance(e, TimeoutError):
         return HTTPException(503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s")
     if isinstance(e, StoreUnavailable):

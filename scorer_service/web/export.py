@@ -11,8 +11,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
 from scorer_service.core.table import EXPORT_FORMATS, TableEncoder
+from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
-from scorer_service.web.models import STORE_ERRORS
+from scorer_service.web.models import READ_STORE_ERRORS
 
 _FILE = {
     "description": "the score table, one row per sample id (``id`` first); X-Row-Count says how many",
@@ -23,11 +24,14 @@ _FILE = {
 }
 
 
-def add_export(app: FastAPI, directory: StoreDirectory) -> None:
+def add_export(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
     """Add ``GET /v1/runs/{run}/export?format=parquet|csv``: every score column of every sample."""
 
     @app.get(
-        "/v1/runs/{run}/export", response_class=StreamingResponse, responses={200: _FILE, **STORE_ERRORS}
+        "/v1/runs/{run}/export",
+        response_class=StreamingResponse,
+        responses={200: _FILE, **READ_STORE_ERRORS},
+        **guards.reads(),
     )
     async def export_scores(
         run: str = PathParam(..., min_length=1, max_length=200, description="run name"),

@@ -6,14 +6,20 @@ from typing import Any
 
 from fastapi import FastAPI, Path, Query
 
+from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
-from scorer_service.web.models import STORE_ERRORS, LabelIssue
+from scorer_service.web.models import READ_STORE_ERRORS, LabelIssue
 
 MAX_LIMIT = 10_000
 
 
-def add_label_issue_routes(app: FastAPI, directory: StoreDirectory) -> None:
-    @app.get("/v1/runs/{run}/label-issues", response_model=list[LabelIssue], responses=STORE_ERRORS)
+def add_label_issue_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
+    @app.get(
+        "/v1/runs/{run}/label-issues",
+        response_model=list[LabelIssue],
+        responses=READ_STORE_ERRORS,
+        **guards.reads(),
+    )
     async def label_issues(
         run: str = Path(..., min_length=1, max_length=200, description="run name"),
         threshold: float = Query(

@@ -3,18 +3,27 @@ every answer against them before it is sent."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
+from scorer_service.core.run_state import RunState
 from scorer_service.core.state import COLUMNS
+
+# The bound of every integer parameter that no id range bounds (offsets, rounds, steps, sequence
+# numbers): far beyond any real value, an int64 with room for the store's arithmetic on it, and the
+# largest integer a JSON number (a double) tells from its neighbours, so a client checking against
+# the document agrees with the server on what is in range.
+MAX_INT = 2**53 - 1
 
 
 class Error(BaseModel):
-    """Every 4xx and 5xx answer: one line that says what was wrong."""
+    """Every 4xx and 5xx answer: one line that says what was wrong, and the exception class behind it
+    (``NotFound``, ``InvalidQuery``, ``RunExists``, ``Forbidden``, ...) where it has one."""
 
     detail: str
+    type: str | None = None
 
 
 class Health(BaseModel):
@@ -27,6 +36,8 @@ class Health(BaseModel):
 
 class RunSummary(BaseModel):
     run: str
+    # finished: every round it was created for is recorded.
+    state: RunState
     n: int
     method: str
     metric: str
@@ -101,6 +112,62 @@ class Subset(BaseModel):
     ids: list[int]
 
 
+# A run name as a path segment can carry it: no "/", no control characters.
+RUN_NAME_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer, not a boolean")
+    return value
+
+
+# An integer as JSON Schema has it: 320.0 is one, true is not (pydantic's lax mode takes both).
+JsonInt = Annotated[int, BeforeValidator(_not_bool)]
+
+
+class CreateRun(BaseModel):
+    """``POST /v1/runs``: what ``curriculum.create_run`` takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=RUN_NAME_PATTERN)
+    n: JsonInt = Field(ge=1, le=MAX_INT, description="training samples")
+    num_classes: JsonInt | None = Field(
+        None, ge=0, le=MAX_INT, description="needed by methods reading logits"
+    )
+    # Strict: "true" or 1 is not a bool here, as the document says.
+    replace: StrictBool = Field(False, description="replace a live run of that name (its snapshots stay)")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="StoreConfig fields: epochs, method, warm_start, seed, ..."
+    )
+
+
+class CreateToken(BaseModel):
+    """``POST /v1/tokens``: a role, limited to one run, to a run-name prefix, or (neither) all runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["read", "train", "admin"]
+    run: str | None = Field(None, min_length=1, max_length=200)
+    prefix: str | None = Field(None, min_length=1, max_length=200)
+    name: str = Field("", max_length=200, description="who or what holds it")
+
+
+class TokenInfo(BaseModel):
+    id: str
+    role: str
+    run: str | None
+    prefix: str | None
+    name: str
+    created: float
+
+
+class NewToken(TokenInfo):
+    # The secret: shown in this answer only; the service keeps its hash.
+    token: str
+
+
 class SnapshotTaken(BaseModel):
     run: str
     snapshot: int
@@ -135,7 +202,7 @@ class Shard(BaseModel):
 
 
 class SampleIds(BaseModel):
-    ids: list[int] = Field(..., max_length=10_000_000, description="sample ids, e.g. a rank's shard")
+    ids: list[JsonInt] = Field(..., max_length=10_000_000, description="sample ids, e.g. a rank's shard")
 
 
 class LossWeights(BaseModel):
@@ -157,10 +224,10 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return: each a one-line :class:`Error`."""
     what = {
         400: "a parameter the store refuses",
-        401: "missing or wrong bearer token",
-        403: "state-changing endpoints are disabled",
+        401: "missing or unknown bearer token",
+        403: "the token's role or runs do not cover the request",
         404: "unknown run, sample or round",
-        409: "the store's configuration does not allow it (no snapshot_dir)",
+        409: "a live run of that name, or the store's configuration does not allow it (no snapshot_dir)",
         413: "the body is too large",
         415: "the body is neither an Arrow IPC stream nor JSON",
         422: "a parameter outside its declared type or range",
@@ -171,7 +238,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Error, "description": what[code]} for code in codes}
 
 
-STORE_ERRORS = errors(400, 404, 422, 500, 503)
+# A read of one run: the store's errors, and those of a token that is missing or falls short.
+READ_STORE_ERRORS = errors(400, 401, 403, 404, 422, 500, 503)
 
 
 # ``{"id": 17, "<metric>": 3.2}``: the value is keyed by the metric asked for.

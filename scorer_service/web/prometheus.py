@@ -21,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory
 from scorer_service.web.models import errors
 
@@ -131,15 +132,21 @@ def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None
     return [up, run_info, *counters.values(), *gauges.values(), accuracy, selection, *shards.values()]
 
 
-def add_metrics(app: FastAPI, directory: StoreDirectory) -> None:
-    """Add ``GET /metrics`` (Prometheus text format) to ``app``."""
+def add_metrics(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
+    """Add ``GET /metrics`` (Prometheus text format) to ``app``: once the service holds scoped tokens,
+    a scraper needs a ``read`` token for all runs."""
 
     text = {
         "description": "Prometheus text format 0.0.4",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
 
-    @app.get("/metrics", response_class=Response, responses={200: text, **errors(503)})
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: text, **errors(401, 403, 503)},
+        **guards.reads("all"),
+    )
     async def metrics() -> Response:
         """Every run's counters, rounds and selection times in the Prometheus text format."""
         try:

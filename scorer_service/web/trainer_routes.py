@@ -3,7 +3,7 @@
 A trainer POSTs byproduct batches (an Arrow IPC stream, or JSON for small batches) with the same
 ``(writer, seq)`` exactly-once semantics and the store's own validation and messages, GETs its
 rank's shard of a round, rewinds on a new attempt and records a round's metrics. Every route needs
-the bearer token.
+a ``train`` token for the run.
 """
 
 from __future__ import annotations
@@ -12,12 +12,21 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 
 from scorer_service.core.arrow import from_ipc
-from scorer_service.web.auth import bearer_guard
+from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
-from scorer_service.web.models import Ingested, LossWeights, Recorded, Rewound, SampleIds, Shard, errors
+from scorer_service.web.models import (
+    MAX_INT,
+    Ingested,
+    LossWeights,
+    Recorded,
+    Rewound,
+    SampleIds,
+    Shard,
+    errors,
+)
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES = 256 << 20
@@ -48,9 +57,9 @@ def decode_byproducts(body: bytes, content_type: str) -> dict[str, np.ndarray]:
     raise HTTPException(415, f"send {ARROW_STREAM} or application/json, not {kind or 'no content type'}")
 
 
-def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | None) -> None:
-    guard = [Depends(bearer_guard(token))]
-    run_name = Path(..., min_length=1, max_length=200, description="run name")
+def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
+    guard = guards.train()
+    run_name = guards.run_param
     body_doc = {
         "requestBody": {
             "required": True,
@@ -71,14 +80,20 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
     async def post_byproducts(
         request: Request,
         run: str = run_name,
-        round: int = Query(..., ge=0, description="round the samples were trained in"),
-        rank: int = Query(..., ge=0),
+        round: int = Query(..., ge=0, le=MAX_INT, description="round the samples were trained in"),
+        rank: int = Query(..., ge=0, le=MAX_INT),
         writer: str = Query(
             ..., min_length=1, max_length=200, description="stable id of the sending process"
         ),
-        seq: int = Query(..., ge=0, description="the writer's sequence number: a retried send counts once"),
-        sent: float = Query(0.0, ge=0, description="the writer's clock when it sent the batch (load report)"),
-        queued: int = Query(0, ge=0, description="the writer's unacknowledged sends, this one included"),
+        seq: int = Query(
+            ..., ge=0, le=MAX_INT, description="the writer's sequence number: a retried send counts once"
+        ),
+        sent: float = Query(
+            0.0, ge=0, le=1e12, description="the writer's clock when it sent the batch (load report)"
+        ),
+        queued: int = Query(
+            0, ge=0, le=MAX_INT, description="the writer's unacknowledged sends, this one included"
+        ),
     ) -> Any:
         """One byproduct batch (columns ``sample_id``, ``loss``, ``step``, ``lr``, optionally ``correct``,
         sketches, ...), validated whole and applied exactly once."""
@@ -95,12 +110,13 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
     )
     async def get_shard(
         run: str = run_name,
-        round_: int = Path(..., ge=0, description="round"),
-        rank: int = Query(..., ge=0),
+        round_: int = Path(..., ge=0, le=MAX_INT, description="round"),
+        rank: int = Query(..., ge=0, le=MAX_INT),
         world_size: int = Query(..., ge=1, le=100_000),
         step: int | None = Query(
             None,
             ge=-1,
+            le=MAX_INT,
             description="the rank's newest optimizer step (runs with max_staleness: 425 until "
             "the scores are at most that many steps behind it)",
         ),
@@ -119,7 +135,7 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
     @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS, dependencies=guard)
     async def rewind(
         run: str = run_name,
-        completed_round: int = Query(..., ge=-1, description="-1: before the first round"),
+        completed_round: int = Query(..., ge=-1, le=MAX_INT, description="-1: before the first round"),
     ) -> Any:
         """Start a training attempt after ``completed_round``: forget what was recorded after it."""
         return {"rewound": bool(await call_store(directory, run, "rewind", completed_round))}
@@ -130,7 +146,9 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, token: str | Non
         responses=ERRORS,
         dependencies=guard,
     )
-    async def record(metrics: dict[str, float], run: str = run_name, round_: int = Path(..., ge=0)) -> Any:
+    async def record(
+        metrics: dict[str, float], run: str = run_name, round_: int = Path(..., ge=0, le=MAX_INT)
+    ) -> Any:
         """Record a finished round's metrics (numbers: test accuracy, train loss, ...)."""
         await call_store(directory, run, "record_round", round_, metrics)
         return {"round": round_, "recorded": True}

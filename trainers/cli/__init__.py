@@ -12,6 +12,7 @@ import time
 from trainers.cli.flags import add_config_flags, settings_from_args
 from trainers.cli.report import add_report_parser, cmd_report
 from trainers.cli.scores import add_query_parsers, cmd_export, cmd_label_issues, cmd_scores
+from trainers.cli.tokens import add_token_parser, cmd_token
 from trainers.config import TrainConfig, default_run_name
 
 
@@ -43,11 +44,19 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="deploy the REST API on a running Ray cluster")
+    p = sub.add_parser(
+        "serve",
+        help="deploy the REST API on a running Ray cluster; prints its URL and returns (it keeps running)",
+    )
     p.add_argument("--address", default="auto", help="Ray cluster address (default: auto)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 to expose it)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--blocking", action="store_true", help="stay in the foreground")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="the all-runs admin token (default: CURRICULUM_API_TOKEN on the cluster)",
+    )
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -95,8 +104,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from trainers.images import training_images
 
     ray.init(address=args.address, namespace=NAMESPACE)
-    url = start(args.host, args.port, blocking=args.blocking, images=training_images)
-    print(f"REST API at {url} (OpenAPI at {url}/docs)")
+    if args.blocking:
+        print(f"REST API at http://{args.host}:{args.port} (OpenAPI at /docs); Ctrl-C to stop")
+    url = start(args.host, args.port, blocking=args.blocking, images=training_images, token=args.token)
+    print(f"REST API at {url} (OpenAPI at {url}/docs); deployed on the cluster, it keeps running after")
+    print("this command returns (ray.serve.shutdown() or `serve shutdown` stops it)")
     return 0
 
 
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     add_query_parsers(sub)
     add_report_parser(sub)
+    add_token_parser(sub)
     sub.add_parser("bench", help="run the benchmark suites (see curriculum bench --help)", add_help=False)
     if argv[:1] == ["bench"]:  # its own parser: python -m benchmarks
         return cmd_bench(argv[1:])
@@ -130,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "label-issues": cmd_label_issues,
         "export": cmd_export,
         "report": cmd_report,
+        "token": cmd_token,
     }
     try:
         return commands[args.command](args)
