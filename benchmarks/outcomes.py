@@ -25,9 +25,16 @@ from typing import Any
 import ray
 
 from benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
-from benchmarks.report import ProgressFn, drop_store, markdown_table, mean_std, pyplot, save_figure
+from benchmarks.report import (
+    ProgressFn,
+    bench_config,
+    drop_store,
+    markdown_table,
+    mean_std,
+    pyplot,
+    save_figure,
+)
 from scorer_service.ray.actor import get_store
-from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.driver import run_training
 
@@ -104,23 +111,19 @@ class Settings:
 
 
 def _one(settings: Settings, data: Data, v: Variant, seed: int, index: int, storage: str) -> dict[str, Any]:
-    cfg = TrainConfig.create(
-        run=f"bench-outcomes-{index}",
-        dataset=data.spec,
-        model=data.model,
+    cfg = bench_config(
+        f"bench-outcomes-{index}",
+        data.spec,
+        data.model,
+        settings,
+        seed,
+        storage,
         method=v.method,
         metric=v.metric,
         data_params=v.data_params,
         lerac=v.lerac,
         denoise=v.denoise,
         diversity=v.diversity,
-        epochs=settings.epochs,
-        warm_start=settings.warm_start,
-        cycle_length=settings.cycle_length,
-        seed=seed,
-        workers=0,
-        snapshot_dir=f"{storage}/snapshots",
-        storage_path=f"{storage}/checkpoints",
     )
     rounds: list[dict[str, Any]] = []
 

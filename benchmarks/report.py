@@ -180,3 +180,25 @@ def drop_store(run: str) -> None:
 
     with contextlib.suppress(KeyError):
         delete_store(run)
+
+
+def bench_config(
+    run: str, spec: str, model: str, settings: Any, seed: int, storage: str, **options: Any
+) -> Any:
+    """A training run of a benchmark: ``settings``' schedule (epochs, warm start, cycle length), local mode
+    (one process), snapshots and checkpoints under ``storage``, and the method's ``options``."""
+    from trainers.config import TrainConfig
+
+    return TrainConfig.create(
+        run=run,
+        dataset=spec,
+        model=model,
+        epochs=settings.epochs,
+        warm_start=settings.warm_start,
+        cycle_length=settings.cycle_length,
+        seed=seed,
+        workers=0,
+        snapshot_dir=f"{storage}/snapshots",
+        storage_path=f"{storage}/checkpoints",
+        **options,
+    )

@@ -28,6 +28,7 @@ from typing import Any
 
 from benchmarks.report import (
     ProgressFn,
+    bench_config,
     drop_store,
     markdown_table,
     mean_std,
@@ -123,22 +124,9 @@ def applies(method: Method, workload: Workload) -> bool:
 
 
 def _one(settings: Settings, w: Workload, m: Method, seed: int, storage: str) -> dict[str, Any]:
-    from trainers.config import TrainConfig
     from trainers.driver import run_training
 
-    cfg = TrainConfig.create(
-        run="bench-savings",
-        dataset=w.spec,
-        model=w.model,
-        epochs=settings.epochs,
-        warm_start=settings.warm_start,
-        cycle_length=settings.cycle_length,
-        seed=seed,
-        workers=0,
-        snapshot_dir=f"{storage}/snapshots",
-        storage_path=f"{storage}/checkpoints",
-        **m.settings,
-    )
+    cfg = bench_config("bench-savings", w.spec, w.model, settings, seed, storage, **m.settings)
     rounds: list[dict[str, Any]] = []
 
     def on_round(summary: dict[str, Any], _store: Any) -> None:

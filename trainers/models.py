@@ -32,22 +32,26 @@ class MLP(nn.Module):
         return self.classifier(self.body(x))
 
 
+def conv_blocks(in_channels: int, width: int) -> list[nn.Module]:
+    """Two 3x3 conv blocks with batch norm and ReLU (``width``, then twice as many channels), max pooling
+    between them."""
+    return [
+        nn.Conv2d(in_channels, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+    ]
+
+
 class SmallCNN(nn.Module):
     """Two 3x3 conv blocks (32, 64 channels) with max pooling, global average pooling, a linear head."""
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 32) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.BatchNorm2d(2 * width),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
+        self.body = nn.Sequential(*conv_blocks(in_channels, width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(2 * width, num_classes)
 
     def forward(self, x):
@@ -63,13 +67,7 @@ class ConvNet(nn.Module):
         super().__init__()
         c, h, w = shape
         self.body = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.BatchNorm2d(2 * width),
-            nn.ReLU(),
+            *conv_blocks(c, width),
             nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(2 * width * (h // 4) * (w // 4), hidden),
