@@ -110,3 +110,20 @@ def test_loss_weights_over_http_match_the_store_and_bad_ids_are_4xx():
     for bad in ([n], [-1], [2**70], ["x"]):
         r = client.post("/v1/runs/ib/loss-weights", json={"ids": bad}, headers=auth)
         assert 400 <= r.status_code < 500, (bad, r.status_code, r.text)
+
+
+def test_a_query_parameter_the_route_does_not_declare_is_a_422_naming_it():
+    from fastapi.testclient import TestClient
+
+    from scorer_service.web.app import build_app
+    from scorer_service.web.directory import LocalDirectory
+
+    store = HardnessStore(StoreConfig(n=20, epochs=3, run="q", warm_start=1, cycle_length=1))
+    client = TestClient(build_app(LocalDirectory({"q": store}), token="tok"))
+    auth = {"Authorization": "Bearer tok"}
+    ok = client.get("/v1/runs/q/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=auth)
+    assert ok.status_code == 200 and len(ok.json()["ids"]) == 20
+    r = client.get("/v1/runs/q/rounds/0/shard", params={"rank": 0, "world_size": 1, "wrold": 2}, headers=auth)
+    assert r.status_code == 422 and "wrold" in r.json()["detail"] and r.json()["type"] == "InvalidQuery"
+    r = client.post("/v1/runs/q/rewind", params={"completed_round": -1, "x": 1}, headers=auth)
+    assert r.status_code == 422 and "query parameter x" in r.json()["detail"]

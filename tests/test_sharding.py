@@ -186,8 +186,8 @@ def test_the_automatic_shard_count_follows_n_and_the_smallest_nodes_memory():
     from scorer_service.config import auto_shards, bytes_per_sample
 
     cfg = StoreConfig(n=100_000_000, epochs=3, store_shards=0)
-    assert bytes_per_sample(cfg) == 100
-    # 10 GB of records; half of the smallest node's 8 GiB per shard: three shards.
+    assert bytes_per_sample(cfg) == 104
+    # 10.4 GB of records; half of the smallest node's 8 GiB per shard: three shards.
     assert auto_shards(cfg, [64 * 2**30, 8 * 2**30]) == 3
     assert auto_shards(replace(cfg, n=1000), [8 * 2**30]) == 1
     assert auto_shards(replace(cfg, n=5), []) == 1

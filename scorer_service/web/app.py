@@ -2,13 +2,15 @@
 
 Every error answer, whoever raises it (a route, FastAPI's parameter validation, the router), is
 ``{"detail": "<one line>"}``, plus ``"type"``: the exception class behind it where it has one (a
-parameter outside its declared range is an ``InvalidQuery``); a 405 names every method the path has
-in ``Allow``.
+parameter outside its declared range, or one the route does not declare, is an ``InvalidQuery``); a
+405 names every method the path has in ``Allow``.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -52,6 +54,7 @@ def build_app(
         title="curriculum",
         version="0.1.0",
         description="Per-sample hardness scores and round subsets of curriculum-learning runs.",
+        dependencies=[Depends(_known_query)],
     )
 
     @app.exception_handler(StarletteHTTPException)
@@ -85,6 +88,26 @@ def build_app(
     add_trainer_routes(app, directory, guards)
     add_token_routes(app, guards)
     return app
+
+
+async def _known_query(request: Request) -> None:
+    """A query parameter the route does not declare is a 422 naming it: a misspelt option must not be
+    ignored silently."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        msg = "is not a parameter of this route"
+        raise RequestValidationError([{"loc": ("query", unknown[0]), "msg": msg, "type": "extra_forbidden"}])
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def _methods(app: FastAPI, request: Request) -> list[str]:
