@@ -133,8 +133,9 @@ class CreateRun(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, pattern=RUN_NAME_PATTERN)
     n: JsonInt = Field(ge=1, le=MAX_INT, description="training samples")
-    num_classes: JsonInt | None = Field(
-        None, ge=0, le=MAX_INT, description="needed by methods reading logits"
+    # The bounds on the integer itself, before the validator: anywhere else they would not reach the schema.
+    num_classes: Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_not_bool)] | None = Field(
+        None, description="needed by methods reading logits"
     )
     # Strict: "true" or 1 is not a bool here, as the document says.
     replace: StrictBool = Field(False, description="replace a live run of that name (its snapshots stay)")
