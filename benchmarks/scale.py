@@ -41,9 +41,10 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from benchmarks.report import machine, start_local_ray  # noqa: E402
-from scorer_service.config import StoreConfig, bytes_per_sample  # noqa: E402
+from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_shards  # noqa: E402
 from scorer_service.ray.shards import RayShards  # noqa: E402
+from scorer_service.sizing import bytes_per_sample  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
 
 STEP_SAMPLES = 256

@@ -183,7 +183,7 @@ def test_greedi_over_four_shards_is_within_one_percent_of_one_stores_greedy():
 
 
 def test_the_automatic_shard_count_follows_n_and_the_smallest_nodes_memory():
-    from scorer_service.config import auto_shards, bytes_per_sample
+    from scorer_service.sizing import auto_shards, bytes_per_sample
 
     cfg = StoreConfig(n=100_000_000, epochs=3, store_shards=0)
     assert bytes_per_sample(cfg) == 104

@@ -9,11 +9,12 @@ from typing import Any
 
 import ray
 
-from scorer_service.config import StoreConfig, auto_shards
+from scorer_service.config import StoreConfig
 from scorer_service.core.errors import NotFound, RunExists
 from scorer_service.ray.block_tasks import ray_block_map
 from scorer_service.ray.shards import RayShards
 from scorer_service.shard import StoreShard
+from scorer_service.sizing import auto_shards
 from scorer_service.store import HardnessStore
 
 NAMESPACE = "curriculum"
