@@ -31,10 +31,10 @@ import ray  # noqa: E402
 
 from benchmarks.ingest import N, build_batches  # noqa: E402
 from benchmarks.report import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
+from curriculum._internal.ray_endpoint import ActorEndpoint  # noqa: E402
+from curriculum.http_endpoint import HttpEndpoint  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store  # noqa: E402
-from trainers.http_endpoint import HttpEndpoint  # noqa: E402
-from trainers.ray_endpoint import ActorEndpoint  # noqa: E402
 
 WINDOW = 8
 SERVER = """

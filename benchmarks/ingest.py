@@ -1,7 +1,7 @@
 """Ingest throughput of the hardness-store actor, next to a null actor that does no work.
 
 Writers are Ray actors (``num_cpus=1``, like a Ray Train worker) that build their byproduct
-batches once and then stream them with ``trainers.recorder.Recorder``'s send pattern:
+batches once and then stream them with ``curriculum.recorder.Recorder``'s send pattern:
 fire-and-forget ``ingest`` calls, at most ``--window`` in flight, then a wait for all. The same
 batches go to a fresh null actor (same ``ingest`` signature, no work) and to a fresh store actor,
 alternately ``--repeat`` times, so the ratio of the two rates is the share of the Ray call path's

@@ -2,7 +2,7 @@
 
 Two identically initialized models train on the same data, batch size and fixed index order; one
 of them also hands every step's per-sample loss, logits and labels to the real
-``trainers.recorder.Recorder`` (correctness is derived from the logits off the training thread),
+``curriculum.recorder.Recorder`` (correctness is derived from the logits off the training thread),
 which streams them to a real, durable store actor and flushes at the end of every epoch (as
 ``trainers.loop`` does at the end of every round). Epochs of the two alternate, and which goes first
 alternates too; overheads are medians over epoch pairs of the ratio of the two, so drifts in machine
@@ -51,12 +51,12 @@ from benchmarks.report import (
     start_local_ray,
     write_json,
 )
+from curriculum.recorder import Recorder
+from curriculum.sampler import RoundSampler
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import NAMESPACE, create_store
 from trainers.datasets import load_dataset
 from trainers.models import build_model
-from trainers.recorder import Recorder
-from trainers.sampler import RoundSampler
 
 LR = 0.05
 WARMUP_EPOCHS = 2

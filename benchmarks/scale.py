@@ -63,7 +63,7 @@ class Writer:
     """One trainer rank: a pass over its id range, sent as the recorder sends (window of 8)."""
 
     def __init__(self, run: str, rank: int, world: int, n: int, batch: int, dim: int) -> None:
-        from trainers.ray_endpoint import ActorEndpoint
+        from curriculum._internal.ray_endpoint import ActorEndpoint
 
         self.endpoint = ActorEndpoint(run)
         lo, hi = rank * n // world, (rank + 1) * n // world

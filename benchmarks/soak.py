@@ -1,7 +1,7 @@
 """Soak test: two writers stream into one durable store at full speed while the REST API is queried.
 
 Two writer actors (``num_cpus=1``, like Ray Train workers) stream byproduct batches the way
-``trainers.recorder.Recorder`` sends them (fire-and-forget ``ingest``, at most ``--window`` calls in
+``curriculum.recorder.Recorder`` sends them (fire-and-forget ``ingest``, at most ``--window`` calls in
 flight) into one store of n = 1,280,000 with a write-ahead log and a snapshot every 30 s. At the same
 time a steady, bounded query load hits the Ray Serve app on loopback. Every 10 s the store actor's
 RSS, its ingested count and the interval's query latencies are sampled. At the end the store must

@@ -39,18 +39,18 @@ _WHERE = {
     "NotReady": "scorer_service.core.errors",
     "Unauthorized": "scorer_service.core.errors",
     "Forbidden": "scorer_service.core.errors",
-    "Client": "trainers.client",
-    "serve": "trainers.run",
-    "WithIds": "trainers.ids",
-    "Recorder": "trainers.recorder",
-    "RoundSampler": "trainers.sampler",
-    "HttpEndpoint": "trainers.http_endpoint",
-    "Run": "trainers.run",
-    "attach_run": "trainers.run",
-    "connect": "trainers.run",
-    "create_run": "trainers.run",
-    "CurriculumCallback": "trainers.lightning",
-    "CurriculumDataModule": "trainers.lightning",
+    "Client": "curriculum.client",
+    "serve": "curriculum.run",
+    "WithIds": "curriculum.ids",
+    "Recorder": "curriculum.recorder",
+    "RoundSampler": "curriculum.sampler",
+    "HttpEndpoint": "curriculum.http_endpoint",
+    "Run": "curriculum.run",
+    "attach_run": "curriculum.run",
+    "connect": "curriculum.run",
+    "create_run": "curriculum.run",
+    "CurriculumCallback": "curriculum.lightning",
+    "CurriculumDataModule": "curriculum.lightning",
 }
 __all__ = [
     "Client",
@@ -77,6 +77,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from curriculum.client import Client
+    from curriculum.http_endpoint import HttpEndpoint
+    from curriculum.ids import WithIds
+    from curriculum.lightning import CurriculumCallback, CurriculumDataModule
+    from curriculum.recorder import Recorder
+    from curriculum.run import Run, attach_run, connect, create_run, serve
+    from curriculum.sampler import RoundSampler
     from scorer_service.config import StoreConfig
     from scorer_service.core.errors import (
         Conflict,
@@ -88,13 +95,6 @@ if TYPE_CHECKING:
         RunExists,
         Unauthorized,
     )
-    from trainers.client import Client
-    from trainers.http_endpoint import HttpEndpoint
-    from trainers.ids import WithIds
-    from trainers.lightning import CurriculumCallback, CurriculumDataModule
-    from trainers.recorder import Recorder
-    from trainers.run import Run, attach_run, connect, create_run, serve
-    from trainers.sampler import RoundSampler
 
 
 def __getattr__(name: str) -> Any:

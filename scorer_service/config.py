@@ -217,7 +217,7 @@ class StoreConfig:
     def completed(self, n: int, num_classes: int | None = None, **derived: Any) -> StoreConfig:
         """This configuration for ``n`` training samples of ``num_classes``, with the widths of the
         byproduct sketches the run's method needs (and any other ``derived`` settings)."""
-        from scorer_service.core.docl import OutputSketch
+        from scorer_service.core.wire import OutputSketch
 
         classes = self.num_classes if num_classes is None else num_classes
         widths: dict[str, Any] = {}

@@ -9,11 +9,11 @@ import ray
 import torch
 
 import curriculum
+from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import create_store, delete_store, get_shards, get_store
 from scorer_service.shard import StoreShard
 from tests.helpers import batch, rss_mib
-from trainers.ray_endpoint import ActorEndpoint
 
 RUN, N, BATCH, DELAY_S = "backpressure", 1_000_000, 2048, 0.04
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import curriculum
+from curriculum.client import Client
+from curriculum.run import Run
 from scorer_service.config import run_config
 from scorer_service.core.tokens import TokenTable
 from scorer_service.store import HardnessStore
@@ -18,8 +20,6 @@ from scorer_service.web.app import build_app
 from scorer_service.web.auth import LocalTokens
 from scorer_service.web.directory import LocalDirectory
 from tests.helpers import batch, uvicorn_server
-from trainers.client import Client
-from trainers.run import Run
 
 ROOT = Path(__file__).parents[1]
 

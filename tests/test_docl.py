@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from scorer_service.core.docl import OutputSketch, docl_observation, docl_update, residual
+from scorer_service.core.docl import docl_observation, docl_update, residual
+from scorer_service.core.wire import OutputSketch
 
 C, M = 1000, 32
 

@@ -143,7 +143,7 @@ def test_a_rejected_batch_raises_in_the_trainer_or_is_logged_and_dropped(run_nam
         strict.flush()
     lenient = sampler.recorder(on_error="log")
     lenient.observe([3, 99], torch.ones(2), correct=torch.ones(2, dtype=torch.bool), step=0, lr=0.1)
-    with caplog.at_level(logging.WARNING, logger="trainers.recorder"):
+    with caplog.at_level(logging.WARNING, logger="curriculum.recorder"):
         lenient.flush()
     assert "sample_id 99 is out of range" in caplog.text
     assert curriculum.attach_run(run_name).info()["ingested"] == 0

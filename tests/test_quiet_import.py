@@ -29,3 +29,27 @@ def test_importing_curriculum_prints_nothing_to_stderr(code):
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_the_trainer_side_loads_nothing_of_the_store_but_its_errors_and_the_wire_schema():
+    code = (
+        "import sys, curriculum\n"
+        "curriculum.RoundSampler, curriculum.Recorder, curriculum.WithIds, curriculum.HttpEndpoint\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('scorer_service'))))\n"
+        "print('ray' in sys.modules)\n"
+    )
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded, ray_loaded = done.stdout.splitlines()
+    packages = {"scorer_service", "scorer_service.core"}
+    wire = {"scorer_service.core.errors", "scorer_service.core.wire", "scorer_service.core.arrow"}
+    assert set(loaded.split()) - packages <= wire, loaded
+    assert ray_loaded == "False"

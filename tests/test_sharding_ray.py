@@ -9,12 +9,12 @@ import ray
 from fastapi.testclient import TestClient
 
 import curriculum
+from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, list_runs, shard_name
 from scorer_service.ray.serve import RayDirectory
 from scorer_service.web.app import build_app
 from tests.helpers import batch
-from trainers.ray_endpoint import ActorEndpoint
 
 N = 3000
 

@@ -24,17 +24,17 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from curriculum._internal.step_byproducts import PenultimateFeatures
+from curriculum.ids import WithIds
+from curriculum.sampler import RoundSampler
 from scorer_service.selection.schedule import cyclic_cosine_lr
 from trainers import data_parameters as dp
-from trainers.byproducts import PenultimateFeatures
 from trainers.config import TrainConfig
 from trainers.datasets import ArrayDataset, load_dataset
-from trainers.ids import WithIds
 from trainers.lerac import LeRaCScheduler, depth_param_groups
 from trainers.models import build_model
 from trainers.plain import PlainSampler
 from trainers.resume import starting_checkpoint, write_checkpoint_meta
-from trainers.sampler import RoundSampler
 
 
 def evaluate(model: nn.Module, data: ArrayDataset, device: torch.device, batch: int = 4096) -> float:

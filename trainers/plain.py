@@ -2,7 +2,7 @@
 
 This is the floor a run's own costs (selection, streaming, barriers) are measured against: the same
 loop (:mod:`trainers.loop`) with :class:`PlainSampler` in place of the
-:class:`~trainers.sampler.RoundSampler`, and a recorder that sends no byproducts (``--plain``); rank
+:class:`~curriculum.sampler.RoundSampler`, and a recorder that sends no byproducts (``--plain``); rank
 0 hands each round's metrics to the driver's :class:`RoundLog`, one call per round.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import ray
 import torch
 
-from trainers.distributed import default_barrier, rank_and_world
+from curriculum._internal.distributed import default_barrier, rank_and_world
 
 
 class PlainSampler(torch.utils.data.Sampler[int]):

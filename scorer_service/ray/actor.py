@@ -11,16 +11,12 @@ import ray
 
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import NotFound, RunExists
+from scorer_service.core.wire import NAMESPACE, SHARD_PREFIX, STORE_PREFIX, actor_name, shard_name
 from scorer_service.ray.block_tasks import ray_block_map
 from scorer_service.ray.shards import RayShards
 from scorer_service.shard import StoreShard
 from scorer_service.sizing import auto_shards
 from scorer_service.store import HardnessStore
-
-NAMESPACE = "curriculum"
-_PREFIX = "hardness-store:"
-_SHARD_PREFIX = "hardness-shard:"
-
 
 # Read-only calls a client may send to the "query" concurrency group, so a score query does not
 # wait behind queued ingests; the store's read lock makes each answer come from one state.
@@ -65,14 +61,6 @@ def actor_class(cls: type) -> ray.actor.ActorClass:
 HardnessStoreActor = actor_class(HardnessStore)
 # A shard's queries run beside its ingests, as the coordinator's (a read lock gives each answer one state).
 StoreShardActor = actor_class(StoreShard)
-
-
-def actor_name(run: str) -> str:
-    return _PREFIX + run
-
-
-def shard_name(run: str, index: int) -> str:
-    return f"{_SHARD_PREFIX}{run}:{index}"
 
 
 def _describe(handle: ray.actor.ActorHandle, run: str) -> str:
@@ -160,7 +148,7 @@ def get_shards(run: str, count: int) -> list[ray.actor.ActorHandle]:
 
 def _kill_shards(run: str) -> None:
     for a in ray.util.list_named_actors(all_namespaces=True):
-        if a.get("namespace") == NAMESPACE and a["name"].startswith(f"{_SHARD_PREFIX}{run}:"):
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(f"{SHARD_PREFIX}{run}:"):
             ray.kill(ray.get_actor(a["name"], namespace=NAMESPACE), no_restart=True)
 
 
@@ -176,9 +164,9 @@ def list_runs() -> list[str]:
     """Names of the runs that have a live store on the cluster."""
     names = ray.util.list_named_actors(all_namespaces=True)
     return sorted(
-        a["name"][len(_PREFIX) :]
+        a["name"][len(STORE_PREFIX) :]
         for a in names
-        if a.get("namespace") == NAMESPACE and a["name"].startswith(_PREFIX)
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(STORE_PREFIX)
     )
 
 

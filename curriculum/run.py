@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import ray
 
+from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig, run_config
 from scorer_service.core.errors import NotFound
 from scorer_service.core.run_state import with_state
 from scorer_service.core.state import COLUMNS
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, list_runs
-from trainers.ray_endpoint import ActorEndpoint
 
 
 def connect(address: str | None = None) -> None:

@@ -18,12 +18,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from trainers.ids import WithIds
-from trainers.sampler import RoundSampler
+from curriculum.ids import WithIds
+from curriculum.sampler import RoundSampler
 
 
 class CurriculumCallback(L.Callback):
-    """Drives the curriculum of run ``run`` (a name, a :class:`~trainers.run.Run` or an endpoint)."""
+    """Drives the curriculum of run ``run`` (a name, a :class:`~curriculum.run.Run` or an endpoint)."""
 
     def __init__(self, run: Any, **recorder_options: Any) -> None:
         self.run, self.recorder_options = run, recorder_options

@@ -1,4 +1,4 @@
-"""A run's store over the REST API, with the methods of :class:`~trainers.run.Run` (no Ray import).
+"""A run's store over the REST API, with the methods of :class:`~curriculum.run.Run` (no Ray import).
 
 Every answer is what the Python handle answers, and every refusal the exception class it raises
 (``NotFound``, ``InvalidQuery``, ``RunExists``, ``ValueError`` for settings ``create_run`` refuses),
@@ -14,9 +14,9 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from curriculum.http_endpoint import api_error
 from scorer_service.core.errors import InvalidQuery
 from scorer_service.core.state import COLUMNS
-from trainers.http_endpoint import api_error
 
 if TYPE_CHECKING:
     from scorer_service.config import StoreConfig

@@ -1,8 +1,8 @@
 """How trainers reach a run's store: calls that wait, and byproduct sends that do not.
 
-Two implementations: :class:`~trainers.ray_endpoint.ActorEndpoint` calls the store actor through
+Two implementations: :class:`~curriculum._internal.ray_endpoint.ActorEndpoint` calls the store actor through
 Ray (Ray Train workers, or processes that joined the cluster as drivers);
-:class:`~trainers.http_endpoint.HttpEndpoint` calls the REST API (trainers that cannot join Ray; it
+:class:`~curriculum.http_endpoint.HttpEndpoint` calls the REST API (trainers that cannot join Ray; it
 imports no Ray). Either raises the store's own errors (``InvalidBatch``, ``InvalidQuery`` — both
 ``ValueError`` — and ``NotFound``) with the store's message.
 """
@@ -29,9 +29,9 @@ class Endpoint(Protocol):
 
 def endpoint_for(run: Any) -> Endpoint:
     """``run`` as an endpoint: a run name (its store actor on the connected Ray cluster), an object
-    carrying an ``endpoint`` (a :class:`~trainers.run.Run`), or an endpoint itself."""
+    carrying an ``endpoint`` (a :class:`~curriculum.run.Run`), or an endpoint itself."""
     if isinstance(run, str):
-        from trainers.ray_endpoint import ActorEndpoint
+        from curriculum._internal.ray_endpoint import ActorEndpoint
 
         return ActorEndpoint(run)
     return getattr(run, "endpoint", run)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from curriculum._internal.distributed import default_barrier, rank_and_world
+from curriculum._internal.endpoint import Endpoint, endpoint_for
+from curriculum.recorder import Recorder
 from scorer_service.core.errors import NotReady
-from trainers.distributed import default_barrier, rank_and_world
-from trainers.endpoint import Endpoint, endpoint_for
-from trainers.recorder import Recorder
 
 # How long a rank waits for the other ranks' byproducts of a run with max_staleness.
 STALENESS_WAIT_S = 600.0
@@ -22,7 +22,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
     """This rank's equal, disjoint shard of each round's selection, in a seeded per-rank order.
 
     ``run`` is a run name (its store is found on the connected Ray cluster), a
-    :class:`~trainers.run.Run` or an endpoint (:class:`~trainers.http_endpoint.HttpEndpoint` for
+    :class:`~curriculum.run.Run` or an endpoint (:class:`~curriculum.http_endpoint.HttpEndpoint` for
     trainers outside Ray). Rank and world size come from Ray Train's context, ``torch.distributed`` or
     torchrun's environment unless given; ``barrier`` defaults to ``torch.distributed.barrier``.
 
@@ -155,7 +155,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         return self.endpoint.call("parameters", self.ids if ids is None else ids)
 
     def recorder(self, optimizer: torch.optim.Optimizer | None = None, **kwargs: Any) -> Recorder:
-        """The :class:`~trainers.recorder.Recorder` that streams this rank's byproducts."""
+        """The :class:`~curriculum.recorder.Recorder` that streams this rank's byproducts."""
         return Recorder(self, optimizer, **kwargs)
 
     def state_dict(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 The training thread only appends: each ``observe`` keeps the step's tensors as they are (no copy,
 no detach, no device synchronization) until ``flush_samples`` samples are buffered or the oldest of
 them was observed ``flush_every_s`` seconds ago, then hands the buffer to a background
-:class:`~trainers.sender.Sender`, which builds the batch (detached; correctness and sketches from
+:class:`~curriculum._internal.sender.Sender`, which builds the batch (detached; correctness and sketches from
 the logits, device-to-host copies) and sends it, at most ``max_in_flight`` sends outstanding. The
 time bound brings a round's observations to the store while the round runs, however small a rank's
 share of it is; at large ``flush_samples`` it adds one clock read per ``observe``. The
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from trainers.byproducts import OutputByproducts, Step, StepColumns
-from trainers.sender import Sender
+from curriculum._internal.sender import Sender
+from curriculum._internal.step_byproducts import OutputByproducts, Step, StepColumns
 
 if TYPE_CHECKING:
-    from trainers.sampler import RoundSampler
+    from curriculum.sampler import RoundSampler
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ _BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
 class HttpEndpoint:
     """The store of run ``run`` behind the REST API at ``api`` (``token``: the API's bearer token).
 
-    Pass it to :class:`~trainers.sampler.RoundSampler` in place of a run name. ``retries`` bounds how
+    Pass it to :class:`~curriculum.sampler.RoundSampler` in place of a run name. ``retries`` bounds how
     often a call is repeated after a transport error (connection refused or reset, timeout).
     """
 

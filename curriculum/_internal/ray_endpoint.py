@@ -1,4 +1,4 @@
-"""A run's store actors as a trainer's endpoint (see :mod:`trainers.endpoint`).
+"""A run's store actors as a trainer's endpoint (see :mod:`curriculum._internal.endpoint`).
 
 A store of one shard is one actor, and every call goes to it. A store of S > 1 shards is a
 coordinator and S shard actors: byproduct batches are checked here, split by shard and sent to the
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import ray
 
+from scorer_service.core.errors import NotFound
 from scorer_service.core.split import acknowledged, check, split
-from scorer_service.ray.actor import get_shards, get_store
-from scorer_service.ray.shards import method, unwrap
+from scorer_service.core.wire import NAMESPACE, actor_name, shard_name
 
 
 class ActorEndpoint:
@@ -24,10 +24,11 @@ class ActorEndpoint:
 
     def __init__(self, run: str, handle: ray.actor.ActorHandle | None = None) -> None:
         self.run = run
-        self.handle = handle if handle is not None else get_store(run)
+        self.handle = handle if handle is not None else _actor(actor_name(run), f"no store for run {run!r}")
         self.config = self.result(self.handle.info.remote())["config"]
         count = int(self.config.get("store_shards", 1))
-        self.shards = get_shards(run, count) if count > 1 else []
+        missing = f"no store shards for run {run!r}"
+        self.shards = [_actor(shard_name(run, i), missing) for i in range(count)] if count > 1 else []
         n = int(self.config["n"])
         self.bounds = np.asarray([i * n // max(1, count) for i in range(max(1, count) + 1)])
 
@@ -35,7 +36,12 @@ class ActorEndpoint:
         if self.shards and name == "subset":
             round_, rank, world, *step = args
             self.result(self.handle.prepare.remote(round_, world, *step))
-            parts = _get([method(s, "rank_ids").remote(round_, rank, world) for s in self.shards])
+            parts = _get(
+                [
+                    s.rank_ids.options(concurrency_group="query").remote(round_, rank, world)
+                    for s in self.shards
+                ]
+            )
             return np.concatenate([np.zeros(0, np.int64), *parts])
         return self.result(self.submit(name, *args))
 
@@ -58,7 +64,14 @@ def _get(pending: ray.ObjectRef | list[ray.ObjectRef]) -> Any:
     try:
         return ray.get(pending)
     except ray.exceptions.RayTaskError as e:
-        cause = unwrap(e)
+        cause = e.cause if e.cause is not None else e.as_instanceof_cause()
         if isinstance(cause, ValueError | KeyError):
             raise cause from None
         raise
+
+
+def _actor(name: str, missing: str) -> ray.actor.ActorHandle:
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        raise NotFound(missing) from None

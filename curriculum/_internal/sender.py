@@ -1,8 +1,8 @@
 """Byproduct batches leave the training thread here.
 
-A recorder hands each full buffer of training steps (:class:`~trainers.byproducts.Step`) to a
+A recorder hands each full buffer of training steps (:class:`~.step_byproducts.Step`) to a
 :class:`Sender`, whose own thread turns it into one store batch and sends it: the per-sample columns
-built from the steps' tensors (:class:`~trainers.byproducts.StepColumns`) and copied to the host,
+built from the steps' tensors (:class:`~.step_byproducts.StepColumns`) and copied to the host,
 the step and learning-rate columns, the writer and its sequence number. On CUDA the columns are built
 on the stream the steps ran on and copied into pinned host memory with ``non_blocking=True``; this
 thread, never the training thread, waits for an event recorded after the copies.
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainers.byproducts import Step, StepColumns
-from trainers.endpoint import Endpoint
+from curriculum._internal.endpoint import Endpoint
+from curriculum._internal.step_byproducts import Step, StepColumns
 
 # Columns with a fixed wire type; the others keep float16/float32 and send other floats as float32.
 _DTYPES = {
