@@ -100,9 +100,45 @@ def test_with_scoped_tokens_the_api_is_what_its_document_says(case):
     check_case(case, ADMIN)
 
 
+# The stateful phase: runs created over the API, then read, snapshotted, rewound and deleted through the
+# document's links, in random orders (a deleted run must answer 404, a created one 200).
+lifecycle_runs = LocalDirectory({}, small_store)
+lifecycle_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", build_app(lifecycle_runs, token="secret"), config=CONFIG
+)
+
+
+class RunLifecycle(lifecycle_schema.as_state_machine()):
+    def setup(self):
+        lifecycle_runs.stores.clear()  # each scenario starts with no runs: replays draw the same way
+
+    def get_call_kwargs(self, case):
+        return {"headers": {"Authorization": "Bearer secret"}}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        super().validate_response(response, case, additional_checks, **kwargs)
+        check_body(response)
+
+
+TestRunLifecycle = RunLifecycle.TestCase
+TestRunLifecycle.settings = settings(
+    max_examples=30, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
+)
+
+
+def test_the_document_links_a_created_run_to_its_routes():
+    links = lifecycle_schema.raw_schema["paths"]["/v1/runs"]["post"]["responses"]["201"]["links"]
+    assert {"GET /v1/runs/{run}", "DELETE /v1/runs/{run}", "POST /v1/runs/{run}/snapshot"} <= set(links)
+    assert all(link["parameters"] == {"run": "$response.body#/run"} for link in links.values())
+
+
 def check_case(case, token) -> None:
     response = case.call(headers={"Authorization": f"Bearer {token}"} if token else None)
     case.validate_response(response)  # every built-in check
+    check_body(response)
+
+
+def check_body(response) -> None:
     if response.headers.get("content-type", [""])[0].startswith(("application/json", "text/")):
         assert_no_leak(response.text)
     if response.status_code >= 400:

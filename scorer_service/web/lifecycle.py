@@ -25,6 +25,7 @@ from scorer_service.web.directory import (
     http_error,
     one_line,
 )
+from scorer_service.web.links import RUN_ROUTES, follow
 from scorer_service.web.models import CreateRun, Deleted, RunInfo, RunSummary, SnapshotTaken, errors
 
 # Creating a store starts actors (one per shard) and may restore nothing; it is slower than a call.
@@ -70,7 +71,8 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
         "/v1/runs",
         status_code=201,
         response_model=RunInfo,
-        responses=errors(400, 401, 403, 409, 422, 500, 503),
+        responses=errors(400, 401, 403, 409, 422, 500, 503)
+        | {201: {"links": follow("run", "run", *RUN_ROUTES)}},
         dependencies=guards.create(),
     )
     async def create_run(request: Request, spec: CreateRun) -> dict[str, Any]:

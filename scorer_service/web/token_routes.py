@@ -13,6 +13,7 @@ from fastapi import FastAPI, HTTPException, Path
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import ApiError, one_line
+from scorer_service.web.links import follow
 from scorer_service.web.models import CreateToken, NewToken, TokenInfo, errors
 
 T = TypeVar("T")
@@ -40,7 +41,8 @@ def add_token_routes(app: FastAPI, guards: Guards) -> None:
         "/v1/tokens",
         status_code=201,
         response_model=NewToken,
-        responses=errors(400, 401, 403, 422, 503),
+        responses=errors(400, 401, 403, 422, 503)
+        | {201: {"links": follow("token_id", "id", ("delete", "/v1/tokens/{token_id}"))}},
         dependencies=admin,
     )
     async def create_token(spec: CreateToken) -> dict[str, Any]:
