@@ -53,10 +53,10 @@ def stream(endpoint: Any, batches: list[dict[str, Any]]) -> float:
     t0 = time.perf_counter()
     for batch in batches:
         while len(pending) >= WINDOW:
-            endpoint.result(pending.popleft())
-        pending.append(endpoint.submit("ingest", batch))
+            endpoint.ingest_result(pending.popleft())
+        pending.append(endpoint.send_ingest(batch))
     while pending:
-        endpoint.result(pending.popleft())
+        endpoint.ingest_result(pending.popleft())
     return time.perf_counter() - t0
 
 

@@ -95,11 +95,11 @@ class Writer:
             if self.embedding is not None:
                 data["embedding"] = self.embedding[a:b]
             while len(pending) >= WINDOW:
-                self.endpoint.result(pending.pop(0))
-            pending.append(self.endpoint.submit("ingest", data))
+                self.endpoint.ingest_result(pending.pop(0))
+            pending.append(self.endpoint.send_ingest(data))
             sent += b - a
         for p in pending:
-            self.endpoint.result(p)
+            self.endpoint.ingest_result(p)
         return time.perf_counter() - t0, sent, time.process_time() - cpu0
 
 

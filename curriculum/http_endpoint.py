@@ -32,8 +32,10 @@ _BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
 class HttpEndpoint:
     """The store of run ``run`` behind the REST API at ``api`` (``token``: the API's bearer token).
 
-    Pass it to :class:`~curriculum.sampler.RoundSampler` in place of a run name. ``retries`` bounds how
-    often a call is repeated after a transport error (connection refused or reset, timeout).
+    Pass it to :class:`~curriculum.sampler.RoundSampler` in place of a run name. Its methods are the
+    trainers' calls of :class:`~scorer_service.core.interface.TrainerInterface`, one route each
+    (``parameters`` has none). ``retries`` bounds how often a call is repeated after a transport error
+    (connection refused or reset, timeout).
     """
 
     def __init__(
@@ -47,38 +49,44 @@ class HttpEndpoint:
         # once and needs steps to arrive without gaps (a Ray actor keeps a caller's call order too).
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curriculum-http")
 
-    def call(self, method: str, *args: Any) -> Any:
-        p = self._path
-        if method == "info":
-            return self._request("GET", p)
-        if method == "subset":
-            round_, rank, world, *step = args
-            params = {"rank": rank, "world_size": world} | ({"step": step[0]} if step else {})
-            return np.asarray(
-                self._request("GET", f"{p}/rounds/{round_}/shard", params=params)["ids"], np.int64
-            )
-        if method == "loss_weights":
-            ids = np.asarray(args[0], dtype=np.int64).tolist()
-            return np.asarray(
-                self._request("POST", f"{p}/loss-weights", json={"ids": ids})["weights"], np.float32
-            )
-        if method == "rewind":
-            return self._request("POST", f"{p}/rewind", params={"completed_round": args[0]})["rewound"]
-        if method == "record_round":
-            return self._request("POST", f"{p}/rounds/{args[0]}/metrics", json=dict(args[1]))
-        if method == "ingest":
-            batch = args[0]
-            columns = {k: v for k, v in batch.items() if k not in _BATCH_FIELDS}
-            params = {k: batch[k] for k in _BATCH_FIELDS if k in batch}
-            body = to_ipc(columns)
-            return self._request("POST", f"{p}/byproducts", params=params, content=body, ctype=ARROW_STREAM)
-        raise ValueError(f"{method!r} is not available over HTTP")
+    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+        columns = {k: v for k, v in data.items() if k not in _BATCH_FIELDS}
+        params = {k: data[k] for k in _BATCH_FIELDS if k in data}
+        body = to_ipc(columns)
+        return self._request(
+            "POST", f"{self._path}/byproducts", params=params, content=body, ctype=ARROW_STREAM
+        )
 
-    def submit(self, method: str, *args: Any) -> Future:
-        return self._sender.submit(self.call, method, *args)
+    def send_ingest(self, data: dict[str, Any]) -> Future:
+        return self._sender.submit(self.ingest, data)
 
-    def result(self, pending: Future) -> Any:
+    def ingest_result(self, pending: Future) -> dict[str, Any]:
         return pending.result()
+
+    def subset(self, round_: int, rank: int, world_size: int, step: int | None = None) -> np.ndarray:
+        params = {"rank": rank, "world_size": world_size} | ({"step": step} if step is not None else {})
+        shard = self._request("GET", f"{self._path}/rounds/{round_}/shard", params=params)
+        return np.asarray(shard["ids"], np.int64)
+
+    def record_round(self, round_: int, metrics: dict[str, float]) -> None:
+        self._request("POST", f"{self._path}/rounds/{round_}/metrics", json=dict(metrics))
+
+    def rewind(self, completed_round: int) -> bool:
+        return self._request("POST", f"{self._path}/rewind", params={"completed_round": completed_round})[
+            "rewound"
+        ]
+
+    def info(self) -> dict[str, Any]:
+        return self._request("GET", self._path)
+
+    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        raise ValueError("'parameters' is not available over HTTP")
+
+    def loss_weights(self, ids: np.ndarray) -> np.ndarray:
+        body = {"ids": np.asarray(ids, dtype=np.int64).tolist()}
+        return np.asarray(
+            self._request("POST", f"{self._path}/loss-weights", json=body)["weights"], np.float32
+        )
 
     def _request(self, verb: str, path: str, *, ctype: str | None = None, **kwargs: Any) -> Any:
         headers = {"Content-Type": ctype} if ctype else None

@@ -208,7 +208,7 @@ class Recorder:
             self._hand_off()
             self._raise_error()
         if s.rank == 0:
-            self.endpoint.call("record_round", s.round, {k: v for k, v in (metrics or {}).items()})
+            self.endpoint.record_round(s.round, {k: v for k, v in (metrics or {}).items()})
         if wait:
             s.barrier()
         s.completed = s.round

@@ -36,40 +36,40 @@ class Run:
 
     @property
     def config(self) -> StoreConfig:
-        return StoreConfig(**self.endpoint.call("info")["config"])
+        return StoreConfig(**self.endpoint.info()["config"])
 
     def info(self) -> dict[str, Any]:
         """Counters and settings: samples ingested, rounds selected and completed, ..."""
-        return self.endpoint.call("info")
+        return self.endpoint.info()
 
     def rounds(self) -> list[dict[str, Any]]:
         """Each round: size, selector, selection time, ingested samples and recorded metrics."""
-        return self.endpoint.call("round_summaries")
+        return self.endpoint.round_summaries()
 
     def subset(self, round_: int) -> np.ndarray:
         """Every id trained on in ``round_``."""
-        page = self.endpoint.call("round_subset", round_, 0, 2**62)
+        page = self.endpoint.round_subset(round_, 0, 2**62)
         return np.asarray(page["ids"], dtype=np.int64)
 
     def scores(self, columns: tuple[str, ...] = tuple(COLUMNS)) -> dict[str, np.ndarray]:
         """Whole score columns by name (``dih``, ``last_loss``, ``seen``, ...)."""
-        return {name: self.endpoint.call("column", name) for name in columns}
+        return {name: self.endpoint.column(name) for name in columns}
 
     def samples(self, ids: Any) -> list[dict[str, Any]]:
         """Every score of each sample in ``ids``."""
-        return self.endpoint.call("samples", np.asarray(ids, dtype=np.int64))
+        return self.endpoint.samples(np.asarray(ids, dtype=np.int64))
 
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
-        return self.endpoint.call("top", metric, k, order)
+        return self.endpoint.top(metric, k, order)
 
     def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
         """Samples whose label is likely wrong, most likely first (noise probability, label, prediction)."""
-        return self.endpoint.call("label_issues", threshold, limit)
+        return self.endpoint.label_issues(threshold, limit)
 
     def snapshot(self) -> int:
         """Write a snapshot of the store now; returns its number."""
-        return self.endpoint.call("snapshot")
+        return self.endpoint.snapshot()
 
     def delete(self) -> None:
         """Stop the run's store (its snapshots stay on disk)."""
@@ -85,7 +85,7 @@ class Run:
             if prefix and not name.startswith(prefix):
                 continue
             try:
-                info = ActorEndpoint(name, get_store(name)).call("info")
+                info = ActorEndpoint(name, get_store(name)).info()
             except NotFound:
                 continue  # deleted between listing and asking
             info = with_state(info)

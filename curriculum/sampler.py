@@ -45,7 +45,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
     ) -> None:
         self.endpoint: Endpoint = endpoint_for(run)
         self.rank, self.world_size = rank_and_world(rank, world_size)
-        self.config: dict[str, Any] = self.endpoint.call("info")["config"]
+        self.config: dict[str, Any] = self.endpoint.info()["config"]
         self.shuffle = shuffle
         self.seed = self.config["seed"] if seed is None else seed
         self._barrier = barrier
@@ -82,7 +82,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
                     f"this sampler resumes at round {self.start_round}; starting at round {epoch} would "
                     "rewind the store to before the checkpoint it was loaded from"
                 )
-            if self.rank == 0 and not self.endpoint.call("rewind", epoch - 1):
+            if self.rank == 0 and not self.endpoint.rewind(epoch - 1):
                 raise RuntimeError(
                     f"the store of run {self.run!r} is ahead of round {epoch} but keeps no snapshots to "
                     "rewind to; create the run with a snapshot_dir to resume it"
@@ -92,7 +92,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         self.ids = np.asarray(self._fetch(epoch), dtype=np.int64)
         self._sorter = np.argsort(self.ids, kind="stable")
         self._weights = np.asarray(
-            self.endpoint.call("loss_weights", self.ids) if len(self.ids) else [], dtype=np.float32
+            self.endpoint.loss_weights(self.ids) if len(self.ids) else [], dtype=np.float32
         )
         self.round = epoch
 
@@ -103,12 +103,12 @@ class RoundSampler(torch.utils.data.Sampler[int]):
 
     def _fetch(self, epoch: int) -> Any:
         if self.max_staleness < 0:
-            return self.endpoint.call("subset", epoch, self.rank, self.world_size)
+            return self.endpoint.subset(epoch, self.rank, self.world_size)
         # No barrier: ask with this rank's newest step until the store's scores are close enough.
         deadline = time.monotonic() + STALENESS_WAIT_S
         while True:
             try:
-                return self.endpoint.call("subset", epoch, self.rank, self.world_size, self.step - 1)
+                return self.endpoint.subset(epoch, self.rank, self.world_size, self.step - 1)
             except NotReady:
                 if time.monotonic() > deadline:
                     raise TimeoutError(
@@ -152,7 +152,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
 
     def parameters(self, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Instance data parameters (log sigma and its momentum) of ``ids`` (default: this shard)."""
-        return self.endpoint.call("parameters", self.ids if ids is None else ids)
+        return self.endpoint.parameters(self.ids if ids is None else ids)
 
     def recorder(self, optimizer: torch.optim.Optimizer | None = None, **kwargs: Any) -> Recorder:
         """The :class:`~curriculum.recorder.Recorder` that streams this rank's byproducts."""

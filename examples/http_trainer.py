@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.step()
             recorder.observe(ids, loss)  # no correct=: regression
         recorder.end_round({"train_mse": float(loss.detach().mean())})
-    info = store.call("info")
+    info = store.info()
     print(f"run {args.run}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")
     store.close()
     run = curriculum.Client(args.api, token=args.token, run=args.run)

@@ -16,6 +16,7 @@ import numpy as np
 from scorer_service.config import StoreConfig
 from scorer_service.core import queries, staleness
 from scorer_service.core.errors import InvalidQuery, NotFound
+from scorer_service.core.interface import read_only
 from scorer_service.core.rounds import check_metrics
 from scorer_service.core.split import acknowledged, check, split
 from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, noisy_labels_decision, trim_cut
@@ -105,51 +106,64 @@ class HardnessStore:
 
     # ---- queries: every shard answers for its ids, from one state of its own ---------------
 
+    @read_only
     def layout(self) -> list[int]:
         """The shards' id ranges: shard i holds ``bounds[i] .. bounds[i + 1] - 1``."""
         return self.bounds.tolist()
 
+    @read_only
     def part_columns(self, shard: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Whole columns of shard ``shard``'s samples, copied from one state of it (export)."""
         asks = [(names,) if i == shard else None for i in range(len(self.bounds) - 1)]
         return self.shards.call("columns", asks)[shard]
 
+    @read_only
     def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Whole state columns (default: all), each shard's part copied from one state of it."""
         parts = self._ask("columns", names)
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
+    @read_only
     def column(self, name: str) -> np.ndarray:
         return self.columns([name])[name]
 
+    @read_only
     def info(self) -> dict[str, Any]:
         return queries.merge_info(self.config.to_dict(), self._ask("info_part"), self.round_summaries())
 
+    @read_only
     def round_summaries(self) -> list[dict[str, Any]]:
         return queries.merge_rounds(self._ask("round_parts"))
 
+    @read_only
     def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
         return self._route("parameters", queries.check_ids(ids, self.config.n))
 
+    @read_only
     def loss_weights(self, ids: np.ndarray) -> np.ndarray:
         """The weight of each of ``ids``' loss in the trainers' batch mean, as the newest round chose it
         (1 for selectors without weights), for a rank's shard."""
         return self._route("loss_weights", queries.check_ids(ids, self.config.n))["loss_weight"]
 
+    @read_only
     def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
         ids = queries.check_ids(ids, self.config.n)
         return queries.samples(ids, self._route("rows", ids))
 
+    @read_only
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
         return queries.merge_top(self._ask("metric_part", metric, "top", k, order), metric, k, order)
 
+    @read_only
     def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
         return queries.sharded_histogram(self._ask, metric, bins)
 
+    @read_only
     def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
         """The ids trained on in ``round_``, paged: each shard's part in id order, shard after shard."""
         return queries.sharded_subset(self._ask, self.shards.call, round_, offset, limit)
 
+    @read_only
     def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
         return queries.merge_label_issues(self._ask("label_issue_part", threshold, limit), limit)

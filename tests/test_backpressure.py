@@ -69,8 +69,7 @@ def test_a_writer_ten_times_faster_than_the_shards_stalls_and_their_memory_stays
     endpoint, base = ActorEndpoint(RUN), [rss_mib(p) for p in pids]
     for i in range(2000):
         ids = rng.choice(N, BATCH, replace=False)
-        endpoint.submit(
-            "ingest",
+        endpoint.send_ingest(
             batch(ids, np.ones(BATCH), np.ones(BATCH, bool), step=step + i, lr=0.1, writer="raw", seq=i),
         )
     grown = max(rss_mib(p) - b for p, b in zip(pids, base, strict=True))

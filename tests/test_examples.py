@@ -39,7 +39,7 @@ def assert_rounds_consistent(run: curriculum.Run, world: int) -> int:
     expected = np.zeros(info["n"], dtype=np.int64)
     for r in range(info["rounds"]):
         ids = run.subset(r)
-        shards = [run.endpoint.call("subset", r, rank, world) for rank in range(world)]
+        shards = [run.endpoint.subset(r, rank, world) for rank in range(world)]
         assert len({len(s) for s in shards}) == 1
         assert sorted(np.concatenate(shards).tolist()) == sorted(ids.tolist())
         expected[ids] += 1

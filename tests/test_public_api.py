@@ -209,7 +209,7 @@ def test_every_byproduct_lands_on_its_id_with_two_ranks_and_loader_workers(run_n
     expected = np.zeros(n, dtype=np.int64)
     for r in range(3):
         ids = run.subset(r)
-        shards = [run.endpoint.call("subset", r, rank, 2) for rank in (0, 1)]
+        shards = [run.endpoint.subset(r, rank, 2) for rank in (0, 1)]
         assert len(shards[0]) == len(shards[1]) and not set(shards[0]) & set(shards[1])
         assert sorted(np.concatenate(shards)) == sorted(ids)
         expected[ids] += 1

@@ -28,11 +28,11 @@ def build(run: str, shards: int, snapshot_dir: str) -> ray.actor.ActorHandle:
     endpoint = ActorEndpoint(run)
     rng = np.random.default_rng(0)
     for r in range(2):
-        ids = np.concatenate([endpoint.call("subset", r, rank, 2) for rank in range(2)])
+        ids = np.concatenate([endpoint.subset(r, rank, 2) for rank in range(2)])
         loss = rng.exponential(size=len(ids)).astype(np.float32)
         b = batch(ids, loss, loss < 1, step=r, lr=0.1, round_=r, seq=2 * r)
         b["label"], b["predicted"] = ids % 10, np.where(loss > 2, (ids + 1) % 10, ids % 10)
-        endpoint.call("ingest", b)  # shard by shard, straight from the trainer's side
+        endpoint.ingest(b)  # shard by shard, straight from the trainer's side
         ray.get(store.record_round.remote(r, {"test_accuracy": 0.5 + r / 10}))
     ray.get(store.subset.remote(2, 0, 3))
     return store
@@ -80,7 +80,7 @@ def test_rank_ids_come_from_the_shards_and_the_run_handle_reads_one_store(runs):
     one, three = ActorEndpoint("rest-one"), ActorEndpoint("rest-three")
     assert len(three.shards) == 3 and not one.shards
     for rank in range(3):
-        np.testing.assert_array_equal(one.call("subset", 2, rank, 3), three.call("subset", 2, rank, 3))
+        np.testing.assert_array_equal(one.subset(2, rank, 3), three.subset(2, rank, 3))
     a, b = curriculum.attach_run("rest-one"), curriculum.attach_run("rest-three")
     for name, col in a.scores().items():
         np.testing.assert_array_equal(b.scores((name,))[name], col, err_msg=name)

@@ -1,30 +1,34 @@
-"""How trainers reach a run's store: calls that wait, and byproduct sends that do not.
+"""How trainers reach a run's store: the store's own methods, calls that wait, and byproduct sends
+that do not.
 
-Two implementations: :class:`~curriculum._internal.ray_endpoint.ActorEndpoint` calls the store actor through
-Ray (Ray Train workers, or processes that joined the cluster as drivers);
+Two implementations: :class:`~curriculum._internal.ray_endpoint.ActorEndpoint` calls the store actor
+through Ray (Ray Train workers, or processes that joined the cluster as drivers);
 :class:`~curriculum.http_endpoint.HttpEndpoint` calls the REST API (trainers that cannot join Ray; it
-imports no Ray). Either raises the store's own errors (``InvalidBatch``, ``InvalidQuery`` — both
-``ValueError`` — and ``NotFound``) with the store's message.
+imports no Ray). Either raises the store's own errors (:mod:`scorer_service.core.errors`:
+``InvalidBatch``, ``InvalidQuery``, ``NotFound``, ...) with the store's message.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from scorer_service.core.interface import TrainerInterface
 
-class Endpoint(Protocol):
-    """The store of one run, as a trainer sees it."""
+
+class Endpoint(TrainerInterface, Protocol):
+    """The store of one run, as a trainer sees it: the methods of
+    :class:`~scorer_service.core.interface.TrainerInterface`, each waiting for its answer, and a
+    byproduct send that does not wait."""
 
     run: str
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Call ``method(*args)`` on the store and wait for its answer."""
+    def send_ingest(self, data: dict[str, Any]) -> Any:
+        """Start :meth:`ingest` of ``data`` without waiting; :meth:`ingest_result` waits for it."""
+        ...
 
-    def submit(self, method: str, *args: Any) -> Any:
-        """Start ``method(*args)`` without waiting; :meth:`result` waits for it."""
-
-    def result(self, pending: Any) -> Any:
-        """Wait for a call from :meth:`submit`; raises the store's error."""
+    def ingest_result(self, pending: Any) -> dict[str, Any]:
+        """The acknowledgement of a send from :meth:`send_ingest`; raises the store's error."""
+        ...
 
 
 def endpoint_for(run: Any) -> Endpoint:

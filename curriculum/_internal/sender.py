@@ -135,7 +135,7 @@ class Sender:
                 if lagging:
                     self.throttled_s += time.perf_counter() - t0
                 batch |= {"sent": time.time(), "queued": len(pending) + 1}
-                pending.append(self.endpoint.submit("ingest", batch))
+                pending.append(self.endpoint.send_ingest(batch))
             except Exception as e:  # kept for the training thread, which raises it
                 self._fail(e)
             if self._closed and self._queue.empty():
@@ -145,7 +145,7 @@ class Sender:
 
     def _collect(self, pending: Any) -> None:
         try:
-            self.lag_s = float(self.endpoint.result(pending).get("lag_s", 0.0))
+            self.lag_s = float(self.endpoint.ingest_result(pending).get("lag_s", 0.0))
         except ValueError as e:  # the store refused the batch; its message says why
             if self.on_error == "raise":
                 self._fail(e)

@@ -1,21 +1,41 @@
-"""Errors the store and the service raise; the REST layer maps :class:`NotFound` to 404,
-:class:`Conflict` to 409, :class:`NotReady` to 425, :class:`InvalidBatch` and :class:`InvalidQuery`
-to 400, :class:`Unauthorized` to 401 and :class:`Forbidden` to 403, each with its message and its
-class name (``{"detail": ..., "type": "NotFound"}``), so a REST client raises the class a caller
-through Ray gets."""
+"""Errors the store and the service raise: one hierarchy under :class:`CurriculumError`.
+
+Each also derives from the built-in exception it refines (``ValueError``, ``KeyError``,
+``PermissionError``, ``RuntimeError``), so ``except ValueError`` keeps catching a refused batch::
+
+    CurriculumError
+    ├── InvalidBatch (ValueError)       400: a byproduct batch the store refuses
+    ├── InvalidQuery (ValueError)       400: a query parameter it cannot answer
+    ├── Conflict (ValueError)           409: what the store's configuration does not allow
+    │   ├── NotReady                    425: a round too far ahead of the scores
+    │   └── RunExists                   409: a run of that name is live
+    ├── NotFound (KeyError)             404: an unknown sample id, round, run or token
+    ├── Unauthorized (PermissionError)  401: no token, or an unknown one
+    ├── Forbidden (PermissionError)     403: a token that does not cover the request
+    └── StoreUnavailable (RuntimeError) 503: a store that cannot answer now
+
+Every transport raises the class the store raised, with its message: in-process, through Ray (the
+Ray shells and the trainers' endpoint drop Ray's wrapper, :mod:`scorer_service.ray.errors`) and over
+REST, whose error body names the class (``{"detail": ..., "type": "NotFound"}``) for the client to
+raise it again (:data:`ERROR_TYPES`).
+"""
 
 from __future__ import annotations
 
 
-class InvalidBatch(ValueError):
+class CurriculumError(Exception):
+    """Base of every error the store and the service raise on purpose."""
+
+
+class InvalidBatch(CurriculumError, ValueError):
     """A byproduct batch that the store refuses; nothing of it was applied."""
 
 
-class InvalidQuery(ValueError):
+class InvalidQuery(CurriculumError, ValueError):
     """A query parameter the store cannot answer (unknown metric, bad range)."""
 
 
-class Conflict(ValueError):
+class Conflict(CurriculumError, ValueError):
     """A well-formed request that the store's configuration does not allow (a snapshot of a store
     kept in memory only)."""
 
@@ -29,19 +49,23 @@ class RunExists(Conflict):
     """A run of that name has a live store; creating it again would destroy it."""
 
 
-class NotFound(KeyError):
+class NotFound(CurriculumError, KeyError):
     """An unknown sample id, round or run."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "not found"
 
 
-class Unauthorized(PermissionError):
+class Unauthorized(CurriculumError, PermissionError):
     """A request without a bearer token, or with one the service does not know."""
 
 
-class Forbidden(PermissionError):
+class Forbidden(CurriculumError, PermissionError):
     """A known token whose role or runs do not cover the request."""
+
+
+class StoreUnavailable(CurriculumError, RuntimeError):
+    """The run's store exists but cannot answer now (it died and is restarting, or its node is gone)."""
 
 
 # What a REST error's ``type`` may name: ValueError is a run's settings that create_run refuses.

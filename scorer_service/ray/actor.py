@@ -5,12 +5,14 @@ the coordinator's process, as one actor)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import ray
 
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import NotFound, RunExists
+from scorer_service.core.interface import is_read_only
 from scorer_service.core.wire import NAMESPACE, SHARD_PREFIX, STORE_PREFIX, actor_name, shard_name
 from scorer_service.ray.block_tasks import ray_block_map
 from scorer_service.ray.shards import RayShards
@@ -18,38 +20,35 @@ from scorer_service.shard import StoreShard
 from scorer_service.sizing import auto_shards
 from scorer_service.store import HardnessStore
 
-# Read-only calls a client may send to the "query" concurrency group, so a score query does not
-# wait behind queued ingests; the store's read lock makes each answer come from one state.
-QUERY_METHODS = frozenset(
-    {
-        "info",
-        "samples",
-        "top",
-        "histogram",
-        "round_summaries",
-        "round_subset",
-        "column",
-        "columns",
-        "label_issues",
-    }
-)
-
-
 # Threads for ingest calls: while some wait for the fsync covering their batch, others log and apply
 # theirs, so the batches of many writers share one fsync (group commit). 16 writers with the
 # recorder's 8 sends in flight each keep about this many calls at the store.
 INGEST_THREADS = 32
 
 
+def read_only_methods(cls: type) -> set[str]:
+    """Names of ``cls``'s methods marked :func:`~scorer_service.core.interface.read_only` by it or by a
+    class it derives from (an override keeps the mark of the method it overrides)."""
+    return {name for base in cls.__mro__ for name, fn in vars(base).items() if is_read_only(fn)}
+
+
+def _in_group(cls: type, name: str, group: str) -> Any:
+    method = getattr(cls, name)
+
+    @functools.wraps(method)
+    def grouped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(self, *args, **kwargs)
+
+    return ray.method(concurrency_group=group)(grouped)
+
+
 def actor_class(cls: type) -> ray.actor.ActorClass:
     """``cls`` (a store, a shard, or a stand-in for one) as an actor class whose ``ingest`` runs in the
-    "ingest" group."""
-
-    def ingest(self: Any, data: dict[str, Any]) -> dict[str, Any]:
-        return cls.ingest(self, data)
-
-    ingest.__doc__ = cls.ingest.__doc__
-    grouped = type(cls.__name__, (cls,), {"ingest": ray.method(concurrency_group="ingest")(ingest)})
+    "ingest" group and whose read-only methods run in the "query" group (so a score query does not
+    wait behind queued ingests; the store's read lock makes each answer come from one state)."""
+    methods = {name: _in_group(cls, name, "query") for name in read_only_methods(cls)}
+    methods["ingest"] = _in_group(cls, "ingest", "ingest")
+    grouped = type(cls.__name__, (cls,), methods)
     # num_cpus=0: the store must not take a CPU slot from the trainers (with 2 CPUs they need both).
     # max_task_retries=-1: calls pending when the actor dies are retried on the restarted actor.
     # Every other change stays in the default group, which runs one call at a time, in order; the

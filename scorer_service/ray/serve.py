@@ -18,27 +18,25 @@ from fastapi import FastAPI
 from ray import serve
 
 from scorer_service.config import run_config
+from scorer_service.core.errors import StoreUnavailable
 from scorer_service.core.tokens import hash_token
-from scorer_service.ray.actor import QUERY_METHODS, create_store, delete_store, get_store, list_runs
+from scorer_service.ray.actor import create_store, delete_store, get_store, list_runs
+from scorer_service.ray.errors import unwrap
 from scorer_service.ray.tokens import RayTokens
 from scorer_service.web.app import build_app
 from scorer_service.web.dashboard import ImageSource
-from scorer_service.web.directory import StoreUnavailable
+from scorer_service.web.directory import P, R, StoreMethod
 
 logger = logging.getLogger(__name__)
-
-
-def _method(handle: ray.actor.ActorHandle, name: str) -> Any:
-    method = getattr(handle, name)
-    return method.options(concurrency_group="query") if name in QUERY_METHODS else method
 
 
 class RayDirectory:
     """Finds stores by run name; re-resolves a handle whose actor was recreated.
 
-    Errors arrive as the store raised them: Ray's wrapper (its task text, pid, node address and
-    actor id) is dropped here, so it can never reach a client; a store that is gone or restarting
-    is :class:`StoreUnavailable`.
+    A method runs in the actor's concurrency group for it (read-only ones in "query":
+    :func:`~scorer_service.ray.actor.actor_class`). Errors arrive as the store raised them: Ray's
+    wrapper (its task text, pid, node address and actor id) is dropped here, so it can never reach a
+    client; a store that is gone or restarting is :class:`StoreUnavailable`.
     """
 
     def __init__(self) -> None:
@@ -53,16 +51,17 @@ class RayDirectory:
     async def runs(self) -> list[str]:
         return await asyncio.to_thread(list_runs)
 
-    async def call(self, run: str, method: str, *args: Any) -> Any:
+    async def call(self, run: str, method: StoreMethod[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        name = method.__name__
         try:
             try:
-                return await _method(await self._handle(run), method).remote(*args)
+                return await getattr(await self._handle(run), name).remote(*args, **kwargs)
             except ray.exceptions.ActorDiedError:
                 # Recreated under the same name (a new run, or replaced): look it up again, once.
                 self._handles.pop(run, None)
-                return await _method(await self._handle(run), method).remote(*args)
+                return await getattr(await self._handle(run), name).remote(*args, **kwargs)
         except ray.exceptions.RayTaskError as e:
-            raise (e.cause if e.cause is not None else e.as_instanceof_cause()) from None
+            raise unwrap(e) from None
         except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError) as e:
             self._handles.pop(run, None)
             logger.warning("the store of run %r is not available: %s", run, e)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import ray
 
+from scorer_service.ray.errors import callee_errors
+
 # Read-only calls of a shard, answered from its "query" concurrency group.
 SHARD_QUERIES = frozenset(
     {
@@ -36,11 +38,6 @@ SHARD_QUERIES = frozenset(
 )
 
 
-def unwrap(error: ray.exceptions.RayTaskError) -> BaseException:
-    """The exception a shard raised, without Ray's wrapper (task text, pid, node address)."""
-    return error.cause if error.cause is not None else error.as_instanceof_cause()
-
-
 def method(handle: ray.actor.ActorHandle, name: str) -> Any:
     """``handle``'s method ``name``, in the concurrency group it belongs to."""
     m = getattr(handle, name)
@@ -57,7 +54,5 @@ class RayShards:
         refs = [
             None if a is None else method(h, name).remote(*a) for h, a in zip(self.handles, args, strict=True)
         ]
-        try:
+        with callee_errors():
             return [None if r is None else ray.get(r) for r in refs]
-        except ray.exceptions.RayTaskError as e:
-            raise unwrap(e) from None

@@ -14,6 +14,7 @@ import ray
 from scorer_service.config import default_snapshot_dir
 from scorer_service.core.tokens import Grant, TokenTable
 from scorer_service.ray.actor import NAMESPACE
+from scorer_service.ray.errors import callee_errors
 
 TOKENS_ACTOR = "curriculum-tokens"
 
@@ -55,10 +56,8 @@ class RayTokens:
     async def _call(self, method: str, *args: object) -> object:
         if self._handle is None:
             self._handle = await asyncio.to_thread(token_actor)
-        try:
+        with callee_errors():
             return await getattr(self._handle, method).remote(*args)
-        except ray.exceptions.RayTaskError as e:
-            raise (e.cause if e.cause is not None else e.as_instanceof_cause()) from None
 
     async def entries(self) -> list[tuple[str, Grant]]:
         return await self._call("entries")  # type: ignore[return-value]

@@ -15,6 +15,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from scorer_service.core.interface import StoreInterface
 from scorer_service.core.run_state import run_state
 from scorer_service.web.auth import Guards
 from scorer_service.web.charts import (
@@ -74,7 +75,7 @@ def add_dashboard(
         rows = []
         for run in guards.visible(request, await directory.runs()):
             try:
-                info = await call_store(directory, run, "info")
+                info = await call_store(directory, run, StoreInterface.info)
             except HTTPException:
                 continue  # deleted or unreachable between listing and asking
             rows.append(info)
@@ -96,13 +97,13 @@ async def _run_body(
     directory: StoreDirectory, run: str, source: ImageSource | None, runs: list[str]
 ) -> tuple[str, bool]:
     """One run's page; ``runs``: the runs the caller may read, linked at the top."""
-    info = await call_store(directory, run, "info")
-    rounds = await call_store(directory, run, "round_summaries")
-    hardest = await call_store(directory, run, "top", "dih", SAMPLES_SHOWN, "desc")
-    easiest = await call_store(directory, run, "top", "dih", SAMPLES_SHOWN, "asc")
-    now = await call_store(directory, run, "histogram", "dih", 20)
+    info = await call_store(directory, run, StoreInterface.info)
+    rounds = await call_store(directory, run, StoreInterface.round_summaries)
+    hardest = await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "desc")
+    easiest = await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "asc")
+    now = await call_store(directory, run, StoreInterface.histogram, "dih", 20)
     rising, rising_note = await _rising(directory, run)
-    suspects = await call_store(directory, run, "label_issues", 0.5, SAMPLES_SHOWN)
+    suspects = await call_store(directory, run, StoreInterface.label_issues, 0.5, SAMPLES_SHOWN)
     images = None
     if source is not None:
         spec = (info.get("config") or {}).get("dataset") or ""
@@ -191,10 +192,10 @@ def _selection_table(rounds: Sequence[dict[str, Any]]) -> str:
 
 async def _rising(directory: StoreDirectory, run: str) -> tuple[list[dict[str, Any]], str]:
     """The samples whose DIH rose most at their latest observation (DIH now minus DIH before it)."""
-    top = await call_store(directory, run, "top", "dih_rise", SAMPLES_SHOWN, "desc")
+    top = await call_store(directory, run, StoreInterface.top, "dih_rise", SAMPLES_SHOWN, "desc")
     if not top:
         return [], "no sample has been observed yet"
-    rows = await call_store(directory, run, "samples", [t["id"] for t in top])
+    rows = await call_store(directory, run, StoreInterface.samples, [t["id"] for t in top])
     note = "change of DIH at each sample's latest observation (DIH now minus DIH before it)"
     return [
         {"id": t["id"], "value": t["dih_rise"], "dih": r["dih"]} for t, r in zip(top, rows, strict=True)

@@ -1,9 +1,11 @@
 """How the web layer finds and calls the store of a run, and how store errors become HTTP errors.
 
 ``StoreDirectory`` is the seam: ``scorer_service.ray.serve`` passes one that calls Ray actors, tests
-and notebooks pass :class:`LocalDirectory` over in-process stores. Either raises the store's own
-errors (:mod:`scorer_service.core.errors`), :class:`StoreUnavailable` or anything else; only the
-store's own messages reach a client, everything else is logged here.
+and notebooks pass :class:`LocalDirectory` over in-process stores. A call names the store method
+it wants by passing it (``await directory.call(run, StoreInterface.top, "dih", 10)``), so its
+arguments and answer are those the method declares. Either raises the store's own errors
+(:mod:`scorer_service.core.errors`, :class:`StoreUnavailable` among them) or anything else; only
+the store's own messages reach a client, everything else is logged here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from fastapi import HTTPException
 
@@ -23,12 +25,19 @@ from scorer_service.core.errors import (
     NotFound,
     NotReady,
     RunExists,
+    StoreUnavailable,
 )
+from scorer_service.core.interface import StoreInterface
 
 CALL_TIMEOUT_S = 10.0
 MAX_MESSAGE = 300
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# A method of the store as a value: StoreInterface.info, StoreInterface.top, ...
+StoreMethod = Callable[Concatenate[StoreInterface, P], R]
 
 
 class ApiError(HTTPException):
@@ -46,18 +55,15 @@ class ApiError(HTTPException):
         self.error_type = error_type.__name__ if error_type is not None else None
 
 
-class StoreUnavailable(RuntimeError):
-    """The run's store exists but cannot answer now (it died and is restarting, or its node is gone)."""
-
-
 class StoreDirectory(Protocol):
     """How the API finds and calls the store of a run."""
 
     async def runs(self) -> list[str]:
         """Names of the runs with a live store."""
 
-    async def call(self, run: str, method: str, *args: Any) -> Any:
-        """Call ``method(*args)`` on the run's store; :class:`NotFound` when the run has none."""
+    async def call(self, run: str, method: StoreMethod[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the run's store's ``method`` (a :class:`StoreInterface` method) with ``args``;
+        :class:`NotFound` when the run has none."""
 
     async def delete(self, run: str) -> None:
         """Stop the run's store; :class:`NotFound` when the run has none."""
@@ -84,10 +90,10 @@ class LocalDirectory:
     async def runs(self) -> list[str]:
         return sorted(self.stores)
 
-    async def call(self, run: str, method: str, *args: Any) -> Any:
+    async def call(self, run: str, method: StoreMethod[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         if run not in self.stores:
             raise NotFound(f"no store for run {run!r}")
-        return getattr(self.stores[run], method)(*args)
+        return getattr(self.stores[run], method.__name__)(*args, **kwargs)
 
     async def delete(self, run: str) -> None:
         if self.stores.pop(run, None) is None:
@@ -132,9 +138,11 @@ def http_error(e: BaseException, run: str) -> HTTPException:
     return HTTPException(500, f"the store of run {run!r} failed; the server log has the details")
 
 
-async def call_store(directory: StoreDirectory, run: str, method: str, *args: Any) -> Any:
+async def call_store(
+    directory: StoreDirectory, run: str, method: StoreMethod[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
     """``directory.call`` within :data:`CALL_TIMEOUT_S`, its errors mapped by :func:`http_error`."""
     try:
-        return await asyncio.wait_for(directory.call(run, method, *args), CALL_TIMEOUT_S)
+        return await asyncio.wait_for(directory.call(run, method, *args, **kwargs), CALL_TIMEOUT_S)
     except Exception as e:
         raise http_error(e, run) from None

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Query
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
+from scorer_service.core.interface import StoreInterface
 from scorer_service.core.table import EXPORT_FORMATS, TableEncoder
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
@@ -39,8 +40,9 @@ def add_export(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
     ) -> StreamingResponse:
         """The whole score table of a run as Parquet or CSV: each store shard's columns copied from one
         state of it in one call, then encoded and sent a row group at a time, shard after shard."""
-        bounds = await call_store(directory, run, "layout")
-        first = await call_store(directory, run, "part_columns", 0)  # errors before the answer starts
+        bounds = await call_store(directory, run, StoreInterface.layout)
+        # Errors come before the answer starts.
+        first = await call_store(directory, run, StoreInterface.part_columns, 0)
         name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in run)
         headers = {
             "Content-Disposition": f'attachment; filename="{name}.{format}"',
@@ -55,7 +57,8 @@ async def _pieces(
 ) -> AsyncIterator[bytes]:
     encoder = TableEncoder(fmt)
     for shard in range(len(bounds) - 1):
-        columns = first if shard == 0 else await call_store(directory, run, "part_columns", shard)
+        part = StoreInterface.part_columns
+        columns = first if shard == 0 else await call_store(directory, run, part, shard)
         for piece in encoder.part(bounds[shard], columns):
             yield piece
     yield encoder.close()

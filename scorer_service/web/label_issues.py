@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Path, Query
 
+from scorer_service.core.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import READ_STORE_ERRORS, LabelIssue
@@ -29,4 +30,4 @@ def add_label_issue_routes(app: FastAPI, directory: StoreDirectory, guards: Guar
     ) -> list[dict[str, Any]]:
         """Likely mislabeled samples, most likely first: noise probability (a two-component mixture on
         each sample's mean loss), the label trained on and the model's latest prediction (-1: not sent)."""
-        return await call_store(directory, run, "label_issues", threshold, limit)
+        return await call_store(directory, run, StoreInterface.label_issues, threshold, limit)

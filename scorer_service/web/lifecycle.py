@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 
 from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound
+from scorer_service.core.interface import StoreInterface
 from scorer_service.core.run_state import RunState, with_state
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import (
@@ -60,7 +61,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
             if prefix is not None and not run.startswith(prefix):
                 continue
             try:
-                info = with_state(await call_store(directory, run, "info"))
+                info = with_state(await call_store(directory, run, StoreInterface.info))
             except HTTPException:
                 continue  # a run deleted between listing and asking
             if (state is None or info["state"] == state) and (method is None or info["method"] == method):
@@ -94,7 +95,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
             ) from None
         except Exception as e:
             raise http_error(e, spec.name) from None
-        return with_state(await call_store(directory, spec.name, "info"))
+        return with_state(await call_store(directory, spec.name, StoreInterface.info))
 
     @app.post(
         "/v1/runs/{run}/snapshot",
@@ -105,7 +106,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
     )
     async def force_snapshot(run: str = guards.run_param) -> dict[str, Any]:
         """Write a snapshot of the run's store now (an ``admin`` token for the run)."""
-        return {"run": run, "snapshot": await call_store(directory, run, "snapshot")}
+        return {"run": run, "snapshot": await call_store(directory, run, StoreInterface.snapshot)}
 
     @app.delete(
         "/v1/runs/{run}",

@@ -21,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from scorer_service.core.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory
 from scorer_service.web.models import errors
@@ -78,8 +79,8 @@ class _Snapshot:
 
 async def _ask(directory: StoreDirectory, run: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     try:
-        info = await asyncio.wait_for(directory.call(run, "info"), CALL_TIMEOUT_S)
-        rounds = await asyncio.wait_for(directory.call(run, "round_summaries"), CALL_TIMEOUT_S)
+        info = await asyncio.wait_for(directory.call(run, StoreInterface.info), CALL_TIMEOUT_S)
+        rounds = await asyncio.wait_for(directory.call(run, StoreInterface.round_summaries), CALL_TIMEOUT_S)
     except Exception:  # one unreachable store must not fail the scrape of the others
         return None
     return info, rounds

@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 
+from scorer_service.core.interface import StoreInterface
 from scorer_service.core.run_state import with_state
 from scorer_service.core.state import METRICS
 from scorer_service.web.auth import Guards
-from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, call_store
+from scorer_service.web.directory import CALL_TIMEOUT_S, P, R, StoreDirectory, StoreMethod, call_store
 from scorer_service.web.models import (
     MAX_INT,
     READ_STORE_ERRORS,
@@ -51,8 +52,8 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
     (each needs a ``read`` token for the run once the service holds scoped tokens)."""
     reads = guards.reads()
 
-    async def call(run: str, method: str, *args: Any) -> Any:
-        return await call_store(directory, run, method, *args)
+    async def call(run: str, method: StoreMethod[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await call_store(directory, run, method, *args, **kwargs)
 
     @app.get("/v1/health", response_model=Health, **guards.identify())
     async def health(request: Request) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         except Exception:  # the health check reports failures instead of raising them
             logger.exception("cannot list the runs")
             return {"status": "degraded", "store_reachable": False, "runs": [], "error": "cannot list runs"}
-        asks = {asyncio.ensure_future(directory.call(run, "info")): run for run in runs}
+        asks = {asyncio.ensure_future(directory.call(run, StoreInterface.info)): run for run in runs}
         remaining = deadline - asyncio.get_running_loop().time()
         done = (await asyncio.wait(asks, timeout=max(remaining, 0.0)))[0] if asks else set()
         for task in asks.keys() - done:
@@ -78,7 +79,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
     @app.get("/v1/runs/{run}", response_model=RunInfo, responses=READ_ERRORS, **reads)
     async def run_info(run: str = RunName) -> dict[str, Any]:
         """One run's state, configuration and counters."""
-        return with_state(await call(run, "info"))
+        return with_state(await call(run, StoreInterface.info))
 
     @app.get(
         "/v1/runs/{run}/samples/{sample_id}", response_model=Sample, responses=READ_STORE_ERRORS, **reads
@@ -87,7 +88,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         run: str = RunName, sample_id: int = Path(..., description="sample id")
     ) -> dict[str, Any]:
         """Every score column of one sample."""
-        return (await call(run, "samples", [sample_id]))[0]
+        return (await call(run, StoreInterface.samples, [sample_id]))[0]
 
     @app.get("/v1/runs/{run}/samples", response_model=list[Sample], responses=READ_STORE_ERRORS, **reads)
     async def samples(
@@ -95,7 +96,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         ids: str = Query(..., pattern=IDS_PATTERN, description=f"up to {MAX_IDS} comma-separated ids"),
     ) -> list[dict[str, Any]]:
         """Every score column of up to 1000 samples."""
-        return await call(run, "samples", [int(x) for x in ids.split(",") if x.strip()])
+        return await call(run, StoreInterface.samples, [int(x) for x in ids.split(",") if x.strip()])
 
     @app.get("/v1/runs/{run}/top", response_model=list[TopEntry], responses=READ_STORE_ERRORS, **reads)
     async def top(
@@ -105,7 +106,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         order: Literal["asc", "desc"] = "desc",
     ) -> list[dict[str, Any]]:
         """The hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
-        return await call(run, "top", metric, k, order)
+        return await call(run, StoreInterface.top, metric, k, order)
 
     @app.get("/v1/runs/{run}/histogram", response_model=Histogram, responses=READ_STORE_ERRORS, **reads)
     async def histogram(
@@ -114,12 +115,12 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         bins: int = Query(20, ge=1, le=MAX_BINS),
     ) -> dict[str, Any]:
         """The distribution of ``metric`` over all samples."""
-        return await call(run, "histogram", metric, bins)
+        return await call(run, StoreInterface.histogram, metric, bins)
 
     @app.get("/v1/runs/{run}/rounds", response_model=list[RoundSummary], responses=READ_ERRORS, **reads)
     async def rounds(run: str = RunName) -> list[dict[str, Any]]:
         """Each round: size, selector, selection time, ingested samples and training metrics."""
-        return await call(run, "round_summaries")
+        return await call(run, StoreInterface.round_summaries)
 
     @app.get(
         "/v1/runs/{run}/rounds/{round_}/subset", response_model=Subset, responses=READ_STORE_ERRORS, **reads
@@ -131,4 +132,4 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         limit: int = Query(1000, ge=1, le=MAX_LIMIT),
     ) -> dict[str, Any]:
         """The ids trained on in round ``round_``, paged by ``offset`` / ``limit``."""
-        return await call(run, "round_subset", round_, offset, limit)
+        return await call(run, StoreInterface.round_subset, round_, offset, limit)

@@ -15,6 +15,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 
 from scorer_service.core.arrow import from_ipc
+from scorer_service.core.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import (
@@ -100,7 +101,7 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
         columns = decode_byproducts(await request.body(), request.headers.get("content-type", ""))
         batch = {**columns, "round": round, "rank": rank, "writer": writer, "seq": seq}
         batch |= {"sent": sent, "queued": queued}
-        return await call_store(directory, run, "ingest", batch)
+        return await call_store(directory, run, StoreInterface.ingest, batch)
 
     @app.get(
         "/v1/runs/{run}/rounds/{round_}/shard",
@@ -122,14 +123,14 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
         ),
     ) -> Any:
         """Rank ``rank``'s equal, disjoint shard of the round's selection (selected on first request)."""
-        ids = await call_store(directory, run, "subset", round_, rank, world_size, step)
+        ids = await call_store(directory, run, StoreInterface.subset, round_, rank, world_size, step)
         return {"round": round_, "rank": rank, "world_size": world_size, "ids": np.asarray(ids).tolist()}
 
     @app.post("/v1/runs/{run}/loss-weights", response_model=LossWeights, responses=ERRORS, dependencies=guard)
     async def loss_weights(body: SampleIds, run: str = run_name) -> Any:
         """The weight of each of ``ids``' loss in the newest round selected (``infobatch``, ``--unbiased``;
         1 for selectors without weights), in the order given."""
-        weights = await call_store(directory, run, "loss_weights", body.ids)
+        weights = await call_store(directory, run, StoreInterface.loss_weights, body.ids)
         return {"weights": np.asarray(weights, dtype=np.float64).tolist()}
 
     @app.post("/v1/runs/{run}/rewind", response_model=Rewound, responses=ERRORS, dependencies=guard)
@@ -138,7 +139,7 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
         completed_round: int = Query(..., ge=-1, le=MAX_INT, description="-1: before the first round"),
     ) -> Any:
         """Start a training attempt after ``completed_round``: forget what was recorded after it."""
-        return {"rewound": bool(await call_store(directory, run, "rewind", completed_round))}
+        return {"rewound": bool(await call_store(directory, run, StoreInterface.rewind, completed_round))}
 
     @app.post(
         "/v1/runs/{run}/rounds/{round_}/metrics",
@@ -150,5 +151,5 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
         metrics: dict[str, float], run: str = run_name, round_: int = Path(..., ge=0, le=MAX_INT)
     ) -> Any:
         """Record a finished round's metrics (numbers: test accuracy, train loss, ...)."""
-        await call_store(directory, run, "record_round", round_, metrics)
+        await call_store(directory, run, StoreInterface.record_round, round_, metrics)
         return {"round": round_, "recorded": True}

@@ -33,6 +33,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     import ray
 
     from scorer_service.ray.actor import NAMESPACE
+    from scorer_service.ray.errors import unwrap
     from scorer_service.ray.tokens import token_actor
 
     ray.init(address=args.address, namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False)
@@ -50,7 +51,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             grant = ray.get(actor.revoke.remote(args.id))
             print(f"revoked token {grant.id} ({grant.role} on {grant.scope})")
     except ray.exceptions.RayTaskError as e:
-        raise ValueError(str(e.cause)) from None
+        raise ValueError(str(unwrap(e))) from None
     finally:
         ray.shutdown()
     return 0
