@@ -30,6 +30,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
+    "CurriculumError": "scorer_service.core.errors",
     "InvalidBatch": "scorer_service.core.errors",
     "InvalidQuery": "scorer_service.core.errors",
     "NotFound": "scorer_service.core.errors",
@@ -56,6 +57,7 @@ __all__ = [
     "Client",
     "Conflict",
     "CurriculumCallback",
+    "CurriculumError",
     "CurriculumDataModule",
     "Forbidden",
     "HttpEndpoint",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
     from scorer_service.config import StoreConfig
     from scorer_service.core.errors import (
         Conflict,
+        CurriculumError,
         Forbidden,
         InvalidBatch,
         InvalidQuery,

@@ -116,3 +116,50 @@ def test_a_run_created_through_the_client_lives_and_dies_over_rest(api):
     assert [r["run"] for r in admin.runs()] == ["c1"]
     with pytest.raises(curriculum.NotFound):
         run.info()
+
+
+@pytest.fixture(scope="module")
+def both_transports(ray_session):
+    """One store actor, reached through Ray (the trainers' endpoint, the Run handle) and through
+    REST (HttpEndpoint, Client) served by the Ray directory."""
+    import ray
+
+    from curriculum._internal.ray_endpoint import ActorEndpoint
+    from curriculum.http_endpoint import HttpEndpoint
+    from scorer_service.config import StoreConfig
+    from scorer_service.ray.actor import create_store
+    from scorer_service.ray.serve import RayDirectory
+
+    # No snapshot_dir: a snapshot is a Conflict.
+    handle = create_store(StoreConfig(n=20, epochs=2, run="errors", warm_start=1, cycle_length=1))
+    with uvicorn_server(build_app(RayDirectory(), token="root")) as url:
+        http = HttpEndpoint(url, "errors", token="root", retries=0)
+        yield (ActorEndpoint("errors"), curriculum.attach_run("errors")), (
+            http,
+            Client(url, "root", run="errors"),
+        )
+        http.close()
+    ray.kill(handle)
+
+
+def test_every_transport_raises_the_class_and_message_the_store_raised(both_transports):
+    """NotFound, InvalidQuery, InvalidBatch and Conflict keep their class over Ray and over REST."""
+    (ray_endpoint, ray_run), (http_endpoint, http_client) = both_transports
+    out_of_range = batch([25], [1.0], [True], step=0, lr=0.1)
+    cases = [
+        (curriculum.NotFound, lambda e, r: e.record_round(7, {"test_accuracy": 0.5})),
+        (curriculum.NotFound, lambda e, r: r.subset(1)),
+        (curriculum.InvalidQuery, lambda e, r: e.subset(5, 0, 1)),
+        (curriculum.InvalidQuery, lambda e, r: e.subset(0, 3, 2)),
+        (curriculum.InvalidBatch, lambda e, r: e.ingest(out_of_range)),
+        (curriculum.Conflict, lambda e, r: r.snapshot()),
+    ]
+    for expected, call in cases:
+        raised = []
+        for endpoint, handle in ((ray_endpoint, ray_run), (http_endpoint, http_client)):
+            with pytest.raises(expected) as e:
+                call(endpoint, handle)
+            assert isinstance(e.value, curriculum.CurriculumError)
+            raised.append(e.value)
+        assert type(raised[0]) is type(raised[1]) is expected
+        assert str(raised[0]) == str(raised[1]), raised
