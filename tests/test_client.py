@@ -134,10 +134,8 @@ def both_transports(ray_session):
     handle = create_store(StoreConfig(n=20, epochs=2, run="errors", warm_start=1, cycle_length=1))
     with uvicorn_server(build_app(RayDirectory(), token="root")) as url:
         http = HttpEndpoint(url, "errors", token="root", retries=0)
-        yield (ActorEndpoint("errors"), curriculum.attach_run("errors")), (
-            http,
-            Client(url, "root", run="errors"),
-        )
+        over_ray = ActorEndpoint("errors"), curriculum.attach_run("errors")
+        yield over_ray, (http, Client(url, "root", run="errors"))
         http.close()
     ray.kill(handle)
 
