@@ -79,10 +79,10 @@ class HttpEndpoint:
     def info(self) -> dict[str, Any]:
         return self._request("GET", self._path)
 
-    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
         raise ValueError("'parameters' is not available over HTTP")
 
-    def loss_weights(self, ids: np.ndarray) -> np.ndarray:
+    def loss_weights(self, ids: np.ndarray | list[int]) -> np.ndarray:
         body = {"ids": np.asarray(ids, dtype=np.int64).tolist()}
         return np.asarray(
             self._request("POST", f"{self._path}/loss-weights", json=body)["weights"], np.float32

@@ -136,12 +136,12 @@ class HardnessStore:
         return queries.merge_rounds(self._ask("round_parts"))
 
     @read_only
-    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
         """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
         return self._route("parameters", queries.check_ids(ids, self.config.n))
 
     @read_only
-    def loss_weights(self, ids: np.ndarray) -> np.ndarray:
+    def loss_weights(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The weight of each of ``ids``' loss in the trainers' batch mean, as the newest round chose it
         (1 for selectors without weights), for a rank's shard."""
         return self._route("loss_weights", queries.check_ids(ids, self.config.n))["loss_weight"]

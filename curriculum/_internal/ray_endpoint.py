@@ -78,10 +78,10 @@ class ActorEndpoint:
     def info(self) -> dict[str, Any]:
         return _get(self.handle.info.remote())
 
-    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
         return _get(self.handle.parameters.remote(ids))
 
-    def loss_weights(self, ids: np.ndarray) -> np.ndarray:
+    def loss_weights(self, ids: np.ndarray | list[int]) -> np.ndarray:
         return _get(self.handle.loss_weights.remote(ids))
 
     # ---- the rest of the store's methods -------------------------------------------------

@@ -56,11 +56,11 @@ class TrainerInterface(Protocol):
         """Counters and settings (``config``) of the run."""
         ...
 
-    def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
         """Instance data parameters (log sigma and its momentum) of ``ids``."""
         ...
 
-    def loss_weights(self, ids: np.ndarray) -> np.ndarray:
+    def loss_weights(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The weight of each of ``ids``' loss in the trainers' batch mean, as the newest round chose it."""
         ...
 

@@ -5,7 +5,7 @@ the coordinator's process, as one actor)."""
 from __future__ import annotations
 
 import dataclasses
-import functools
+import inspect
 from typing import Any
 
 import ray
@@ -33,12 +33,17 @@ def read_only_methods(cls: type) -> set[str]:
 
 
 def _in_group(cls: type, name: str, group: str) -> Any:
+    """``cls``'s method ``name`` as an actor method of concurrency group ``group``."""
     method = getattr(cls, name)
 
-    @functools.wraps(method)
     def grouped(self: Any, *args: Any, **kwargs: Any) -> Any:
         return method(self, *args, **kwargs)
 
+    # Ray reads the group from the function it finds after following __wrapped__, so this function
+    # takes the method's name, text and signature (its arguments are checked where it is called)
+    # but not functools.wraps' link to it.
+    grouped.__name__, grouped.__qualname__, grouped.__doc__ = name, method.__qualname__, method.__doc__
+    grouped.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
     return ray.method(concurrency_group=group)(grouped)
 
 
