@@ -40,6 +40,7 @@ _WHERE = {
     "NotReady": "scorer_service.core.errors",
     "Unauthorized": "scorer_service.core.errors",
     "Forbidden": "scorer_service.core.errors",
+    "StoreUnavailable": "scorer_service.core.errors",
     "Client": "curriculum.client",
     "serve": "curriculum.run",
     "WithIds": "curriculum.ids",
@@ -70,6 +71,7 @@ __all__ = [
     "Run",
     "RunExists",
     "StoreConfig",
+    "StoreUnavailable",
     "Unauthorized",
     "WithIds",
     "attach_run",
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
         NotFound,
         NotReady,
         RunExists,
+        StoreUnavailable,
         Unauthorized,
     )
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
-from curriculum.http_endpoint import api_error
+from curriculum.http_endpoint import api_error, server_error
 from scorer_service.core.errors import InvalidQuery
 from scorer_service.core.state import COLUMNS
 
@@ -38,7 +38,8 @@ class Client:
 
     Raises:
         NotFound, InvalidQuery, RunExists, ValueError, Unauthorized, Forbidden: as the API answers;
-        RuntimeError for a 5xx.
+        StoreUnavailable (a RuntimeError) for a store that cannot answer now, RuntimeError for
+        another 5xx.
 
     Example::
 
@@ -151,7 +152,7 @@ class Client:
     def _send(self, verb: str, path: str, **kwargs: Any) -> httpx.Response:
         r = self.http.request(verb, path, **kwargs)
         if r.status_code >= 500:
-            raise RuntimeError(f"{verb} {path}: {r.status_code} {r.text[:300]}")
+            raise server_error(r)(f"{verb} {path}: {r.status_code} {r.text[:300]}")
         if r.status_code >= 400:
             raise api_error(r)
         return r

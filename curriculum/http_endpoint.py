@@ -104,7 +104,7 @@ class HttpEndpoint:
                 raise api_error(r)
             detail = _detail(r)
             if attempt == self.retries:
-                raise RuntimeError(f"{verb} {path}: {r.status_code} {detail}")
+                raise server_error(r)(f"{verb} {path}: {r.status_code} {detail}")
             time.sleep(min(2.0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")
 
@@ -116,13 +116,22 @@ class HttpEndpoint:
 def api_error(r: httpx.Response) -> Exception:
     """The exception a 4xx answer stands for: the class its body names (the one a caller through Ray
     gets), else by status: 401, 403, 404, 425, and InvalidQuery for any other."""
-    detail = _detail(r)
-    try:
-        named = ERROR_TYPES.get(r.json().get("type") or "")
-    except (ValueError, AttributeError):
-        named = None
     by_status = {401: Unauthorized, 403: Forbidden, 404: NotFound, 425: NotReady}
-    return (named or by_status.get(r.status_code, InvalidQuery))(detail)
+    return (_named(r) or by_status.get(r.status_code, InvalidQuery))(_detail(r))
+
+
+def server_error(r: httpx.Response) -> type[Exception]:
+    """The class of a 5xx answer's error: the one its body names (``StoreUnavailable`` for a store
+    that cannot answer now), else ``RuntimeError``."""
+    named = _named(r)
+    return named if named is not None and issubclass(named, RuntimeError) else RuntimeError
+
+
+def _named(r: httpx.Response) -> type[Exception] | None:
+    try:
+        return ERROR_TYPES.get(r.json().get("type") or "")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _detail(r: httpx.Response) -> str:

@@ -161,3 +161,18 @@ def test_every_transport_raises_the_class_and_message_the_store_raised(both_tran
             raised.append(e.value)
         assert type(raised[0]) is type(raised[1]) is expected
         assert str(raised[0]) == str(raised[1]), raised
+
+
+def test_a_store_that_cannot_answer_is_store_unavailable_over_rest():
+    from curriculum.http_endpoint import HttpEndpoint
+
+    class Restarting(LocalDirectory):
+        async def call(self, run, method, *args):
+            raise curriculum.StoreUnavailable(f"the store of run {run!r} is not available")
+
+    with uvicorn_server(build_app(Restarting({"r": None}), token="root")) as url:
+        http = HttpEndpoint(url, "r", token="root", retries=0)
+        for ask in (http.info, Client(url, "root", run="r").info):
+            with pytest.raises(curriculum.StoreUnavailable, match="run 'r' is not available now"):
+                ask()
+        http.close()

@@ -80,6 +80,7 @@ ERROR_TYPES: dict[str, type[Exception]] = {
         NotFound,
         Unauthorized,
         Forbidden,
+        StoreUnavailable,
         ValueError,
     )
 }

@@ -131,9 +131,10 @@ def http_error(e: BaseException, run: str) -> HTTPException:
     if isinstance(e, InvalidQuery | InvalidBatch):
         return ApiError(400, one_line(str(e)), known)
     if isinstance(e, TimeoutError):
-        return HTTPException(503, f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s")
+        late = f"the store of run {run!r} did not answer within {CALL_TIMEOUT_S:g} s"
+        return ApiError(503, late, StoreUnavailable)
     if isinstance(e, StoreUnavailable):
-        return HTTPException(503, f"the store of run {run!r} is not available now; try again")
+        return ApiError(503, f"the store of run {run!r} is not available now; try again", StoreUnavailable)
     logger.error("the store of run %r failed", run, exc_info=e)
     return HTTPException(500, f"the store of run {run!r} failed; the server log has the details")
 
