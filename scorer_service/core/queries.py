@@ -15,7 +15,7 @@ import numpy as np
 from scorer_service.core import label_noise
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.ranking import top_k
-from scorer_service.core.reduce import combine
+from scorer_service.core.reduce import Count, Hist, Max, Min, combine
 from scorer_service.core.state import METRICS, SampleState
 
 
@@ -94,16 +94,12 @@ def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
         pick = valid[top_k(values[valid], min(k, valid.size), largest=order == "desc")]
         return pick + first, values[pick]
     x = values[finite]
+    missing = Count(int(values.size - x.size))
     if op == "range":
-        return {
-            "v:min": float(x.min()) if x.size else np.inf,
-            "v:max": float(x.max()) if x.size else -np.inf,
-            "finite:count": int(x.size),
-            "missing:count": int(values.size - x.size),
-        }
+        return {"min": Min.of(x), "max": Max.of(x), "finite": Count(int(x.size)), "missing": missing}
     bins, lo, hi = args
     counts = np.histogram(np.clip(x, lo, hi), bins=bins, range=(lo, hi))[0]
-    return {"v:hist": counts, "missing:count": int(values.size - x.size)}
+    return {"hist": Hist(counts), "missing": missing}
 
 
 def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str) -> list[dict]:
@@ -116,9 +112,9 @@ def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, o
 
 def histogram_edges(stats: dict[str, Any], bins: int) -> np.ndarray | None:
     """The bin edges one store would use for the combined ``range`` parts (None: no finite value)."""
-    if not stats["finite:count"]:
+    if not stats["finite"]:
         return None
-    return np.histogram_bin_edges(np.array([stats["v:min"], stats["v:max"]]), bins=bins)
+    return np.histogram_bin_edges(np.array([stats["min"], stats["max"]]), bins=bins)
 
 
 def merge_label_issues(parts: list[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
@@ -204,13 +200,13 @@ def sharded_histogram(ask: Callable[..., list], metric: str, bins: int) -> dict[
     stats = combine(ask("metric_part", metric, "range"))
     edges = histogram_edges(stats, bins)
     if edges is None:
-        return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing:count"]}
+        return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing"]}
     hist = combine(ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))
     return {
         "metric": metric,
-        "counts": hist["v:hist"].tolist(),
+        "counts": hist["hist"].tolist(),
         "edges": edges.tolist(),
-        "missing": hist["missing:count"],
+        "missing": hist["missing"],
     }
 
 

@@ -183,13 +183,11 @@ class RoundSelector:
         details: dict[str, Any] = {}
         pool = self.n
         if denoise:
-            count = opened["suspects:count"]
+            count = opened["suspects"]
             if noisy_labels is None:
                 noisy_labels = labels_look_noisy(opened)
-                known = opened["correct_known:count"]
-                details["noise_never_correct_share"] = (
-                    opened["never_correct:count"] / known if known else None
-                )
+                known = opened["correct_known"]
+                details["noise_never_correct_share"] = opened["never_correct"] / known if known else None
             details["noise_labels_noisy"] = noisy_labels
             recheck = self.recheck(round_)
             details["noise_recheck"] = recheck
@@ -203,9 +201,9 @@ class RoundSelector:
         stats: dict[str, Any] = {}
         for index in range(0 if warm else len(self.spec.stages)):
             stats |= combine(step(shards, round_, "stage", {"index": index, "stats": stats}))
-        lo, hi = opened["dih:min"], opened["dih:max"]
+        lo, hi = opened["dih_min"], opened["dih_max"]
         keyed = combine(step(shards, round_, "keys", {"stats": stats, "dih_range": [lo, hi]}))
-        selectable = keyed["selectable:count"]
+        selectable = keyed["selectable"]
         if warm:
             name, k = WARM, self.n
             chosen = self._cut(shards, round_, self.n, selectable)
@@ -232,7 +230,7 @@ class RoundSelector:
             "selection_ms": (time.perf_counter() - t0) * 1e3,
             "trim": list(cut),
             "counts": counts,
-            "dih_histogram": {"counts": keyed["dih:hist"].tolist(), "edges": edges.tolist()},
+            "dih_histogram": {"counts": keyed["dih_hist"].tolist(), "edges": edges.tolist()},
             "details": details,
         }
 
@@ -248,7 +246,7 @@ class RoundSelector:
             # MCL without embeddings (official code's fallback): a uniform draw among the candidates.
             payload = {"stats": {}, "dih_range": [0.0, 1.0], "stream": counter_rng.CANDIDATES}
             keyed = combine(step(shards, round_, "keys", payload))
-            return self._cut(shards, round_, keep, keyed["selectable:count"])
+            return self._cut(shards, round_, keep, keyed["selectable"])
         function = self.diversity.function_or("fl") if self.spec.diversifies else self.diversity.function
         count = len(shards.bounds) - 1
         shares = proportional_budgets(np.asarray(chosen), keep)
@@ -287,8 +285,8 @@ class RoundSelector:
 def fit_noise(shards: ShardGroup) -> NoiseFit:
     """The label-noise mixture fitted to every shard's histogram of its samples' mean loss."""
     stats = combine(ask(shards, "noise_part", "range"))
-    if stats["loss:count"] >= 2 and stats["loss:max"] > stats["loss:min"]:
-        stats |= combine(ask(shards, "noise_part", "hist", stats["loss:min"], stats["loss:max"]))
+    if stats["loss_count"] >= 2 and stats["loss_max"] > stats["loss_min"]:
+        stats |= combine(ask(shards, "noise_part", "hist", stats["loss_min"], stats["loss_max"]))
     return fit(stats)
 
 
