@@ -160,17 +160,15 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
     }
 
 
-def route(
-    call: Callable[[str, list], list], bounds: np.ndarray, method: str, ids: np.ndarray, *args: Any
-) -> list:
-    """``method(ids it holds, *args)`` of each shard holding some of ``ids`` (``bounds``: the shards' id
-    ranges; ``call(method, args per shard or None)``): (positions among ``ids``, answer) pairs."""
+def route(call: Callable[[list], list], bounds: np.ndarray, ids: np.ndarray) -> list:
+    """The answer for the ids it holds of each shard holding some of ``ids`` (``bounds``: the shards' id
+    ranges; ``call(args per shard or None)``): (positions among ``ids``, answer) pairs."""
     owner = np.searchsorted(bounds, ids, side="right") - 1
     held = [np.flatnonzero(owner == s) for s in range(len(bounds) - 1)]
-    asks = [(ids[p], *args) if p.size else None for p in held]
+    asks: list[tuple | None] = [(ids[p],) if p.size else None for p in held]
     if not len(ids):  # still one answer, with every column (empty)
-        asks[0] = (ids, *args)
-    return [(p, a) for p, a in zip(held, call(method, asks), strict=True) if a is not None]
+        asks[0] = (ids,)
+    return [(p, a) for p, a in zip(held, call(asks), strict=True) if a is not None]
 
 
 def assemble(n: int, routed: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
@@ -193,15 +191,16 @@ def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
     return [(int(a), int(max(a, b))) for a, b in zip(lo, hi, strict=True)]
 
 
-def sharded_histogram(ask: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
-    """The histogram of ``metric`` over every shard (``ask(method, *args)``: every shard's answer), with
-    the edges one store would use: the finite range first, then each shard's counts over it. Counts
-    and missing come from one read of each shard, so they add up to n while the store changes."""
-    stats = combine(ask("metric_part", metric, "range"))
+def sharded_histogram(parts: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
+    """The histogram of ``metric`` over every shard (``parts(op, *args)``: every shard's
+    :func:`metric_part`), with the edges one store would use: the finite range first, then each
+    shard's counts over it. Counts and missing come from one read of each shard, so they add up to n
+    while the store changes."""
+    stats = combine(parts("range"))
     edges = histogram_edges(stats, bins)
     if edges is None:
         return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing"]}
-    hist = combine(ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))
+    hist = combine(parts("hist", bins, edges[0], edges[-1]))
     return {
         "metric": metric,
         "counts": hist["hist"].tolist(),
@@ -211,16 +210,16 @@ def sharded_histogram(ask: Callable[..., list], metric: str, bins: int) -> dict[
 
 
 def sharded_subset(
-    ask: Callable[..., list], call: Callable[[str, list], list], round_: int, offset: int, limit: int
+    state: dict[str, Any] | None, ids_of: Callable[[list], list], round_: int, offset: int, limit: int
 ) -> dict[str, Any]:
-    """Page ``[offset, offset + limit)`` of the ids trained on in ``round_``, from the shards that hold
-    them (``call(method, args per shard or None)``)."""
-    state = ask("round_state", round_)[0]
+    """Page ``[offset, offset + limit)`` of the ids trained on in ``round_`` (``state``: the round's
+    state on the first shard, None: never selected), from the shards that hold them
+    (``ids_of(args per shard or None)``: their ``round_ids``)."""
     if state is None:
         raise NotFound(f"round {round_} was never selected")
     if offset < 0 or limit < 0:
         raise InvalidQuery("offset and limit must be >= 0")
     spans = page(state["counts"], offset, limit)
-    parts = call("round_ids", [None if a == b else (round_, a, b) for a, b in spans])
+    parts = ids_of([None if a == b else (round_, a, b) for a, b in spans])
     ids = np.concatenate([np.zeros(0, np.int64), *[p for p in parts if p is not None]])
     return {"round": round_, "total": sum(state["counts"]), "offset": offset, "ids": ids.tolist()}
