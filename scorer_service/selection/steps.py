@@ -100,7 +100,9 @@ class Lowest:
 Step = Open | Pool | Stage | Keys | Counts | Cut | Diverse | Choose | Lowest
 # The steps that set what a session keeps: logged, so a restarted shard rebuilds the session.
 LOGGED: tuple[type, ...] = (Open, Pool, Stage, Keys, Cut, Diverse, Choose)
-_BY_NAME: dict[str, type] = {c.name: c for c in (*LOGGED, Counts, Lowest)}
+_BY_NAME: dict[str, type[Step]] = {
+    c.name: c for c in (Open, Pool, Stage, Keys, Counts, Cut, Diverse, Choose, Lowest)
+}
 
 
 def payload(step: Step) -> dict[str, Any]:
