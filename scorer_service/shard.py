@@ -29,17 +29,26 @@ from scorer_service.config import StoreConfig
 from scorer_service.core import label_noise, queries
 from scorer_service.core.byproducts import TABLE_COLUMNS
 from scorer_service.core.errors import InvalidBatch, NotFound
+from scorer_service.core.interface import read_only
 from scorer_service.core.load import IngestLoad
 from scorer_service.core.locking import ReadWriteLock, changes
 from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.core.turns import WriterTurns, writer_key
-from scorer_service.selection.session import RoundPlan, ShardSession, lowest
+from scorer_service.durability.entries import (
+    AdoptEntry,
+    DuplicatesEntry,
+    Entry,
+    IngestEntry,
+    RecordEntry,
+    RejectedEntry,
+    ReshardEntry,
+    StepEntry,
+)
+from scorer_service.selection import steps
+from scorer_service.selection.session import ShardSession, lowest
 from scorer_service.submodular import MapFn
-
-# Selection steps that set what a session keeps: logged, so a restarted shard rebuilds the session.
-_LOGGED_STEPS = frozenset({"open", "pool", "stage", "keys", "cut", "diverse", "choose"})
 
 
 class StoreShard:
@@ -96,18 +105,16 @@ class StoreShard:
         try:
             plan = self.ingestor.plan(data)
         except InvalidBatch:
-            self.journal.log({"kind": "rejected"})
+            self.journal.log(RejectedEntry())
             raise
         if plan is None:
-            ticket = self.journal.log({"kind": "duplicates"}, ack=True)
+            ticket = self.journal.log(DuplicatesEntry(), ack=True)
             return ticket, {"applied": 0, "duplicate": True, "lag_s": self.load.lag_s}
         b = plan.batch
-        header = {"kind": "ingest", "round": b.round, "rank": b.rank, "writer": b.writer, "seq": b.seq}
-        header["t"] = self.ingestor.ingest_seconds
-        if b.table_step is not None:
-            header["table"] = [b.table_step.tolist(), b.table_lr.tolist()]
         columns = {c: v for c, v in data.items() if isinstance(v, np.ndarray) and c not in TABLE_COLUMNS}
-        ticket = self.journal.log(header, columns, ack=True)
+        table = None if b.table_step is None else (b.table_step.tolist(), b.table_lr.tolist())
+        entry = IngestEntry(b.round, b.rank, b.writer, b.seq, self.ingestor.ingest_seconds, columns, table)
+        ticket = self.journal.log(entry, ack=True)
         if not self.journal.replaying:
             self.load.note(b)
         with self._lock.write():
@@ -119,42 +126,41 @@ class StoreShard:
         return ticket, {"applied": len(b), "duplicate": False, "lag_s": self.load.lag_s}
 
     @changes
-    def select_step(self, round_: int, name: str, payload: dict[str, Any]) -> Any:
+    def select_step(self, round_: int, step: steps.Step) -> Any:
         """One step of round ``round_``'s selection (:mod:`scorer_service.selection.protocol`)."""
-        if name in _LOGGED_STEPS:
-            arrays = {k: v for k, v in payload.items() if isinstance(v, np.ndarray)}
-            header = {k: v for k, v in payload.items() if k not in arrays}
-            self.journal.log({"kind": "step", "round": round_, "step": name, "payload": header}, arrays)
-        if name == "open":  # one selection is open at a time: a new one replaces an unfinished one
+        if isinstance(step, steps.LOGGED):
+            self.journal.log(StepEntry(round_, step))
+        if isinstance(step, steps.Open):  # one selection is open at a time: a new one replaces it
             previous = self.rounds.get(round_ - 1)
-            plan, term = RoundPlan(**payload), self.config.diversity_term
+            term = self.config.diversity_term
             self.sessions = {
                 round_: ShardSession(
-                    self.state, self.first, plan, previous, term, self._block_map, self.scratch
+                    self.state, self.first, step.plan, previous, term, self._block_map, self.scratch
                 )
             }
         session = self.sessions.get(round_)
         if session is None:
             raise NotFound(f"no selection of round {round_} is open on shard {self.index}")
-        if name == "open":
-            return session.open()
-        if name == "pool":
-            return session.pool(payload["applied"], payload["n"])
-        if name == "stage":
-            return session.stage(payload["index"], payload["stats"])
-        if name == "keys":
-            return session.keys(payload["stats"], tuple(payload["dih_range"]), payload.get("stream"))
-        if name == "counts":
-            return session.counts(payload["prefix"], payload["level"])
-        if name == "cut":
-            return session.cut(payload["threshold"], payload["ties"])
-        if name == "diverse":
-            return session.diverse(payload["k"], payload["merge"], payload["rng"])
-        if name == "choose":
-            return session.choose(payload["ids"], payload["priority"])
-        if name == "lowest":
-            return session.lowest(payload["m"])
-        raise ValueError(f"unknown selection step {name!r}")
+        match step:
+            case steps.Open():
+                return session.open()
+            case steps.Pool(applied, n):
+                return session.pool(applied, n)
+            case steps.Stage(index, stats):
+                return session.stage(index, stats)
+            case steps.Keys(stats, dih_range, stream):
+                return session.keys(stats, dih_range, stream)
+            case steps.Counts(prefix, level):
+                return session.counts(prefix, level)
+            case steps.Cut(threshold, ties):
+                return session.cut(threshold, ties)
+            case steps.Diverse(k, merge, rng):
+                return session.diverse(k, merge, rng)
+            case steps.Choose(ids, priority):
+                return session.choose(ids, priority)
+            case steps.Lowest(m):
+                return session.lowest(m)
+        raise TypeError(f"not a selection step: {step!r}")
 
     @changes
     def adopt(self, round_: int, meta: dict[str, Any]) -> int:
@@ -165,7 +171,7 @@ class StoreShard:
             if round_ not in self.rounds:
                 raise NotFound(f"no selection of round {round_} is open on shard {self.index}")
             return self.rounds[round_].count
-        self.journal.log({"kind": "adopt", "round": round_, "meta": meta})
+        self.journal.log(AdoptEntry(round_, meta))
         weights = session.importance()
         loss_weights = session.loss_weights(sum(meta["counts"]))
         rec = RoundRecord(
@@ -186,9 +192,7 @@ class StoreShard:
     def reshard(self, round_: int, world_size: int, trim: list[int], counts: list[int]) -> None:
         """Round ``round_``'s selection for another world size: the new trim cut and counts."""
         self._round(round_)
-        self.journal.log(
-            {"kind": "reshard", "round": round_, "world": world_size, "trim": trim, "counts": counts}
-        )
+        self.journal.log(ReshardEntry(round_, world_size, trim, counts))
         with self._lock.write():
             rec = self.rounds[round_]
             rec.world_size, rec.trim, rec.counts = world_size, (trim[0], trim[1]), list(counts)
@@ -198,8 +202,7 @@ class StoreShard:
         """Attach a round's metrics and the run's refitted label-noise mixture; the round's end."""
         self._round(round_)
         check_metrics(metrics)
-        header = {"kind": "record", "round": round_, "metrics": metrics, "noise": noise}
-        ticket = self.journal.log(header, ack=True)
+        ticket = self.journal.log(RecordEntry(round_, metrics, noise), ack=True)
         s = self.state
         values = label_noise.posterior(s.loss_mean, s.seen, label_noise.NoiseFit.from_dict(noise))
         with self._lock.write():
@@ -210,29 +213,23 @@ class StoreShard:
         if self.journal.durable:  # in the background, unless a restart could not find it otherwise
             self.snapshot(completed_round=round_, wait=self.journal.replaying or not self.journal.logged)
 
-    def replay(self, header: dict[str, Any], columns: dict[str, np.ndarray]) -> None:
+    def replay(self, entry: Entry) -> None:
         """Apply one logged change again (:meth:`Journal.replay`)."""
-        kind = header["kind"]
-        if kind == "ingest":
-            # The ingest time of the batches before this one, as measured when they arrived.
-            self.ingestor.ingest_seconds = header["t"]
-            batch = {**columns, **{k: header[k] for k in ("round", "rank", "writer", "seq")}}
-            if "table" in header:
-                batch |= {"table_step": np.asarray(header["table"][0], dtype=np.int64)}
-                batch |= {"table_lr": np.asarray(header["table"][1], dtype=np.float64)}
-            self.ingest(batch)
-        elif kind == "step":
-            self.select_step(header["round"], header["step"], {**header["payload"], **columns})
-        elif kind == "adopt":
-            self.adopt(header["round"], header["meta"])
-        elif kind == "reshard":
-            self.reshard(header["round"], header["world"], header["trim"], header["counts"])
-        elif kind == "record":
-            self.record(header["round"], header["metrics"], header["noise"])
-        elif kind in ("rejected", "duplicates"):
-            self.ingestor.counters[kind] += 1
-        else:
-            raise ValueError(f"unknown record kind {kind!r}")
+        match entry:
+            case IngestEntry():
+                # The ingest time of the batches before this one, as measured when they arrived.
+                self.ingestor.ingest_seconds = entry.t
+                self.ingest(entry.batch())
+            case StepEntry():
+                self.select_step(entry.round, entry.step)
+            case AdoptEntry():
+                self.adopt(entry.round, entry.meta)
+            case ReshardEntry():
+                self.reshard(entry.round, entry.world, entry.trim, entry.counts)
+            case RecordEntry():
+                self.record(entry.round, entry.metrics, entry.noise)
+            case RejectedEntry() | DuplicatesEntry():
+                self.ingestor.counters[entry.kind] += 1
 
     @changes
     def snapshot(self, completed_round: int | None = None, wait: bool = True) -> int:
@@ -283,10 +280,12 @@ class StoreShard:
         with self._lock.read():
             return gather()
 
+    @read_only
     def rank_ids(self, round_: int, rank: int, world_size: int) -> np.ndarray:
         """This shard's part of rank ``rank``'s ids of round ``round_`` (increasing)."""
         return self._read(lambda: self._round(round_).rank_ids(rank, world_size))
 
+    @read_only
     def round_state(self, round_: int) -> dict[str, Any] | None:
         """Round ``round_``'s world size, this shard's selected count and the run's counts (None: not
         adopted here)."""
@@ -300,14 +299,17 @@ class StoreShard:
         rec = self._round(round_)
         return lowest(rec.codes, rec.selected, m)
 
+    @read_only
     def round_ids(self, round_: int, start: int, stop: int) -> np.ndarray:
         """This shard's ids trained on in round ``round_``, positions ``start .. stop - 1`` of them."""
         return self._read(lambda: self._round(round_).ids[start:stop])
 
+    @read_only
     def round_parts(self) -> list[dict[str, Any]]:
         """Every round's summary, with what this shard ingested in it."""
         return self._read(lambda: [self.rounds[r].summary() for r in sorted(self.rounds)])
 
+    @read_only
     def info_part(self) -> dict[str, Any]:
         """Counters, and the load this shard is under (its lag behind the writers, their queued sends)."""
         i = self.ingestor
@@ -323,17 +325,21 @@ class StoreShard:
             }
         )
 
+    @read_only
     def progress(self) -> dict[int, int]:
         """Per rank, the newest optimizer step of its byproducts applied here."""
         return self._read(lambda: dict(self.ingestor.progress))
 
+    @read_only
     def keeps(self, matrix: str) -> bool:
         """Whether this shard keeps the per-sample vectors ``matrix`` ("embedding", "outputs")."""
         return matrix in self.state.matrices
 
+    @read_only
     def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         return self._read(lambda: self.state.rows(np.asarray(ids) - self.first))
 
+    @read_only
     def parameters(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Instance data parameters (log sigma and its momentum) of ``ids`` (of this shard)."""
         local = np.asarray(ids, dtype=np.int64) - self.first
@@ -342,43 +348,37 @@ class StoreShard:
             lambda: {"log_sigma": s.log_sigma[local], "log_sigma_momentum": s.log_sigma_momentum[local]}
         )
 
+    @read_only
     def loss_weights(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """The loss weights of ``ids`` (of this shard) in the newest round selected."""
         local = np.asarray(ids, dtype=np.int64) - self.first
         return self._read(lambda: {"loss_weight": self.state.loss_weight[local]})
 
+    @read_only
     def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Whole columns of this shard's samples, copied from one state."""
         return self._read(lambda: queries.columns(self.state, names))
 
+    @read_only
     def metric_part(self, metric: str, op: str, *args: Any) -> Any:
         """This shard's part of a query over a rankable column: ``top`` (k, order) -> its k best
         (ids, values); ``range`` -> finite min, max and missing count; ``hist`` (bins, lo, hi) -> counts."""
         values = self._read(lambda: queries.metric_values(self.state, metric))
         return queries.metric_part(values, self.first, op, *args)
 
+    @read_only
     def label_issue_part(self, threshold: float, limit: int) -> list[dict[str, Any]]:
         cols = self.columns(list(queries.LABEL_ISSUE_COLUMNS))
         found = queries.label_issues(cols, threshold, limit)
         return [{**row, "id": row["id"] + self.first} for row in found]
 
+    @read_only
     def noise_part(self, op: str, lo: float = 0.0, hi: float = 0.0) -> dict[str, Any]:
         """This shard's part of the label-noise fit: the loss ``range``, or its ``hist`` over [lo, hi]."""
         s = self.state
         if op == "range":
             return self._read(lambda: label_noise.range_part(s.loss_mean, s.seen))
         return self._read(lambda: label_noise.histogram_part(s.loss_mean, s.seen, lo, hi))
-
-
-class LocalShards:
-    """The shards of a store, all in this process, asked one after another."""
-
-    def __init__(self, config: StoreConfig, block_map: MapFn | None = None) -> None:
-        self.shards = [StoreShard(config, i, block_map=block_map) for i in range(max(1, config.store_shards))]
-        self.bounds = np.asarray(config.bounds())
-
-    def call(self, method: str, args: list[tuple | None]) -> list[Any]:
-        return [None if a is None else getattr(s, method)(*a) for s, a in zip(self.shards, args, strict=True)]
 
 
 def _fields(meta: dict[str, Any]) -> dict[str, Any]:

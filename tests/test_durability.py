@@ -13,6 +13,7 @@ import pytest
 
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import InvalidBatch, InvalidQuery
+from scorer_service.durability.entries import IngestEntry
 from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
@@ -208,9 +209,10 @@ def test_a_record_that_cannot_be_applied_is_quarantined_once(tmp_path, caplog):
     s = HardnessStore(config(tmp_path))
     seq = drive(s, range(0, 2))
     bad = batch([3, 99], [1.0, 1.0], [True, True], step=5, lr=0.1, round_=2, writer="bad", seq=0)
-    header = {k: bad[k] for k in ("round", "rank", "writer", "seq")} | {"kind": "ingest", "t": 0.0}
+    identity = {k: bad[k] for k in ("round", "rank", "writer", "seq")}
+    columns = {k: v for k, v in bad.items() if isinstance(v, np.ndarray)}
     # Logged, then its apply failed (here: a sample id out of range got past no check)
-    s.journal.log(header, {k: v for k, v in bad.items() if isinstance(v, np.ndarray)})
+    s.journal.log(IngestEntry(**identity, t=0.0, columns=columns))
     drive(s, range(2, 3), seq0=seq, partial=True)
     with caplog.at_level(logging.ERROR, logger="scorer_service.durability.journal"):
         restored = reopen(s, tmp_path / "restarted")

@@ -18,6 +18,7 @@ from scorer_service.config import StoreConfig
 from scorer_service.core import staleness
 from scorer_service.core.errors import InvalidBatch, NotReady
 from scorer_service.ray.actor import get_store
+from scorer_service.shard import StoreShard
 from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
@@ -42,12 +43,12 @@ def test_lag_is_the_slowest_rank_on_the_slowest_shard():
 
 
 def test_admit_refuses_past_the_bound_and_reports_the_lag_reached():
-    ask = lambda name: [{0: 9, 1: 6}]  # noqa: E731
-    assert staleness.admit(1, 2, 9, 3, ask) == {"staleness_steps": 3}
+    progress = lambda: [{0: 9, 1: 6}]  # noqa: E731
+    assert staleness.admit(1, 2, 9, 3, progress) == {"staleness_steps": 3}
     with pytest.raises(NotReady, match="3 steps behind step 9, and max_staleness is 2"):
-        staleness.admit(1, 2, 9, 2, ask)
-    assert staleness.admit(1, 2, 9, -1, ask) == {}  # ranks wait for each other
-    assert staleness.admit(1, 2, None, 2, ask) == {}  # an asker that does not say its step
+        staleness.admit(1, 2, 9, 2, progress)
+    assert staleness.admit(1, 2, 9, -1, progress) == {}  # ranks wait for each other
+    assert staleness.admit(1, 2, None, 2, progress) == {}  # an asker that does not say its step
 
 
 @pytest.mark.parametrize("shards", [1, 2])
@@ -68,7 +69,7 @@ def test_a_round_waits_until_every_rank_is_close_enough(shards):
     got = store.subset(1, 0, 2, 4)
     assert len(got) > 0
     assert store.round_summaries()[1]["details"]["staleness_steps"] == 2
-    assert store._ask("progress") == [{0: 4, 1: 2}] * shards
+    assert store._ask(StoreShard.progress) == [{0: 4, 1: 2}] * shards
 
 
 def test_without_max_staleness_a_late_observation_is_refused_and_with_it_dropped():
@@ -93,7 +94,7 @@ def test_progress_survives_a_restart(tmp_path):
     store.snapshot()
     store.ingest(sent([10], 1.0, 8, 0, 0))  # in the log only
     again = HardnessStore(cfg)
-    assert again._ask("progress") == [{0: 8, 1: 7}]
+    assert again._ask(StoreShard.progress) == [{0: 8, 1: 7}]
 
 
 def test_max_staleness_must_be_at_least_minus_one():

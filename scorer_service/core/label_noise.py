@@ -44,6 +44,8 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from scorer_service.core.reduce import Aggregate, Count, Hist, Max, Min, combine
+
 EM_ITERATIONS = 50
 BINS = 16384
 NOISE_RATE_MIN = 0.10
@@ -73,20 +75,16 @@ def _observed(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return (seen > 0) & np.isfinite(loss_mean)
 
 
-def range_part(loss_mean: np.ndarray, seen: np.ndarray) -> dict[str, Any]:
-    """One shard's part of the loss range (see :mod:`.reduce`)."""
+def range_part(loss_mean: np.ndarray, seen: np.ndarray) -> dict[str, Aggregate]:
+    """One shard's partials of the loss range (see :mod:`.reduce`)."""
     x = loss_mean[_observed(loss_mean, seen)].astype(np.float64)
-    return {
-        "loss:min": float(x.min()) if x.size else math.inf,
-        "loss:max": float(x.max()) if x.size else -math.inf,
-        "loss:count": int(x.size),
-    }
+    return {"loss_min": Min.of(x), "loss_max": Max.of(x), "loss_count": Count(int(x.size))}
 
 
-def histogram_part(loss_mean: np.ndarray, seen: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
+def histogram_part(loss_mean: np.ndarray, seen: np.ndarray, lo: float, hi: float) -> dict[str, Aggregate]:
     """One shard's counts of the rescaled losses in :data:`BINS` bins over ``[lo, hi]``."""
     x = loss_mean[_observed(loss_mean, seen)].astype(np.float64)
-    return {"loss:hist": _bin_counts(x, lo, hi)}
+    return {"loss_hist": Hist(_bin_counts(x, lo, hi))}
 
 
 @nb.njit(cache=True, nogil=True)
@@ -99,10 +97,10 @@ def _bin_counts(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def fit(stats: dict[str, Any]) -> NoiseFit:
     """The mixture from the run's combined range and histogram (``None`` histogram: losses flat)."""
-    lo, hi, count = stats["loss:min"], stats["loss:max"], stats["loss:count"]
+    lo, hi, count = stats["loss_min"], stats["loss_max"], stats["loss_count"]
     if count < 2 or not hi > lo:
         return NoiseFit(lo, hi)
-    w = stats["loss:hist"].astype(np.float64)
+    w = stats["loss_hist"].astype(np.float64)
     x = (np.arange(BINS) + 0.5) / BINS
     cum = np.cumsum(w) / w.sum()
     mu = x[np.searchsorted(cum, [0.25, 0.90])]
@@ -161,27 +159,27 @@ def _high_posterior(
 
 def noise_probability(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """The noise probability of every sample of one store (the fit and the posterior in one place)."""
-    stats = range_part(loss_mean, seen)
-    if stats["loss:count"] >= 2 and stats["loss:max"] > stats["loss:min"]:
-        stats |= histogram_part(loss_mean, seen, stats["loss:min"], stats["loss:max"])
+    stats = combine([range_part(loss_mean, seen)])
+    if stats["loss_count"] >= 2 and stats["loss_max"] > stats["loss_min"]:
+        stats |= combine([histogram_part(loss_mean, seen, stats["loss_min"], stats["loss_max"])])
     return posterior(loss_mean, seen, fit(stats))
 
 
-def noise_rate_part(last_correct: np.ndarray, flips: np.ndarray) -> dict[str, Any]:
+def noise_rate_part(last_correct: np.ndarray, flips: np.ndarray) -> dict[str, Aggregate]:
     """One shard's part of the label-noise rate estimate: how many samples have a known correctness,
     and how many of them were never predicted as labeled (wrong now, correctness never flipped)."""
     known = last_correct >= 0
     return {
-        "correct_known:count": int(known.sum()),
-        "never_correct:count": int(((last_correct == 0) & (flips == 0)).sum()),
+        "correct_known": Count(int(known.sum())),
+        "never_correct": Count(int(((last_correct == 0) & (flips == 0)).sum())),
     }
 
 
 def labels_look_noisy(stats: dict[str, Any]) -> bool:
     """Whether the combined :func:`noise_rate_part` is evidence of wrong labels (no correctness
     known: no evidence against, the mixture alone decides)."""
-    known = stats["correct_known:count"]
-    return known == 0 or stats["never_correct:count"] / known >= NOISE_RATE_MIN
+    known = stats["correct_known"]
+    return known == 0 or stats["never_correct"] / known >= NOISE_RATE_MIN
 
 
 def suspects(noise: np.ndarray, last_correct: np.ndarray, threshold: float) -> np.ndarray:

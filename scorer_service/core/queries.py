@@ -15,7 +15,7 @@ import numpy as np
 from scorer_service.core import label_noise
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.ranking import top_k
-from scorer_service.core.reduce import combine
+from scorer_service.core.reduce import Count, Hist, Max, Min, combine
 from scorer_service.core.state import METRICS, SampleState
 
 
@@ -94,16 +94,12 @@ def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
         pick = valid[top_k(values[valid], min(k, valid.size), largest=order == "desc")]
         return pick + first, values[pick]
     x = values[finite]
+    missing = Count(int(values.size - x.size))
     if op == "range":
-        return {
-            "v:min": float(x.min()) if x.size else np.inf,
-            "v:max": float(x.max()) if x.size else -np.inf,
-            "finite:count": int(x.size),
-            "missing:count": int(values.size - x.size),
-        }
+        return {"min": Min.of(x), "max": Max.of(x), "finite": Count(int(x.size)), "missing": missing}
     bins, lo, hi = args
     counts = np.histogram(np.clip(x, lo, hi), bins=bins, range=(lo, hi))[0]
-    return {"v:hist": counts, "missing:count": int(values.size - x.size)}
+    return {"hist": Hist(counts), "missing": missing}
 
 
 def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str) -> list[dict]:
@@ -116,9 +112,9 @@ def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, o
 
 def histogram_edges(stats: dict[str, Any], bins: int) -> np.ndarray | None:
     """The bin edges one store would use for the combined ``range`` parts (None: no finite value)."""
-    if not stats["finite:count"]:
+    if not stats["finite"]:
         return None
-    return np.histogram_bin_edges(np.array([stats["v:min"], stats["v:max"]]), bins=bins)
+    return np.histogram_bin_edges(np.array([stats["min"], stats["max"]]), bins=bins)
 
 
 def merge_label_issues(parts: list[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
@@ -164,17 +160,15 @@ def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list
     }
 
 
-def route(
-    call: Callable[[str, list], list], bounds: np.ndarray, method: str, ids: np.ndarray, *args: Any
-) -> list:
-    """``method(ids it holds, *args)`` of each shard holding some of ``ids`` (``bounds``: the shards' id
-    ranges; ``call(method, args per shard or None)``): (positions among ``ids``, answer) pairs."""
+def route(call: Callable[[list], list], bounds: np.ndarray, ids: np.ndarray) -> list:
+    """The answer for the ids it holds of each shard holding some of ``ids`` (``bounds``: the shards' id
+    ranges; ``call(args per shard or None)``): (positions among ``ids``, answer) pairs."""
     owner = np.searchsorted(bounds, ids, side="right") - 1
     held = [np.flatnonzero(owner == s) for s in range(len(bounds) - 1)]
-    asks = [(ids[p], *args) if p.size else None for p in held]
+    asks: list[tuple | None] = [(ids[p],) if p.size else None for p in held]
     if not len(ids):  # still one answer, with every column (empty)
-        asks[0] = (ids, *args)
-    return [(p, a) for p, a in zip(held, call(method, asks), strict=True) if a is not None]
+        asks[0] = (ids,)
+    return [(p, a) for p, a in zip(held, call(asks), strict=True) if a is not None]
 
 
 def assemble(n: int, routed: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
@@ -197,34 +191,35 @@ def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
     return [(int(a), int(max(a, b))) for a, b in zip(lo, hi, strict=True)]
 
 
-def sharded_histogram(ask: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
-    """The histogram of ``metric`` over every shard (``ask(method, *args)``: every shard's answer), with
-    the edges one store would use: the finite range first, then each shard's counts over it. Counts
-    and missing come from one read of each shard, so they add up to n while the store changes."""
-    stats = combine(ask("metric_part", metric, "range"))
+def sharded_histogram(parts: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
+    """The histogram of ``metric`` over every shard (``parts(op, *args)``: every shard's
+    :func:`metric_part`), with the edges one store would use: the finite range first, then each
+    shard's counts over it. Counts and missing come from one read of each shard, so they add up to n
+    while the store changes."""
+    stats = combine(parts("range"))
     edges = histogram_edges(stats, bins)
     if edges is None:
-        return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing:count"]}
-    hist = combine(ask("metric_part", metric, "hist", bins, edges[0], edges[-1]))
+        return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing"]}
+    hist = combine(parts("hist", bins, edges[0], edges[-1]))
     return {
         "metric": metric,
-        "counts": hist["v:hist"].tolist(),
+        "counts": hist["hist"].tolist(),
         "edges": edges.tolist(),
-        "missing": hist["missing:count"],
+        "missing": hist["missing"],
     }
 
 
 def sharded_subset(
-    ask: Callable[..., list], call: Callable[[str, list], list], round_: int, offset: int, limit: int
+    state: dict[str, Any] | None, ids_of: Callable[[list], list], round_: int, offset: int, limit: int
 ) -> dict[str, Any]:
-    """Page ``[offset, offset + limit)`` of the ids trained on in ``round_``, from the shards that hold
-    them (``call(method, args per shard or None)``)."""
-    state = ask("round_state", round_)[0]
+    """Page ``[offset, offset + limit)`` of the ids trained on in ``round_`` (``state``: the round's
+    state on the first shard, None: never selected), from the shards that hold them
+    (``ids_of(args per shard or None)``: their ``round_ids``)."""
     if state is None:
         raise NotFound(f"round {round_} was never selected")
     if offset < 0 or limit < 0:
         raise InvalidQuery("offset and limit must be >= 0")
     spans = page(state["counts"], offset, limit)
-    parts = call("round_ids", [None if a == b else (round_, a, b) for a, b in spans])
+    parts = ids_of([None if a == b else (round_, a, b) for a, b in spans])
     ids = np.concatenate([np.zeros(0, np.int64), *[p for p in parts if p is not None]])
     return {"round": round_, "total": sum(state["counts"]), "offset": offset, "ids": ids.tolist()}

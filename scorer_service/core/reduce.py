@@ -1,60 +1,124 @@
 """Statistics that each shard computes over its samples and that combine into the run's, exactly.
 
-A part is a dict from ``"name:op"`` to a value: ``sum`` (an exact sum from :mod:`.exact_sum`),
-``max``, ``min``, ``count`` (an integer) or ``hist`` (integer counts). :func:`combine` merges the
-parts of every shard; the result does not depend on how the samples were split (sums are exact until
-rounded once, the rest are integers or order-free).
+A statistic is an aggregate in three stages, as Ray Data's ``AggregateFnV2`` has them: every shard
+computes its *partial* over its own samples (:meth:`Sum.of`, ...), the coordinator *merges* the
+shards' partials of each statistic, and :meth:`Aggregate.finalize` turns the merged partial into the
+run's value. A shard answers a dict from statistic names to partials; the partial's type, not the
+name, says how it combines. The result does not depend on how the samples were split: sums are exact
+(:mod:`.exact_sum`) until rounded once in :meth:`Sum.finalize`, the rest are integers or order-free.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any, Generic, Self, TypeVar
 
 import numba as nb
 import numpy as np
 
 from scorer_service.core.exact_sum import exact_sum, to_float
 
-OPS = ("sum", "max", "min", "count", "hist")
+V = TypeVar("V")
 
 
-def part_of(values: np.ndarray, name: str, *ops: str) -> dict[str, Any]:
-    """The part of ``values`` (float64, finite) for each of ``ops`` (``sum``, ``max``, ``min``, ``count``)."""
-    out: dict[str, Any] = {}
-    for op in ops:
-        if op == "sum":
-            out[f"{name}:sum"] = exact_sum(values)
-        elif op == "max":
-            out[f"{name}:max"] = float(values.max()) if values.size else -math.inf
-        elif op == "min":
-            out[f"{name}:min"] = float(values.min()) if values.size else math.inf
-        elif op == "count":
-            out[f"{name}:count"] = int(values.size)
-        else:
-            raise ValueError(f"unknown statistic {op!r}; expected one of {', '.join(OPS[:-1])}")
-    return out
+class Aggregate(ABC, Generic[V]):
+    """One shard's partial of a statistic whose run-wide value is a ``V``."""
+
+    @abstractmethod
+    def merge(self, other: Self) -> Self:
+        """The partial of both parts' samples together."""
+
+    @abstractmethod
+    def finalize(self) -> V:
+        """The statistic's value from the partial of every sample."""
 
 
-def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's statistics from every shard's part (same keys in each)."""
-    out: dict[str, Any] = {}
-    for key in parts[0] if parts else ():
-        op = key.rsplit(":", 1)[1]
-        values = [p[key] for p in parts]
-        if op == "sum":
-            out[key] = to_float(sum(values))
-        elif op == "max":
-            out[key] = max(values)
-        elif op == "min":
-            out[key] = min(values)
-        elif op == "count":
-            out[key] = int(sum(values))
-        elif op == "hist":
-            out[key] = np.sum(values, axis=0)
-        else:
-            raise ValueError(f"unknown statistic {key!r}")
-    return out
+@dataclass(frozen=True)
+class Sum(Aggregate[float]):
+    """An exact sum (times 2^1075, :func:`.exact_sum.exact_sum`), rounded once when finalized."""
+
+    exact: int
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Sum:
+        return cls(exact_sum(values))
+
+    def merge(self, other: Sum) -> Sum:
+        return Sum(self.exact + other.exact)
+
+    def finalize(self) -> float:
+        return to_float(self.exact)
+
+
+@dataclass(frozen=True)
+class Max(Aggregate[float]):
+    """The largest value (-inf over no values)."""
+
+    value: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Max:
+        return cls(float(values.max()) if values.size else -math.inf)
+
+    def merge(self, other: Max) -> Max:
+        return Max(max(self.value, other.value))
+
+    def finalize(self) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Min(Aggregate[float]):
+    """The smallest value (inf over no values)."""
+
+    value: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Min:
+        return cls(float(values.min()) if values.size else math.inf)
+
+    def merge(self, other: Min) -> Min:
+        return Min(min(self.value, other.value))
+
+    def finalize(self) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Count(Aggregate[int]):
+    """How many samples."""
+
+    value: int
+
+    def merge(self, other: Count) -> Count:
+        return Count(self.value + other.value)
+
+    def finalize(self) -> int:
+        return self.value
+
+
+@dataclass(frozen=True, eq=False)
+class Hist(Aggregate[np.ndarray]):
+    """Counts per bin, the bins the same in every part."""
+
+    counts: np.ndarray
+
+    def merge(self, other: Hist) -> Hist:
+        return Hist(self.counts + other.counts)
+
+    def finalize(self) -> np.ndarray:
+        return self.counts
+
+
+def combine(parts: list[dict[str, Aggregate[Any]]]) -> dict[str, Any]:
+    """The run's statistics from every shard's partials (the same names in each)."""
+    return {
+        k: reduce(lambda a, b: a.merge(b), [p[k] for p in parts]).finalize()
+        for k in (parts[0] if parts else ())
+    }
 
 
 def bin_edges(lo: float, hi: float, bins: int) -> np.ndarray:

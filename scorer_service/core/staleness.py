@@ -21,14 +21,16 @@ def lag(progress: list[dict[int, int]], world_size: int, step: int) -> int:
     return max(0, step - reached)
 
 
-def admit(round_: int, world_size: int, step: int | None, bound: int, ask: Callable[..., list]) -> dict:
+def admit(
+    round_: int, world_size: int, step: int | None, bound: int, progress: Callable[[], list[dict[int, int]]]
+) -> dict:
     """The round's details on staleness if ``round_`` may be selected now: {} for a run whose ranks
     wait for each other (``bound`` -1, or no ``step``), else the lag reached (``staleness_steps``);
-    :class:`NotReady` when the scores are more than ``bound`` steps behind. ``ask("progress")``: per
-    shard, each rank's newest applied step."""
+    :class:`NotReady` when the scores are more than ``bound`` steps behind. ``progress()``: per shard,
+    each rank's newest applied step."""
     if bound < 0 or step is None:
         return {}
-    behind = lag(ask("progress"), world_size, step)
+    behind = lag(progress(), world_size, step)
     if behind > bound:
         raise NotReady(
             f"round {round_} cannot be selected yet: the scores are {behind} steps behind step {step}, "

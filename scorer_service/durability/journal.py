@@ -25,6 +25,8 @@ from scorer_service.core.errors import Conflict, InvalidQuery
 from scorer_service.core.ingest import StateImage
 from scorer_service.core.rounds import RoundRecord
 from scorer_service.durability.codec import rounds_from_table, rounds_table
+from scorer_service.durability.entries import Entry, decode
+from scorer_service.durability.entries import encode as entry_record
 from scorer_service.durability.storage import RunStorage
 from scorer_service.durability.wal import LogWriter, Record, encode
 
@@ -85,9 +87,7 @@ class Journal:
 
     # ---- the log ------------------------------------------------------------------------
 
-    def log(
-        self, header: dict[str, Any], columns: dict[str, Any] | None = None, *, ack: bool = False
-    ) -> Ticket | None:
+    def log(self, entry: Entry, *, ack: bool = False) -> Ticket | None:
         """Append one change before it is applied; returns where it went, for :meth:`commit`.
 
         ``ack``: the change will be acknowledged, so under ``always`` its fsync starts now, while the
@@ -95,7 +95,8 @@ class Journal:
         """
         if self._log is None or self.replaying:
             return None
-        return self._log, self._log.append(encode(header, columns), sync=ack and self.fsync == "always")
+        record = encode(*entry_record(entry))
+        return self._log, self._log.append(record, sync=ack and self.fsync == "always")
 
     def commit(self, ticket: Ticket | None, round_end: bool = False) -> None:
         """Return once the change logged as ``ticket`` is as durable as the policy promises: on disk
@@ -219,9 +220,8 @@ class Journal:
         return image, rounds_from_table(rounds)
 
     def replay(self, seq: int, store: Any) -> None:
-        """Apply every record logged after snapshot ``seq`` to ``store`` (its ``replay(header, columns)``
-        applies one through the call that logged it, without logging it again), one record in memory
-        at a time.
+        """Apply every entry logged after snapshot ``seq`` to ``store`` (its ``replay(entry)`` applies one
+        through the call that logged it, without logging it again), one record in memory at a time.
 
         A record that cannot be applied is quarantined (kept aside, with an error line in the log),
         not retried on every restart; the first torn record ends the replay, since nothing after it
@@ -250,7 +250,7 @@ class Journal:
     def _apply(self, store: Any, log_seq: int, record: Record) -> None:
         h = record.header
         try:
-            store.replay(h, record.columns or {})
+            store.replay(decode(h, record.columns or {}))
         except Exception as e:  # whatever it is, it would fail again on the next restart
             path = self.storage.quarantine(log_seq, record)
             logger.error(

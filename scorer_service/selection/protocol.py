@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from scorer_service.core import counter_rng
+from scorer_service.core.interface import read_only
 from scorer_service.core.label_noise import NoiseFit, fit, labels_look_noisy
 from scorer_service.core.radix import DIGITS, LEVELS
 from scorer_service.core.reduce import bin_edges, combine
@@ -34,12 +36,14 @@ from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.registry import SelectorSpec
 from scorer_service.selection.schedule import Budget, Cycles
 from scorer_service.selection.session import HISTOGRAM_BINS, WARM, RoundPlan, lowest
+from scorer_service.selection.steps import Choose, Counts, Cut, Diverse, Keys, Lowest, Open, Pool, Stage, Step
 from scorer_service.submodular.partition import MERGE_OVERSAMPLE, proportional_budgets
 
 # Largest union of the shards' diversity picks merged in one place (64 MiB of 32-d float16 sketches);
 # above it every shard keeps its own share (the partitioned solution without GreeDi's merge round).
 MAX_MERGE = 1 << 20
 _NONE = (1 << 64) - 1  # a threshold above every code: nothing selected
+T = TypeVar("T")
 
 
 class ShardGroup(Protocol):
@@ -49,24 +53,40 @@ class ShardGroup(Protocol):
     @property
     def bounds(self) -> np.ndarray: ...
 
-    def call(self, method: str, args: list[tuple | None]) -> list[Any]:
-        """``method(*args[i])`` of every shard i at once; a shard whose ``args[i]`` is None is not
-        asked (its answer is None)."""
+    def call(self, fn: Callable[..., T], args: list[tuple | None]) -> list[T]:
+        """``fn(shard i, *args[i])`` of every shard i at once, ``fn`` a method of the shards (each
+        answers by its own method of that name; one marked :func:`.read_only` does not wait behind
+        changes); a shard whose ``args[i]`` is None is not asked (its answer is None)."""
 
 
-def ask(shards: ShardGroup, method: str, *args: Any) -> list[Any]:
-    """``method(*args)`` of every shard."""
-    return shards.call(method, [args] * (len(shards.bounds) - 1))
+class SelectionShard(Protocol):
+    """What the selection asks of every shard (:class:`~scorer_service.shard.StoreShard` has it)."""
+
+    def select_step(self, round_: int, step: Step) -> Any:
+        """Carry out ``step`` of round ``round_``'s selection (:mod:`.steps`)."""
+
+    @read_only
+    def keeps(self, matrix: str) -> bool:
+        """Whether the shard keeps the per-sample vectors ``matrix``."""
+
+    @read_only
+    def noise_part(self, op: str, lo: float = 0.0, hi: float = 0.0) -> dict[str, Any]:
+        """The shard's partials of the label-noise fit: the loss ``range``, or its ``hist``."""
 
 
-def step(shards: ShardGroup, round_: int, name: str, payload: dict[str, Any]) -> list[Any]:
-    """One selection step of every shard, with the same payload."""
-    return ask(shards, "select_step", round_, name, payload)
+def ask(shards: ShardGroup, fn: Callable[..., T], *args: Any) -> list[T]:
+    """``fn(shard, *args)`` of every shard."""
+    return shards.call(fn, [args] * (len(shards.bounds) - 1))
 
 
-def step_each(shards: ShardGroup, round_: int, name: str, payloads: list[dict[str, Any]]) -> list[Any]:
-    """One selection step of every shard, each with its own payload."""
-    return shards.call("select_step", [(round_, name, p) for p in payloads])
+def step(shards: ShardGroup, round_: int, s: Step) -> list[Any]:
+    """One selection step of every shard, the same step."""
+    return ask(shards, SelectionShard.select_step, round_, s)
+
+
+def step_each(shards: ShardGroup, round_: int, each: list[Step]) -> list[Any]:
+    """One selection step of every shard, each its own."""
+    return shards.call(SelectionShard.select_step, [(round_, s) for s in each])
 
 
 def find_cut(shards: ShardGroup, round_: int, k: int, selectable: int) -> tuple[int, list[int]]:
@@ -79,7 +99,7 @@ def find_cut(shards: ShardGroup, round_: int, k: int, selectable: int) -> tuple[
         return _NONE, [0] * count
     prefix, need, last = 0, k, [0] * count
     for level in range(LEVELS):
-        parts = step(shards, round_, "counts", {"prefix": prefix, "level": level})
+        parts = step(shards, round_, Counts(prefix, level))
         total = np.zeros(DIGITS, dtype=np.int64)
         for digits, counts in parts:
             total[digits] += counts
@@ -179,17 +199,15 @@ class RoundSelector:
             self.denoise if denoise else None,
             self.unbiased,
         )
-        opened = combine(step(shards, round_, "open", plan.__dict__))
+        opened = combine(step(shards, round_, Open(plan)))
         details: dict[str, Any] = {}
         pool = self.n
         if denoise:
-            count = opened["suspects:count"]
+            count = opened["suspects"]
             if noisy_labels is None:
                 noisy_labels = labels_look_noisy(opened)
-                known = opened["correct_known:count"]
-                details["noise_never_correct_share"] = (
-                    opened["never_correct:count"] / known if known else None
-                )
+                known = opened["correct_known"]
+                details["noise_never_correct_share"] = opened["never_correct"] / known if known else None
             details["noise_labels_noisy"] = noisy_labels
             recheck = self.recheck(round_)
             details["noise_recheck"] = recheck
@@ -199,13 +217,13 @@ class RoundSelector:
             details["noise_suspects"] = count
             details["noise_excluded_share"] = count / self.n if applied else 0.0
             pool = self.n - count if applied else self.n
-            step(shards, round_, "pool", {"applied": applied, "n": pool})
+            step(shards, round_, Pool(applied, pool))
         stats: dict[str, Any] = {}
         for index in range(0 if warm else len(self.spec.stages)):
-            stats |= combine(step(shards, round_, "stage", {"index": index, "stats": stats}))
-        lo, hi = opened["dih:min"], opened["dih:max"]
-        keyed = combine(step(shards, round_, "keys", {"stats": stats, "dih_range": [lo, hi]}))
-        selectable = keyed["selectable:count"]
+            stats |= combine(step(shards, round_, Stage(index, dict(stats))))
+        lo, hi = opened["dih_min"], opened["dih_max"]
+        keyed = combine(step(shards, round_, Keys(stats, (lo, hi))))
+        selectable = keyed["selectable"]
         if warm:
             name, k = WARM, self.n
             chosen = self._cut(shards, round_, self.n, selectable)
@@ -221,7 +239,7 @@ class RoundSelector:
                 if not self.spec.diversifies:
                     name = f"{self.spec.name}+{self.diversity.function}"
         m = sum(chosen) % world
-        cut, counts = trim_cut(step(shards, round_, "lowest", {"m": m}) if m else [], chosen, m)
+        cut, counts = trim_cut(step(shards, round_, Lowest(m)) if m else [], chosen, m)
         edges = bin_edges(lo, hi, HISTOGRAM_BINS)
         return {
             "round": round_,
@@ -232,23 +250,22 @@ class RoundSelector:
             "selection_ms": (time.perf_counter() - t0) * 1e3,
             "trim": list(cut),
             "counts": counts,
-            "dih_histogram": {"counts": keyed["dih:hist"].tolist(), "edges": edges.tolist()},
+            "dih_histogram": {"counts": keyed["dih_hist"].tolist(), "edges": edges.tolist()},
             "details": details,
         }
 
     def _cut(self, shards: ShardGroup, round_: int, k: int, selectable: int) -> list[int]:
         threshold, ties = find_cut(shards, round_, k, selectable)
-        return step_each(shards, round_, "cut", [{"threshold": threshold, "ties": t} for t in ties])
+        return step_each(shards, round_, [Cut(threshold, t) for t in ties])
 
     def _diversify(
         self, shards: ShardGroup, round_: int, chosen: list[int], keep: int, details: dict[str, Any]
     ) -> list[int]:
         """Keep ``keep`` of the candidates each shard holds: GreeDi over the shards."""
-        if self.spec.diversifies and not all(ask(shards, "keeps", "embedding")):
+        if self.spec.diversifies and not all(ask(shards, SelectionShard.keeps, "embedding")):
             # MCL without embeddings (official code's fallback): a uniform draw among the candidates.
-            payload = {"stats": {}, "dih_range": [0.0, 1.0], "stream": counter_rng.CANDIDATES}
-            keyed = combine(step(shards, round_, "keys", payload))
-            return self._cut(shards, round_, keep, keyed["selectable:count"])
+            keyed = combine(step(shards, round_, Keys({}, (0.0, 1.0), counter_rng.CANDIDATES)))
+            return self._cut(shards, round_, keep, keyed["selectable"])
         function = self.diversity.function_or("fl") if self.spec.diversifies else self.diversity.function
         count = len(shards.bounds) - 1
         shares = proportional_budgets(np.asarray(chosen), keep)
@@ -257,10 +274,9 @@ class RoundSelector:
             over = np.minimum(chosen, np.ceil(shares * MERGE_OVERSAMPLE[function]).astype(np.int64))
             merge = int(over.sum()) <= MAX_MERGE
             shares = over if merge else shares
-        payloads = [
-            {"k": int(s), "merge": merge, "rng": [self.seed, round_, i]} for i, s in enumerate(shares)
-        ]
-        picks = step_each(shards, round_, "diverse", payloads)
+        picks = step_each(
+            shards, round_, [Diverse(int(s), merge, [self.seed, round_, i]) for i, s in enumerate(shares)]
+        )
         if count == 1:
             details |= picks[0]["details"]
             return [int(shares[0])]
@@ -280,15 +296,15 @@ class RoundSelector:
         details |= self.diversity.details(result) | {"diversity_merged": True, "diversity_union": len(ids)}
         priority = (len(final) - np.arange(len(final))).astype(np.float64)
         owner = np.searchsorted(shards.bounds, final, side="right") - 1
-        payloads = [{"ids": final[owner == i], "priority": priority[owner == i]} for i in range(count)]
-        return step_each(shards, round_, "choose", payloads)
+        each = [Choose(final[owner == i], priority[owner == i]) for i in range(count)]
+        return step_each(shards, round_, each)
 
 
 def fit_noise(shards: ShardGroup) -> NoiseFit:
     """The label-noise mixture fitted to every shard's histogram of its samples' mean loss."""
-    stats = combine(ask(shards, "noise_part", "range"))
-    if stats["loss:count"] >= 2 and stats["loss:max"] > stats["loss:min"]:
-        stats |= combine(ask(shards, "noise_part", "hist", stats["loss:min"], stats["loss:max"]))
+    stats = combine(ask(shards, SelectionShard.noise_part, "range"))
+    if stats["loss_count"] >= 2 and stats["loss_max"] > stats["loss_min"]:
+        stats |= combine(ask(shards, SelectionShard.noise_part, "hist", stats["loss_min"], stats["loss_max"]))
     return fit(stats)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from scorer_service.core import counter_rng
-from scorer_service.core.reduce import part_of
+from scorer_service.core.reduce import Aggregate, Count, Sum
 from scorer_service.selection.registry import KeyContext, register
 from scorer_service.selection.schedule import Budget
 
@@ -43,8 +43,8 @@ def prune_ratio(params: dict[str, Any]) -> float:
 def _below_mean(ctx: KeyContext) -> np.ndarray:
     """Samples seen before whose last loss lies below the run's mean of the last losses."""
     loss = ctx.state.last_loss
-    count = ctx.stats["infobatch_loss:count"]
-    mean = ctx.stats["infobatch_loss:sum"] / count if count else np.inf
+    count = ctx.stats["infobatch_loss_count"]
+    mean = ctx.stats["infobatch_loss_sum"] / count if count else np.inf
     return loss < mean  # NaN (never seen) compares False: kept
 
 
@@ -59,13 +59,14 @@ def _kept(ctx: KeyContext) -> np.ndarray:
     return ctx.memo["kept"]
 
 
-def _loss_moments(ctx: KeyContext) -> dict[str, Any]:
+def _loss_moments(ctx: KeyContext) -> dict[str, Aggregate]:
     loss = ctx.pool(ctx.state.last_loss).astype(np.float64)
-    return part_of(loss[np.isfinite(loss)], "infobatch_loss", "sum", "count")
+    finite = loss[np.isfinite(loss)]
+    return {"infobatch_loss_sum": Sum.of(finite), "infobatch_loss_count": Count(int(finite.size))}
 
 
-def _kept_count(ctx: KeyContext) -> dict[str, Any]:
-    return {"infobatch_kept:count": int(np.count_nonzero(_kept(ctx)))}
+def _kept_count(ctx: KeyContext) -> dict[str, Aggregate]:
+    return {"infobatch_kept_count": Count(int(np.count_nonzero(_kept(ctx))))}
 
 
 def _rescaled(ctx: KeyContext, positions: np.ndarray) -> np.ndarray:
@@ -78,7 +79,7 @@ def _rescaled(ctx: KeyContext, positions: np.ndarray) -> np.ndarray:
     score="last_loss",
     stages=(_loss_moments, _kept_count),
     loss_weights=_rescaled,
-    size=lambda stats: stats["infobatch_kept:count"],
+    size=lambda stats: stats["infobatch_kept_count"],
     warm_start=False,
     anneal=ANNEAL,
 )

@@ -21,7 +21,7 @@ import numpy as np
 from scorer_service.core import counter_rng
 from scorer_service.core.radix import sortable
 from scorer_service.core.ranking import top_codes
-from scorer_service.core.reduce import combine
+from scorer_service.core.reduce import Aggregate, combine
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.selection.schedule import Budget
@@ -78,7 +78,7 @@ class KeyContext:
         return counter_rng.uniforms(self.seed, self.round, stream, self.first, self.state.n)
 
 
-Stage = Callable[[KeyContext], dict[str, Any]]
+Stage = Callable[[KeyContext], dict[str, Aggregate]]
 Keys = Callable[[KeyContext], np.ndarray]
 Weights = Callable[[KeyContext, np.ndarray], np.ndarray]
 

@@ -14,13 +14,12 @@ id), so the selection does not depend on how the store is sharded. Budget schedu
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numba as nb
 import numpy as np
 
 from scorer_service.core import counter_rng, exact_sum
-from scorer_service.core.reduce import part_of
+from scorer_service.core.reduce import Aggregate, Max, Min, Sum
 from scorer_service.core.state import SampleState
 from scorer_service.selection.registry import KeyContext, register, selector_spec
 from scorer_service.selection.schedule import Budget
@@ -92,29 +91,30 @@ def _exp_softmax_terms(ctx: KeyContext, acc: np.ndarray) -> np.ndarray:
     """``exp(beta * u - max(beta * u))`` of every sample, with ``u = r / mean(r)`` (official code)
     unless the paper's temperature is chosen; their sum over the pool is added to ``acc``."""
     beta = exp_temperature(ctx.params, ctx.cycle, ctx.n)
-    mean = ctx.stats["dih:sum"] / ctx.n
+    mean = ctx.stats["dih_sum"] / ctx.n
     divisor = mean if not ctx.params.get("paper_temperature", False) and mean > 0 else 1.0
-    top = beta * (ctx.stats["dih:max"] / divisor)
+    top = beta * (ctx.stats["dih_max"] / divisor)
     eligible = np.zeros(0, dtype=bool) if ctx.eligible is None else ctx.eligible
     return _exp_terms(ctx.dih, beta, divisor, top, ctx.buffer("terms"), acc, eligible)
 
 
-def _exp_moments(ctx: KeyContext) -> dict[str, Any]:
-    return part_of(ctx.pool(ctx.dih), "dih", "sum", "max")
+def _exp_moments(ctx: KeyContext) -> dict[str, Aggregate]:
+    dih = ctx.pool(ctx.dih)
+    return {"dih_sum": Sum.of(dih), "dih_max": Max.of(dih)}
 
 
-def _exp_normalizer(ctx: KeyContext) -> dict[str, Any]:
+def _exp_normalizer(ctx: KeyContext) -> dict[str, Aggregate]:
     # The terms serve the keys too: the probabilities are the very ones normalized here.
     acc = exact_sum.accumulator()
     ctx.memo["terms"] = _exp_softmax_terms(ctx, acc)
-    return {"softmax:sum": exact_sum.total(acc)}
+    return {"softmax_sum": Sum(exact_sum.total(acc))}
 
 
 def _mixture(ctx: KeyContext) -> tuple[float, float]:
     """``p = a * term + b``: ``(1 - mix) softmax + mix / n``; the uniform share ``mix`` is EXP3's
     exploration (default 0.1), which bounds the importance weights."""
     mix = ctx.params.get("exploration", 0.1)
-    return (1.0 - mix) / ctx.stats["softmax:sum"], mix / ctx.n
+    return (1.0 - mix) / ctx.stats["softmax_sum"], mix / ctx.n
 
 
 def exp_probability(ctx: KeyContext) -> np.ndarray:
@@ -167,8 +167,8 @@ def beta_keys(ctx: KeyContext) -> np.ndarray:
     return counter_rng.betas(s.beta_alpha, s.beta_beta, ctx.seed, ctx.round, counter_rng.BETA, ctx.first)
 
 
-def _docl_floor(ctx: KeyContext) -> dict[str, Any]:
-    return part_of(ctx.pool(ctx.state.docl.astype(np.float64)), "docl", "min")
+def _docl_floor(ctx: KeyContext) -> dict[str, Aggregate]:
+    return {"docl_min": Min.of(ctx.pool(ctx.state.docl.astype(np.float64)))}
 
 
 @register(
@@ -185,7 +185,7 @@ def docl_keys(ctx: KeyContext) -> np.ndarray:
     <onehot(y) - softmax(z), z_now - z_prev> (large residual and fast-moving output).
     """
     tau = ctx.params.get("docl_temperature", 0.1)
-    return ctx.gumbel(tau * (ctx.state.docl - ctx.stats["docl:min"]))
+    return ctx.gumbel(tau * (ctx.state.docl - ctx.stats["docl_min"]))
 
 
 @register(

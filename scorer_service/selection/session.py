@@ -18,7 +18,7 @@ import numpy as np
 
 from scorer_service.core.label_noise import NoiseFit, noise_rate_part, posterior, suspects
 from scorer_service.core.radix import above_cut, digit_counts, key_of, sortable
-from scorer_service.core.reduce import bin_counts, bin_edges, part_of
+from scorer_service.core.reduce import Aggregate, Count, Hist, Max, Min, bin_counts, bin_edges
 from scorer_service.core.rounds import RoundRecord
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
@@ -79,17 +79,16 @@ class ShardSession:
 
     # ---- the steps ------------------------------------------------------------------------
 
-    def open(self) -> dict[str, Any]:
+    def open(self) -> dict[str, Aggregate]:
         """Start: with denoising, which samples are suspect; the DIH range (for its histogram)."""
         self.ctx.memo["dih"] = dih = self.ctx.buffer("dih")
         dih[:] = self.state.dih
-        out = part_of(dih, "dih", "min", "max")
-        out["suspects:count"] = 0
+        out: dict[str, Aggregate] = {"dih_min": Min.of(dih), "dih_max": Max.of(dih), "suspects": Count(0)}
         if self.plan.noise is not None:
             s = self.state
             self.noise = posterior(s.loss_mean, s.seen, NoiseFit.from_dict(self.plan.noise))
             self.suspect = suspects(self.noise, s.last_correct, self.plan.threshold)
-            out["suspects:count"] = int(self.suspect.sum())
+            out["suspects"] = Count(int(self.suspect.sum()))
             out |= noise_rate_part(s.last_correct, s.flips)
         return out
 
@@ -98,11 +97,13 @@ class ShardSession:
         eligible = ~self.suspect if applied and self.suspect is not None else None
         self.ctx = replace(self.ctx, eligible=eligible, n=n)
 
-    def stage(self, index: int, stats: dict[str, Any]) -> dict[str, Any]:
+    def stage(self, index: int, stats: dict[str, Any]) -> dict[str, Aggregate]:
         self.ctx = replace(self.ctx, stats=stats)
         return self.plan.spec.stages[index](self.ctx)
 
-    def keys(self, stats: dict[str, Any], dih_range: tuple[float, float], stream: int | None) -> dict:
+    def keys(
+        self, stats: dict[str, Any], dih_range: tuple[float, float], stream: int | None
+    ) -> dict[str, Aggregate]:
         """Every sample's key, kept as codes; ``stream``: instead, uniform keys of that stream among
         the samples chosen so far (a uniform draw among candidates). Returns the selectable count and
         the DIH histogram over the run's range."""
@@ -123,7 +124,7 @@ class ShardSession:
         # The keys become the codes where they are this session's own (not the state's columns).
         self.codes = sortable(keys, in_place=not _in_state(keys, self.state))
         self.ctx.memo.pop("dih", None)
-        return {"selectable:count": int(np.count_nonzero(self.codes)), "dih:hist": counts}
+        return {"selectable": Count(int(np.count_nonzero(self.codes))), "dih_hist": Hist(counts)}
 
     def counts(self, prefix: int, level: int) -> tuple[np.ndarray, np.ndarray]:
         """How many keys under ``prefix`` have each next 16-bit digit: (digits, counts), nonzero only
