@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -113,14 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    """``python -m benchmarks ARGV`` in its own process: the suites ship with the source, not the wheel."""
-    if not os.path.isfile(os.path.join("benchmarks", "__main__.py")):
-        print(
-            "curriculum bench: run it in the root of a source checkout (benchmarks/ is there)",
-            file=sys.stderr,
-        )
-        return 2
-    return subprocess.run([sys.executable, "-m", "benchmarks", *argv], check=False).returncode
+    """``python -m trainers.benchmarks ARGV`` in its own process, which sets up its own local Ray."""
+    return subprocess.run([sys.executable, "-m", "trainers.benchmarks", *argv], check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     add_report_parser(sub)
     add_token_parser(sub)
     sub.add_parser("bench", help="run the benchmark suites (see curriculum bench --help)", add_help=False)
-    if argv[:1] == ["bench"]:  # its own parser: python -m benchmarks
+    if argv[:1] == ["bench"]:  # its own parser: python -m trainers.benchmarks
         return cmd_bench(argv[1:])
     args = parser.parse_args(argv)
     commands = {

@@ -18,7 +18,7 @@ Torch runs one intra-op thread, as in a Ray Train worker with one CPU (Ray sets 
 the worker's CPUs); on a shared machine more threads mostly measure contention. ``--gpu`` runs the
 same workloads on a CUDA device (synchronized around each epoch).
 
-    python -m benchmarks.overhead [--quick] [--gpu] [--out DIR]
+    python -m trainers.benchmarks.overhead [--quick] [--gpu] [--out DIR]
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ import ray
 import torch
 import torch.nn.functional as F
 
-from benchmarks.report import (
+from curriculum.recorder import Recorder
+from curriculum.sampler import RoundSampler
+from scorer_service.config import StoreConfig
+from scorer_service.ray.actor import NAMESPACE, create_store
+from trainers.benchmarks.report import (
     Progress,
     ProgressFn,
     describe,
@@ -51,10 +55,6 @@ from benchmarks.report import (
     start_local_ray,
     write_json,
 )
-from curriculum.recorder import Recorder
-from curriculum.sampler import RoundSampler
-from scorer_service.config import StoreConfig
-from scorer_service.ray.actor import NAMESPACE, create_store
 from trainers.datasets import load_dataset
 from trainers.models import build_model
 
@@ -358,7 +358,9 @@ def check(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.benchmarks.overhead", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--quick", action="store_true", help="the digits workload only, 15 epoch pairs")
     p.add_argument("--gpu", action="store_true", help="train on the CUDA device instead of the CPU")
     p.add_argument(

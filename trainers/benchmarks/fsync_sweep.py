@@ -7,7 +7,7 @@ REST load. Within a writer count the policies run one right after the other, so 
 background load. The store's fsync count against its acknowledged batches says how many batches
 each fsync covered. Reached through the soak benchmark:
 
-    python -m benchmarks.soak --writers 1 4 16 [--seconds 15] [--json PATH]
+    python -m trainers.benchmarks.soak --writers 1 4 16 [--seconds 15] [--json PATH]
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import ray
 
-from benchmarks.report import describe, machine, markdown_table, start_local_ray, write_json
-from benchmarks.soak import NAMESPACE, RUN, N, WriterActor
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import create_store
+from trainers.benchmarks.report import describe, machine, markdown_table, start_local_ray, write_json
+from trainers.benchmarks.soak import NAMESPACE, RUN, N, WriterActor
 
 POLICIES = ("never", "always")
 SECONDS = 15.0

@@ -20,7 +20,7 @@ write-ahead log: the soak suite measures what durability costs):
 
 The projection to 5 B samples on 100 and 200 shards uses the per-shard figures measured here.
 
-    python -m benchmarks.scale [--quick] [--sizes N ...] [--shards S ...] [--json PATH]
+    python -m trainers.benchmarks.scale [--quick] [--sizes N ...] [--shards S ...] [--json PATH]
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
-from benchmarks.report import machine, start_local_ray  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_shards  # noqa: E402
 from scorer_service.ray.shards import RayShards  # noqa: E402
 from scorer_service.sizing import bytes_per_sample  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
+from trainers.benchmarks.report import machine, start_local_ray  # noqa: E402
 
 STEP_SAMPLES = 256
 SELECTORS = ("dihcl-greedy", "dihcl-rand", "dihcl-exp", "random")

@@ -29,9 +29,9 @@ import numpy as np
 import ray
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
 from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
+from trainers.benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.driver import run_training

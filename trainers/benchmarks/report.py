@@ -17,6 +17,17 @@ from typing import Any
 
 import numpy as np
 
+# The folder that holds the ``trainers`` package: a source checkout's root, or site-packages when installed.
+PACKAGES = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    """This environment with :data:`PACKAGES` first on ``PYTHONPATH``: a child interpreter started from any
+    folder imports the same code as this one."""
+    return os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGES), os.environ.get("PYTHONPATH")]))
+    }
+
 
 def start_local_ray(namespace: str, num_cpus: int | None = None) -> None:
     """A throwaway local Ray for one benchmark process: no dashboard, a bounded object store."""

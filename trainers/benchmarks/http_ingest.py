@@ -1,13 +1,13 @@
 """Byproducts into the store over HTTP (Arrow IPC) next to the Ray actor path, same batches.
 
-One writer (this process) sends one rank's batches of ``benchmarks.ingest`` (n = 1.28M, 4,096 and
+One writer (this process) sends one rank's batches of ``trainers.benchmarks.ingest`` (n = 1.28M, 4,096 and
 65,536 samples per call, at most 8 calls in flight) to a fresh store each time:
 
 - ``ray``: ``ActorEndpoint`` (the actor call a Ray Train worker makes);
 - ``http (uvicorn)``: ``HttpEndpoint`` to the FastAPI app served by uvicorn in its own process;
 - ``http (Serve)``: ``HttpEndpoint`` to the Ray Serve deployment (``curriculum serve``).
 
-    python -m benchmarks.http_ingest [--quick] [--json PATH]
+    python -m trainers.benchmarks.http_ingest [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ os.environ["CURRICULUM_API_TOKEN"] = "bench-token"  # inherited by the Serve rep
 import httpx  # noqa: E402
 import ray  # noqa: E402
 
-from benchmarks.ingest import N, build_batches  # noqa: E402
-from benchmarks.report import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 from curriculum._internal.ray_endpoint import ActorEndpoint  # noqa: E402
 from curriculum.http_endpoint import HttpEndpoint  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store  # noqa: E402
+from trainers.benchmarks.ingest import N, build_batches  # noqa: E402
+from trainers.benchmarks.report import child_env, drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 
 WINDOW = 8
 SERVER = """
@@ -106,7 +106,9 @@ def free_ports(k: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.http_ingest", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.benchmarks.http_ingest", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--quick", action="store_true", help="a quarter of the samples per configuration")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     uvicorn_port, serve_port = free_ports(2)
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, ray.get_runtime_context().gcs_address, str(uvicorn_port)],
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        env=child_env(),
     )
     rows = []
     try:

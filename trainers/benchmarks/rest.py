@@ -17,7 +17,6 @@ ceiling.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import statistics
 import subprocess
@@ -31,12 +30,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.report import ProgressFn, markdown_table, percentile, pyplot, save_figure
 from scorer_service.config import StoreConfig
 from scorer_service.core.state import COLUMNS
 from scorer_service.store import HardnessStore
+from trainers.benchmarks.report import ProgressFn, child_env, markdown_table, percentile, pyplot, save_figure
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN = "bench-rest"
 HOST = "127.0.0.1"
 WARMUP = 50
@@ -213,11 +211,11 @@ def _measure(name: str, url: str, settings: Settings) -> dict[str, Any]:
 def _uvicorn_server(kind: str, settings: Settings) -> dict[str, Any]:
     port = _free_port()
     # A fresh interpreter, not a fork: a fork would inherit the parent's Ray connection and threads.
-    code = f"from benchmarks.rest import _serve_uvicorn; _serve_uvicorn({kind!r}, {port}, {settings.store_n})"
-    env = os.environ | {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    }
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    code = (
+        "from trainers.benchmarks.rest import _serve_uvicorn; "
+        f"_serve_uvicorn({kind!r}, {port}, {settings.store_n})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env=child_env())
     try:
         url = f"http://{HOST}:{port}"
         _wait_ready(url, proc)

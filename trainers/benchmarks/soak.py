@@ -7,10 +7,10 @@ time a steady, bounded query load hits the Ray Serve app on loopback. Every 10 s
 RSS, its ingested count and the interval's query latencies are sampled. At the end the store must
 have ingested exactly the samples sent and rejected none.
 
-    python -m benchmarks.soak [--seconds 300] [--fsync always|round|never] [--json PATH]
+    python -m trainers.benchmarks.soak [--seconds 300] [--fsync always|round|never] [--json PATH]
 
 With ``--writers 1 4 16`` it instead compares ``--fsync always`` with ``never`` per writer count
-(group commit; :mod:`benchmarks.fsync_sweep`).
+(group commit; :mod:`trainers.benchmarks.fsync_sweep`).
 """
 
 from __future__ import annotations
@@ -37,11 +37,18 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
-from benchmarks.report import describe, machine, markdown_table, percentile, start_local_ray, write_json  # noqa: E402
-from benchmarks.rest import _wait_ready  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.durability.journal import FSYNC_POLICIES  # noqa: E402
 from scorer_service.ray.actor import create_store  # noqa: E402
+from trainers.benchmarks.report import (  # noqa: E402
+    describe,
+    machine,
+    markdown_table,
+    percentile,
+    start_local_ray,
+    write_json,
+)
+from trainers.benchmarks.rest import _wait_ready  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
 WRITERS = 2
@@ -483,7 +490,9 @@ def kind_table(s: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.benchmarks.soak", description=__doc__.splitlines()[0]
+    )
     p.add_argument(
         "--seconds", type=float, help="how long the writers stream (default 300; with --writers: 15 each)"
     )
@@ -502,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fsync", choices=FSYNC_POLICIES, default="always", help="the store's fsync policy")
     args = p.parse_args(argv)
     if args.writers:
-        from benchmarks import fsync_sweep
+        from trainers.benchmarks import fsync_sweep
 
         args.seconds = fsync_sweep.SECONDS if args.seconds is None else args.seconds
         return fsync_sweep.run(args)

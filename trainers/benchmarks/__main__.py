@@ -2,11 +2,11 @@
 
 The output folder gets each suite's JSON, PNG plots and a Markdown summary.
 
-    python -m benchmarks [SUITE ...] [--quick] [--out DIR]
+    python -m trainers.benchmarks [SUITE ...] [--quick] [--out DIR]
 
 overhead, rest, outcomes and noisy run in this process on one local Ray instance; ingest, soak,
-selection, scale and savings run as their own commands (``python -m benchmarks.ingest`` etc., which start
-their own Ray or subprocesses), after this process's Ray has been shut down.
+selection, scale and savings run as their own commands (``python -m trainers.benchmarks.ingest`` etc.,
+which start their own Ray or subprocesses), after this process's Ray has been shut down.
 """
 
 from __future__ import annotations
@@ -26,12 +26,20 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from benchmarks.report import Progress, ProgressFn, describe, machine, start_local_ray, write_json  # noqa: E402
+from trainers.benchmarks.report import (  # noqa: E402
+    Progress,
+    ProgressFn,
+    child_env,
+    describe,
+    machine,
+    start_local_ray,
+    write_json,
+)
 
 IN_PROCESS = ("overhead", "rest", "outcomes", "noisy")
 # name -> (arguments with --quick, arguments without, seconds before it is stopped as hung).
 # The selection suite's own full mode (library comparison at n = 10k and 50k) takes far longer than
-# this whole command is meant to; it runs as ``python -m benchmarks.selection`` on its own.
+# this whole command is meant to; it runs as ``python -m trainers.benchmarks.selection`` on its own.
 EXTERNAL: dict[str, tuple[list[str], list[str], float]] = {
     "ingest": (["--quick"], [], 900.0),
     "soak": (["--seconds", "20"], ["--seconds", "120"], 900.0),
@@ -40,7 +48,6 @@ EXTERNAL: dict[str, tuple[list[str], list[str], float]] = {
     "savings": (["--quick"], [], 6 * 3600.0),
 }
 SUITES = IN_PROCESS + tuple(EXTERNAL)
-ROOT = Path(__file__).resolve().parent.parent
 TITLES = {
     "overhead": "Streaming overhead in the training loop",
     "rest": "REST API and Parquet export",
@@ -68,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _module(name: str) -> ModuleType:
     import importlib
 
-    return importlib.import_module(f"benchmarks.{name}")
+    return importlib.import_module(f"trainers.benchmarks.{name}")
 
 
 def _start_ray() -> None:
@@ -92,23 +99,19 @@ def run_suite(name: str, settings: Any, out: Path, progress: ProgressFn) -> dict
 
 
 def run_external(name: str, quick: bool, out: Path, progress: ProgressFn) -> dict[str, Any]:
-    """``python -m benchmarks.NAME ARGS --json``; its output goes to NAME.log next to the JSON."""
+    """``python -m trainers.benchmarks.NAME ARGS --json``; its output goes to NAME.log next to the JSON."""
     quick_args, full_args, timeout = EXTERNAL[name]
     args = quick_args if quick else full_args
     path = out / f"{name}.json"
-    command = " ".join(["python -m", f"benchmarks.{name}", *args])
+    command = " ".join(["python -m", f"trainers.benchmarks.{name}", *args])
     log = out / f"{name}.log"
     progress(name, 0, 1, command)
-    env = os.environ | {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    }
     t0 = time.perf_counter()
     with log.open("w") as fh:
         try:
             status: int | None = subprocess.run(
-                [sys.executable, "-m", f"benchmarks.{name}", *args, "--json", str(path.resolve())],
-                cwd=ROOT,
-                env=env,
+                [sys.executable, "-m", f"trainers.benchmarks.{name}", *args, "--json", str(path.resolve())],
+                env=child_env(),
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
@@ -129,7 +132,7 @@ def run_external(name: str, quick: bool, out: Path, progress: ProgressFn) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m trainers.benchmarks", description=__doc__.splitlines()[0])
     add_arguments(p)
     return run(p.parse_args(argv))
 
@@ -147,10 +150,11 @@ def run(args: argparse.Namespace) -> int:
     info = machine()
     print(f"# {describe(info)}")
     print(
-        f"# python -m benchmarks {' '.join(suites)}{' --quick' if args.quick else ''} --out {out}", flush=True
+        f"# python -m trainers.benchmarks {' '.join(suites)}{' --quick' if args.quick else ''} --out {out}",
+        flush=True,
     )
     if info["gpu"] is not None:
-        print("# the overhead suite runs on the CPU; python -m benchmarks.overhead --gpu measures the GPU")
+        print("# the overhead suite runs on the CPU; python -m trainers.benchmarks.overhead --gpu: the GPU")
 
     results: dict[str, dict[str, Any]] = {}
     local = [s for s in suites if s in IN_PROCESS]
@@ -205,12 +209,12 @@ def _external_summary(name: str, result: dict[str, Any], out: Path) -> str:
         return "\n\n".join(lines)
     data = json.loads((out / result["json"]).read_text())
     if name == "ingest":
-        from benchmarks.ingest import InProcessRow, Row, format_in_process, format_table
+        from trainers.benchmarks.ingest import InProcessRow, Row, format_in_process, format_table
 
         lines.append(format_in_process([InProcessRow(**r) for r in data.get("in_process", [])]))
         lines.append(format_table([Row(**r) for r in data["rows"]]))
     elif name == "soak":
-        from benchmarks.soak import kind_table, table
+        from trainers.benchmarks.soak import kind_table, table
 
         lines += [table(data["summary"]), kind_table(data["summary"])]
     else:
@@ -227,7 +231,7 @@ def _summary(
     out: Path,
     total: float,
 ) -> str:
-    cmd = f"python -m benchmarks {' '.join(suites)}{' --quick' if quick else ''} --out {out}"
+    cmd = f"python -m trainers.benchmarks {' '.join(suites)}{' --quick' if quick else ''} --out {out}"
     parts = [
         "# Benchmark results",
         f"`{cmd}`: {total:.0f} s. Machine: {describe(info)} at the start, "

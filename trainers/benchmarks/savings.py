@@ -10,7 +10,8 @@ A method is within target when its mean final accuracy is at most max(0.2 points
 seeds) below ``full``'s; its time to full's accuracy is, per seed, the training wall-clock at the end
 of its first round within 0.2 points of that seed's ``full`` run's final accuracy.
 
-    python -m benchmarks.savings [--workloads NAME ...] [--methods LABEL ...] [--seeds 0 1 2] [--json F]
+    python -m trainers.benchmarks.savings [--workloads NAME ...] [--methods LABEL ...] [--seeds 0 1 2]
+        [--json F]
 
 Runs are saved to the JSON file one by one, and a rerun with the same file skips those already there.
 """
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import (
+from trainers.benchmarks.report import (
     ProgressFn,
     bench_config,
     drop_store,
@@ -329,7 +330,9 @@ def plot(result: dict[str, Any], out: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.savings", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.benchmarks.savings", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--workloads", nargs="*", help=f"default: all of {', '.join(w.name for w in WORKLOADS)}")
     p.add_argument("--methods", nargs="*", help="method labels (default: all)")
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
@@ -349,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from benchmarks.__main__ import _start_ray
-    from benchmarks.report import Progress
+    from trainers.benchmarks.__main__ import _start_ray
+    from trainers.benchmarks.report import Progress
 
     _start_ray()
     try:

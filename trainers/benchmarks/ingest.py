@@ -8,7 +8,7 @@ alternately ``--repeat`` times, so the ratio of the two rates is the share of th
 throughput that the store's own work leaves. Before that, the in-process rate: the same batches
 applied by a ``HardnessStore`` in this process, into a store that has seen every sample.
 
-    python -m benchmarks.ingest [--quick] [--repeat N] [--profile] [--json PATH]
+    python -m trainers.benchmarks.ingest [--quick] [--repeat N] [--profile] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
-from benchmarks.report import start_local_ray  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import actor_class, create_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
+from trainers.benchmarks.report import start_local_ray  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
 STEP_SAMPLES = 256  # per rank and optimizer step; divides N // 2, so both ranks share whole steps
@@ -299,7 +299,9 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.benchmarks.ingest", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--quick", action="store_true", help="one pass over the store per run instead of four")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--window", type=int, default=WINDOW, help="calls in flight per writer")

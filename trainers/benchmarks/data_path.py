@@ -1,6 +1,6 @@
 """Trainer memory on a large image dataset read by row: each worker reads only its shard's rows.
 
-    python -m benchmarks.data_path [--gib 2.2] [--quick] [--json PATH]
+    python -m trainers.benchmarks.data_path [--gib 2.2] [--quick] [--json PATH]
 
 Writes a directory dataset (``x.npy``: N x 3 x 32 x 32 float32 images, ``y.npy``), then trains
 ``curriculum train``'s recipe on it (``run_training``: 2 Ray Train workers, the mlp model, 2 rounds of
@@ -27,7 +27,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
+from trainers.benchmarks.report import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 from trainers.config import TrainConfig  # noqa: E402
 from trainers.driver import run_training  # noqa: E402
 
@@ -120,7 +120,9 @@ def measure(dataset: Path, run: str, storage: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.data_path", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.benchmarks.data_path", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--gib", type=float, default=2.2, help="size of the image array in GiB")
     p.add_argument("--quick", action="store_true", help="a 0.25 GiB array")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")

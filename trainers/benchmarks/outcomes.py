@@ -9,7 +9,7 @@ the methods differ only in what the store selects (and, for two variants, in the
 per-layer learning rates). Test accuracy and subset size of every round come from the
 ``on_round`` callback; the noise estimate is the store's ``noise`` column after the last round.
 cleanlab gets out-of-sample predicted probabilities from K-fold cross-validation with the same
-model and schedule (``benchmarks.cleanlab_baseline``), its extra training counted in sample passes.
+model and schedule (``trainers.benchmarks.cleanlab_baseline``), its extra training counted in sample passes.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from typing import Any
 
 import ray
 
-from benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
-from benchmarks.report import (
+from scorer_service.ray.actor import get_store
+from trainers.benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
+from trainers.benchmarks.report import (
     ProgressFn,
     bench_config,
     drop_store,
@@ -34,7 +35,6 @@ from benchmarks.report import (
     pyplot,
     save_figure,
 )
-from scorer_service.ray.actor import get_store
 from trainers.datasets import load_dataset
 from trainers.driver import run_training
 

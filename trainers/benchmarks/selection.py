@@ -1,6 +1,6 @@
 """Diversity-selection benchmark: ours vs submodlib and apricot, the store's path, and kNN indexes.
 
-    python -m benchmarks.selection [--quick] [--only libraries|store|ann] [--json PATH] [--reps N]
+    python -m trainers.benchmarks.selection [--quick] [--only libraries|store|ann] [--json PATH] [--reps N]
 
 Library comparison (pure diversity G, no hardness term: neither library has a modular term), for
 n in {10k, 50k} (``--quick``: 5k), k in {n/10, n/2}, on clustered Gaussian data (d = 64, 100 centres):
@@ -539,7 +539,7 @@ WORKERS = {
 
 def spawn(spec: dict, timeout: float) -> dict:
     """Run one worker in a fresh interpreter; its peak RSS is then its own."""
-    cmd = [sys.executable, "-m", "benchmarks.selection", "--worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "trainers.benchmarks.selection", "--worker", json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
