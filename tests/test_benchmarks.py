@@ -183,7 +183,7 @@ def test_curriculum_bench_runs_from_any_folder_and_writes_its_tables(tmp_path):
 
 
 def test_selection_speedups_compare_each_of_our_runs_with_the_fastest_library_run():
-    from trainers.benchmarks.selection import speedups
+    from trainers.benchmarks.selection_libraries import speedups
 
     def row(lib, opt, t, obj, eps=None):
         r = {"n": 10, "k": 2, "function": "feature", "library": lib, "optimizer": opt}

@@ -214,7 +214,7 @@ def _external_summary(name: str, result: dict[str, Any], out: Path) -> str:
         lines.append(format_in_process([InProcessRow(**r) for r in data.get("in_process", [])]))
         lines.append(format_table([Row(**r) for r in data["rows"]]))
     elif name == "soak":
-        from trainers.benchmarks.soak import kind_table, table
+        from trainers.benchmarks.soak_report import kind_table, table
 
         lines += [table(data["summary"]), kind_table(data["summary"])]
     else:

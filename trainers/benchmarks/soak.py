@@ -24,7 +24,6 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,139 +31,22 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.durability.journal import FSYNC_POLICIES  # noqa: E402
 from scorer_service.ray.actor import create_store  # noqa: E402
-from trainers.benchmarks.report import (  # noqa: E402
-    describe,
-    machine,
-    markdown_table,
-    percentile,
-    start_local_ray,
-    write_json,
-)
+from trainers.benchmarks import soak_writers  # noqa: E402
+from trainers.benchmarks.report import describe, machine, start_local_ray, write_json  # noqa: E402
 from trainers.benchmarks.rest import _wait_ready  # noqa: E402
+from trainers.benchmarks.soak_load import QPS, QUERY_MIX, Load, Query, latency_stats  # noqa: E402
+from trainers.benchmarks.soak_report import kind_table, summarize, table  # noqa: E402
+from trainers.benchmarks.soak_writers import BATCH, NAMESPACE, RUN, WINDOW, WRITERS, N, WriterActor  # noqa: E402
 
-N = 1_280_000  # an ImageNet-sized store
-WRITERS = 2
-STEP_SAMPLES = 256  # per rank and optimizer step
-BATCH = 4096  # the Recorder's default flush_samples
-WINDOW = 8  # the Recorder's default max_in_flight
-BASE_LR = 0.1
-LR_PERIOD_STEPS = 50_000  # a cosine cycle long enough that the rate changes slowly, as in training
 SNAPSHOT_EVERY_S = 30.0
 SAMPLE_EVERY_S = 10.0
-QPS = 20.0
-MAX_QUERIES_IN_FLIGHT = 32  # past this the client skips a tick instead of piling up requests
-QUERY_TIMEOUT_S = 15.0  # above the API's own 10 s store timeout, so a slow store shows as a 503 first
 HOST = "127.0.0.1"
-NAMESPACE = "bench-soak"
-RUN = "bench-soak"
-# (weight, label, path): mostly point lookups, as a dashboard or a trainer's debugging would do.
-QUERY_MIX = (
-    (0.6, "sample", "/v1/runs/{run}/samples/{id}"),
-    (0.15, "top", "/v1/runs/{run}/top?metric=dih&k=50"),
-    (0.15, "histogram", "/v1/runs/{run}/histogram?metric=dih&bins=20"),
-    (0.1, "health", "/v1/health"),
-)
-
-
-def lr_at(steps: np.ndarray) -> np.ndarray:
-    """Periodic cosine with a floor: a pure function of the step, so every writer reports the same rate
-    for a step without knowing how long the run lasts."""
-    phase = (steps % LR_PERIOD_STEPS) / LR_PERIOD_STEPS
-    return BASE_LR * (0.01 + 0.99 * 0.5 * (1.0 + np.cos(np.pi * phase)))
-
-
-class Writer:
-    """One trainer process: streams epochs over its own id range until the deadline."""
-
-    def __init__(self, rank: int, world: int, batch_size: int, seed: int = 0) -> None:
-        self.rank = rank
-        self.shard = N // world
-        self.lo = rank * self.shard
-        self.batch_size = batch_size
-        self.steps_per_epoch = self.shard // STEP_SAMPLES
-        self.rng = np.random.default_rng([seed, rank, world])
-        self.writer = f"soak-rank{rank}"
-
-    def ready(self) -> bool:
-        return True
-
-    def _epoch(self, epoch: int) -> dict[str, np.ndarray]:
-        shard = self.shard
-        step = epoch * self.steps_per_epoch + np.arange(shard, dtype=np.int64) // STEP_SAMPLES
-        # Losses shrink over the first epochs and correctness follows the loss, as a classifier's would.
-        loss = (self.rng.exponential(2.5, shard) * (0.2 + 0.8 * 0.9**epoch)).astype(np.float32)
-        return {
-            "sample_id": self.lo + self.rng.permutation(shard).astype(np.int64),
-            "loss": loss,
-            "correct": loss < 1.0,
-            "step": step,
-            "lr": lr_at(step),
-        }
-
-    def stream(self, store: ray.actor.ActorHandle, start_at: float, stop_at: float, window: int) -> dict:
-        """Send batches with a bounded window until ``stop_at``, then wait for every reply.
-
-        Each call's latency (sent to acknowledged) is taken when the writer sees its reply: it waits for
-        the first reply whenever the window is full, which is most of the time at full speed.
-        """
-        while (delay := start_at - time.time()) > 0:
-            time.sleep(delay)
-        t0 = time.time()
-        in_flight: list[ray.ObjectRef] = []
-        sent_at: dict[ray.ObjectRef, float] = {}
-        latencies: list[tuple[float, float]] = []  # (sent, seconds to the acknowledgement)
-
-        def acknowledged(refs: list[ray.ObjectRef]) -> int:
-            now = time.time()
-            latencies.extend((sent_at[r], now - sent_at.pop(r)) for r in refs)
-            return sum(
-                r["duplicate"] for r in ray.get(refs)
-            )  # surfaces a rejected batch, as the Recorder does
-
-        sent = seq = epoch = 0
-        duplicates = 0
-        while time.time() < stop_at:
-            cols = self._epoch(epoch)
-            # A batch never crosses an epoch (the Recorder flushes on a round change), so the last is short.
-            for a in range(0, self.shard, self.batch_size):
-                if time.time() >= stop_at:
-                    break
-                b = min(a + self.batch_size, self.shard)
-                batch: dict[str, Any] = {k: v[a:b].copy() for k, v in cols.items()}
-                batch |= {"round": epoch, "rank": self.rank, "writer": self.writer, "seq": seq}
-                while len(in_flight) >= window:
-                    ready, in_flight = ray.wait(in_flight, num_returns=1)
-                    duplicates += acknowledged(ready)
-                ref = store.ingest.remote(batch)
-                sent_at[ref] = time.time()
-                in_flight.append(ref)
-                sent += b - a
-                seq += 1
-            epoch += 1
-        while in_flight:
-            ready, in_flight = ray.wait(in_flight, num_returns=1)
-            duplicates += acknowledged(ready)
-        return {
-            "latencies": latencies,
-            "rank": self.rank,
-            "start": t0,
-            "end": time.time(),
-            "samples": sent,
-            "batches": seq,
-            "epochs": epoch,
-            "duplicates": duplicates,
-        }
-
-
-WriterActor = ray.remote(num_cpus=1)(Writer)
 
 
 def _actor_pid(_instance: Any) -> int:
@@ -212,99 +94,10 @@ def snapshot_windows(path: Path) -> dict[int, tuple[float, float]]:
     return out
 
 
-def ingest_latency(writers: list[dict[str, Any]], snaps: dict[int, tuple[float, float]]) -> dict[str, Any]:
-    """p50 / p99 of the ingest calls that overlapped a snapshot (from its copy to its manifest) and of
-    the others; the initial snapshot, taken before the writers start, is left out."""
-    windows = np.array([w for seq, w in snaps.items() if seq > 1] or [(0.0, 0.0)])
-    calls = np.array([c for w in writers for c in w["latencies"]])
-    sent, seconds = calls[:, 0], calls[:, 1]
-    during = ((sent[:, None] <= windows[:, 1]) & (sent[:, None] + seconds[:, None] >= windows[:, 0])).any(1)
-    out: dict[str, Any] = {}
-    for name, mask in (("during_snapshot", during), ("otherwise", ~during)):
-        ms = 1e3 * seconds[mask]
-        out[name] = {
-            "calls": int(mask.sum()),
-            **{f"p{q}_ms": float(np.percentile(ms, q)) if ms.size else float("nan") for q in (50, 99)},
-        }
-    out["p99_ratio"] = out["during_snapshot"]["p99_ms"] / out["otherwise"]["p99_ms"]
-    return out
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
-
-
-@dataclass
-class Query:
-    t: float  # seconds since the start of streaming
-    kind: str
-    ms: float
-    status: int | str  # HTTP status, or "timeout" / "error"
-
-
-@dataclass
-class Load:
-    """Paced query load: one request per tick, never more than MAX_QUERIES_IN_FLIGHT outstanding."""
-
-    url: str
-    qps: float
-    seed: int = 0
-    done: list[Query] = field(default_factory=list)
-    skipped: int = 0
-
-    async def run(self, t_start: float, stop_at: float) -> None:
-        rng = np.random.default_rng(self.seed)
-        weights = np.array([w for w, _, _ in QUERY_MIX])
-        limits = httpx.Limits(max_connections=MAX_QUERIES_IN_FLIGHT, max_keepalive_connections=8)
-        tasks: set[asyncio.Task] = set()
-        async with httpx.AsyncClient(base_url=self.url, timeout=QUERY_TIMEOUT_S, limits=limits) as client:
-            tick = 0
-            while (now := time.time()) < stop_at:
-                # Pace against the schedule, not the previous request, so slow answers do not lower the rate.
-                due = t_start + tick / self.qps
-                if due > now:
-                    await asyncio.sleep(due - now)
-                tick += 1
-                if len(tasks) >= MAX_QUERIES_IN_FLIGHT:
-                    self.skipped += 1
-                    continue
-                _, kind, path = QUERY_MIX[int(rng.choice(len(QUERY_MIX), p=weights / weights.sum()))]
-                task = asyncio.create_task(
-                    self._one(client, kind, path.format(run=RUN, id=int(rng.integers(N))), t_start)
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
-
-    async def _one(self, client: httpx.AsyncClient, kind: str, path: str, t_start: float) -> None:
-        t0 = time.perf_counter()
-        sent_at = time.time() - t_start
-        status: int | str
-        try:
-            status = (await client.get(path)).status_code
-        except httpx.TimeoutException:
-            status = "timeout"
-        except httpx.HTTPError:
-            status = "error"
-        self.done.append(Query(sent_at, kind, 1e3 * (time.perf_counter() - t0), status))
-
-
-def _latency_stats(queries: list[Query]) -> dict[str, Any]:
-    ok = [q.ms for q in queries if isinstance(q.status, int) and 200 <= q.status < 300]
-    stats: dict[str, Any] = {
-        "queries": len(queries),
-        "ok": len(ok),
-        "non_2xx": sum(isinstance(q.status, int) and not 200 <= q.status < 300 for q in queries),
-        "timeouts": sum(q.status == "timeout" for q in queries),
-        "transport_errors": sum(q.status == "error" for q in queries),
-    }
-    for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
-        stats[f"{name}_ms"] = percentile(ok, q) if ok else float("nan")
-    stats["max_ms"] = max(ok) if ok else float("nan")
-    return stats
 
 
 async def _sample(
@@ -326,7 +119,7 @@ async def _sample(
         "snapshot_dir_mib": dir_mib(snap_dir),
         # Others share the box: the load average says how much of it this run had.
         "load_avg_1m": os.getloadavg()[0],
-        "interval": _latency_stats(window),
+        "interval": latency_stats(window),
     }
 
 
@@ -383,112 +176,6 @@ async def soak(
     }
 
 
-def summarize(raw: dict[str, Any], seconds: float, qps: float) -> dict[str, Any]:
-    writers = raw["writers"]
-    samples = raw["samples"]
-    final = samples[-1]
-    sent = sum(w["samples"] for w in writers)
-    duration = max(w["end"] for w in writers) - min(w["start"] for w in writers)
-    rss = [s["store_rss_mib"] for s in samples]
-    by_kind = {
-        kind: _latency_stats([q for q in raw["queries"] if q.kind == kind]) for _, kind, _ in QUERY_MIX
-    }
-    snaps = raw["snaps"]
-    return {
-        "seconds_requested": seconds,
-        "duration_s": duration,
-        "samples_sent": sent,
-        "samples_ingested": final["ingested"],
-        "ingest_samples_per_s": final["ingested"] / duration,
-        "batches_sent": sum(w["batches"] for w in writers),
-        "rejected": final["rejected"],
-        "duplicates_store": final["duplicates"],
-        "duplicates_acknowledged": sum(w["duplicates"] for w in writers),
-        "steps": final["steps"],
-        "qps_target": qps,
-        "queries_skipped": raw["skipped"],
-        "queries": _latency_stats(raw["queries"]),
-        "queries_by_kind": by_kind,
-        "store_rss_mib": {
-            "first": rss[0],
-            "after_10s": rss[1] if len(rss) > 1 else float("nan"),
-            "last": rss[-1],
-            "max": max(rss),
-            "peak": samples[-1]["store_rss_peak_mib"],
-        },
-        "snapshot_dir_mib_max": max(s["snapshot_dir_mib"] for s in samples),
-        "load_avg_1m": {"first": samples[0]["load_avg_1m"], "max": max(s["load_avg_1m"] for s in samples)},
-        "snapshots_taken": max(snaps, default=0),
-        "snapshot_seconds": {str(k): done - taken for k, (taken, done) in sorted(snaps.items())},
-        "ingest_latency": ingest_latency(writers, snaps),
-        "fsync": raw["fsync"],
-        "ok": final["ingested"] == sent and final["rejected"] == 0,
-    }
-
-
-def table(s: dict[str, Any]) -> str:
-    q = s["queries"]
-    r = s["store_rss_mib"]
-    periodic = [v for k, v in s["snapshot_seconds"].items() if k != "1"]
-    snap_note = f" (periodic: {min(periodic):.2f} to {max(periodic):.2f} s each)" if periodic else ""
-    lat = s["ingest_latency"]
-    rows = [
-        ["fsync policy", s["fsync"]],
-        ["duration", f"{s['duration_s']:.1f} s"],
-        ["samples sent / ingested", f"{s['samples_sent']:,} / {s['samples_ingested']:,}"],
-        ["ingest samples/s", f"{s['ingest_samples_per_s']:,.0f}"],
-        ["batches sent", f"{s['batches_sent']:,}"],
-        ["rejected / duplicate batches", f"{s['rejected']} / {s['duplicates_store']}"],
-        [
-            "queries sent (target qps)",
-            f"{q['queries']:,} ({s['qps_target']:g}/s; {s['queries_skipped']} skipped at the bound)",
-        ],
-        [
-            "query p50 / p95 / p99 / max",
-            f"{q['p50_ms']:.1f} / {q['p95_ms']:.1f} / {q['p99_ms']:.1f} / {q['max_ms']:.1f} ms",
-        ],
-        [
-            "query errors (non-2xx / timeouts / transport)",
-            f"{q['non_2xx']} / {q['timeouts']} / {q['transport_errors']}",
-        ],
-        [
-            "store RSS first / at 10 s / last / max sampled (peak)",
-            f"{r['first']:.0f} / {r['after_10s']:.0f} / {r['last']:.0f} / {r['max']:.0f}"
-            f" ({r['peak']:.0f}) MiB",
-        ],
-        ["snapshot dir max (snapshots + WAL)", f"{s['snapshot_dir_mib_max']:.0f} MiB"],
-        ["snapshots taken (incl. the initial one)", f"{s['snapshots_taken']}{snap_note}"],
-        *(
-            [
-                f"ingest call p50 / p99 {label}",
-                f"{lat[key]['p50_ms']:.1f} / {lat[key]['p99_ms']:.1f} ms ({lat[key]['calls']:,} calls)",
-            ]
-            for key, label in (("during_snapshot", "during a snapshot"), ("otherwise", "otherwise"))
-        ),
-        ["ingest p99 during a snapshot / otherwise", f"{lat['p99_ratio']:.2f}"],
-        [
-            "load average (1 min) at start / max",
-            f"{s['load_avg_1m']['first']:.1f} / {s['load_avg_1m']['max']:.1f}",
-        ],
-    ]
-    return markdown_table(["", "value"], rows, "lr")
-
-
-def kind_table(s: dict[str, Any]) -> str:
-    rows = [
-        [
-            kind,
-            k["queries"],
-            round(k["p50_ms"], 1),
-            round(k["p95_ms"], 1),
-            round(k["p99_ms"], 1),
-            round(k["max_ms"], 1),
-        ]
-        for kind, k in s["queries_by_kind"].items()
-    ]
-    return markdown_table(["query", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows, "lrrrrr")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m trainers.benchmarks.soak", description=__doc__.splitlines()[0]
@@ -518,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     args.seconds = 300.0 if args.seconds is None else args.seconds
 
     if __name__ != "__main__":
-        # Imported (not run with -m): workers cannot import this package, so ship its classes by value.
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        # Imported (not run with -m): workers may not import this package, so ship its code by value.
+        for module in (sys.modules[__name__], soak_writers):
+            ray.cloudpickle.register_pickle_by_value(module)
     snap_dir = Path(tempfile.mkdtemp(prefix="soak-snapshots-"))
     mach = machine()
     print(describe(mach), flush=True)
