@@ -1,227 +1,27 @@
-"""Submodular diversity selection: functions, optimizers, partitioning and select_diverse."""
+"""Diversity selection: partitioning into blocks and budgets, and select_diverse / solve_diverse."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import pdist
-from sklearn.neighbors import NearestNeighbors
 
 from scorer_service.submodular import (
     FacilityLocation,
     FeatureBased,
-    KNNFacilityLocation,
-    Modular,
-    Objective,
     build_objective,
     kmeans_cells,
-    knn_graph,
-    lazy_greedy,
-    lazy_stochastic_greedy,
     make_blocks,
     mean_pairwise_distance,
-    naive_greedy,
-    neighbour_graph,
     nonnegative_features,
     proportional_budgets,
     rescale_scores,
     select_diverse,
     solve_diverse,
-    stochastic_greedy,
 )
-from scorer_service.submodular.functions import dense_gains4, gaussian_kernel
-from scorer_service.submodular.neighbours import graph_rows, induced_subgraph
-
-
-def clustered_with_labels(
-    rng: np.random.Generator, n: int, d: int = 6, centres: int = 4, spread: float = 0.3
-) -> tuple[np.ndarray, np.ndarray]:
-    c = rng.normal(size=(centres, d)) * 3
-    label = rng.integers(0, centres, n)
-    return (c[label] + spread * rng.normal(size=(n, d))).astype(np.float32), label
-
-
-def clustered(
-    rng: np.random.Generator, n: int, d: int = 6, centres: int = 4, spread: float = 0.3
-) -> np.ndarray:
-    return clustered_with_labels(rng, n, d, centres, spread)[0]
-
-
-def make_function(name: str, x: np.ndarray):
-    if name == "fl":
-        return FacilityLocation(x, rng=np.random.default_rng(0))
-    if name == "fl-knn":
-        return KNNFacilityLocation(x, n_neighbors=3, rng=np.random.default_rng(0))
-    if name == "feature":
-        return FeatureBased(nonnegative_features(x))
-    if name == "feature-log":
-        return FeatureBased(nonnegative_features(x), concave="log")
-    return Modular(x.shape[0])
-
-
-ALL = ["fl", "fl-knn", "feature", "feature-log", "modular"]
-
-
-def brute_force_opt(f: Objective, k: int) -> float:
-    return max(f.evaluate(np.array(s)) for s in itertools.combinations(range(f.n), k))
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_memoized_gain_equals_recomputed_difference(name):
-    rng = np.random.default_rng(1)
-    x = clustered(rng, 40)
-    f = Objective(rng.random(40) * 3, make_function(name, x), weight=0.7)
-    # The sqrt feature gain is float32 arithmetic (a few ulp per feature); the rest is float64.
-    tol = 2e-6 if name == "feature" else 1e-9
-    for _ in range(4):
-        f.reset()
-        s = rng.choice(40, size=int(rng.integers(0, 12)), replace=False)
-        for e in s:
-            f.add(e)
-        rest = np.setdiff1d(np.arange(40), s)
-        e = rng.choice(rest, size=8, replace=False)
-        got = f.gains(e)
-        base = f.evaluate(s)
-        want = np.array([f.evaluate(np.append(s, x_)) - base for x_ in e])
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-        # The diversity function on its own: G's memoized gains against G from scratch.
-        g = f.diversity
-        gb = g.evaluate(s)
-        want_g = [g.evaluate(np.append(s, x_)) - gb for x_ in e]
-        np.testing.assert_allclose(g.gains(e), want_g, rtol=tol, atol=tol)
-        if name == "fl":  # stochastic greedy's four-rows-at-once dense gains
-            out = np.empty(4)
-            for quad in (e[:4], e[4:]):
-                dense_gains4(g.kernel, g.memo, np.ascontiguousarray(quad), out)
-                np.testing.assert_allclose(
-                    out, [want_g[list(e).index(q)] for q in quad], rtol=1e-9, atol=1e-9
-                )
-
-
-def test_feature_gain_stays_accurate_after_many_additions():
-    # The float32 sums in the memo are rounded from float64 sums, so they do not drift with |S|.
-    rng = np.random.default_rng(4)
-    g = FeatureBased(nonnegative_features(rng.normal(size=(3000, 16)).astype(np.float32)))
-    s = rng.permutation(3000)[:2500]
-    for e in s:
-        g.add(e)
-    rest = np.setdiff1d(np.arange(3000), s)
-    base = g.evaluate(s)
-    want = [g.evaluate(np.append(s, e)) - base for e in rest]
-    np.testing.assert_allclose(g.gains(rest), want, rtol=2e-6)
-
-
-def test_function_values_from_definitions():
-    rng = np.random.default_rng(2)
-    x = clustered(rng, 30)
-    sigma = float(pdist(x.astype(np.float64)).mean())
-    fl = FacilityLocation(x, sigma=sigma)
-    s = np.array([3, 17, 22])
-    d2 = ((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
-    w = np.exp(-d2 / (2 * sigma**2))
-    assert fl.evaluate(s) == pytest.approx(w[s].max(axis=0).sum(), rel=1e-5)
-    assert fl.full_value() == 30.0
-    feats = nonnegative_features(x)
-    assert feats.shape == (30, 12) and (feats >= 0).all()
-    assert FeatureBased(feats).evaluate(s) == pytest.approx(np.sqrt(feats[s].astype(np.float64).sum(0)).sum())
-    assert mean_pairwise_distance(x, rng) == pytest.approx(sigma, rel=1e-6)
-
-
-def test_knn_graph_is_exact_symmetric_and_weighted():
-    rng = np.random.default_rng(3)
-    x = clustered(rng, 300, d=8)
-    indptr, indices, weights = knn_graph(x, 5, 2.0, tile=64)
-    _, nbrs = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
-    for i in range(300):
-        row = set(indices[indptr[i] : indptr[i + 1]].tolist())
-        assert set(nbrs[i, 1:].tolist()) | {i} <= row
-    dense = np.zeros((300, 300))
-    rows = np.repeat(np.arange(300), np.diff(indptr))
-    dense[rows, indices] = weights
-    np.testing.assert_array_equal(dense > 0, (dense > 0).T)
-    np.testing.assert_allclose(np.diag(dense), 1.0)
-    d2 = ((x[rows] - x[indices]) ** 2).sum(1)
-    np.testing.assert_allclose(weights, np.exp(-d2 / 8.0), atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_lazy_greedy_returns_exactly_naive_greedy(name):
-    for seed in range(3):
-        rng = np.random.default_rng(10 + seed)
-        x = clustered(rng, 60)
-        f = Objective(rng.random(60), make_function(name, x), weight=float(rng.uniform(0.05, 2)))
-        for k in (1, 7, 30, 60):
-            np.testing.assert_array_equal(lazy_greedy(f, k), naive_greedy(f, k))
-
-
-def test_ties_go_to_the_lowest_index():
-    x = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 12 rows, 3 distinct, each 4 times
-    f = Objective(np.ones(12), FeatureBased(x), weight=1.0)
-    for opt in (naive_greedy, lazy_greedy):
-        np.testing.assert_array_equal(opt(f, 5), [0, 4, 8, 1, 5])
-    flat = Objective(np.full(9, 0.5))
-    np.testing.assert_array_equal(lazy_greedy(flat, 4), [0, 1, 2, 3])
-
-
-@pytest.mark.parametrize("optimizer", [stochastic_greedy, lazy_stochastic_greedy])
-@pytest.mark.parametrize("name", ALL)
-def test_stochastic_greedy_meets_its_guarantee_against_brute_force(name, optimizer):
-    eps = 0.1
-    for inst in range(3):
-        rng = np.random.default_rng(100 + inst)
-        x = clustered(rng, 12, d=4)
-        # A few much harder samples: a sampler that ignores gains falls far below the bound.
-        hard = np.zeros(12)
-        hard[rng.choice(12, 4, replace=False)] = 5.0
-        f = Objective(hard + rng.random(12) * 0.1, make_function(name, x), weight=1.0)
-        k = 4
-        opt = brute_force_opt(f, k)
-        values = [f.evaluate(optimizer(f, k, epsilon=eps, rng=np.random.default_rng(s))) for s in range(30)]
-        assert np.mean(values) >= (1 - 1 / math.e - eps) * opt
-        assert f.evaluate(naive_greedy(f, k)) >= (1 - 1 / math.e) * opt
-        assert max(values) <= opt + 1e-9
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_lazy_stochastic_greedy_takes_lazy_greedys_pick_when_the_heap_decides(name):
-    # A modular term far above any diversity gain: the heap's top is fresh after one evaluation,
-    # so every step is lazy greedy's, where a uniform sample of s = 18 misses the best element.
-    rng = np.random.default_rng(9)
-    x = clustered(rng, 300, d=6)
-    f = Objective(np.arange(300, dtype=np.float64) * 10.0, make_function(name, x), weight=1.0)
-    exact = lazy_greedy(f, 40)
-    np.testing.assert_array_equal(lazy_stochastic_greedy(f, 40, rng=np.random.default_rng(1)), exact)
-    assert not np.array_equal(stochastic_greedy(f, 40, rng=np.random.default_rng(1)), exact)
-
-
-def test_lazy_stochastic_greedy_finds_the_hard_samples_a_uniform_sample_misses():
-    rng = np.random.default_rng(21)
-    x = clustered(rng, 20_000, d=8, centres=20)
-    m = rng.gamma(2.0, 100.0, size=20_000)  # DIH-like: a few samples worth far more than the rest
-    g = FeatureBased(nonnegative_features(x))
-    f = Objective(m / m.max(), g, weight=200 / g.full_value())
-    best = f.evaluate(lazy_greedy(f, 200))
-    probed = lazy_stochastic_greedy(f, 200, rng=np.random.default_rng(2))
-    plain = stochastic_greedy(f, 200, rng=np.random.default_rng(2))
-    np.testing.assert_array_equal(probed, lazy_stochastic_greedy(f, 200, rng=np.random.default_rng(2)))
-    assert len(np.unique(probed)) == 200
-    assert f.evaluate(probed) >= 0.995 * best
-    assert f.evaluate(probed) > f.evaluate(plain)
-
-
-def test_stochastic_greedy_is_seeded_and_close_to_lazy():
-    rng = np.random.default_rng(5)
-    x = clustered(rng, 2000, d=8, centres=20)
-    f = Objective(rng.random(2000), FacilityLocation(x, rng=rng), weight=0.05)
-    a = stochastic_greedy(f, 200, rng=np.random.default_rng(7))
-    b = stochastic_greedy(f, 200, rng=np.random.default_rng(7))
-    np.testing.assert_array_equal(a, b)
-    assert len(np.unique(a)) == 200
-    assert f.evaluate(a) >= 0.98 * f.evaluate(lazy_greedy(f, 200))
+from tests.submodular_data import clustered, clustered_with_labels, planted_clusters
 
 
 def test_partition_budgets_and_blocks():
@@ -336,18 +136,6 @@ def test_dense_kernel_is_capped():
         FacilityLocation(np.zeros((2000, 2), dtype=np.float32), max_kernel_bytes=2**20)
 
 
-def planted_clusters(
-    seed: int, m: int = 6000, d: int = 8, centres: int = 12
-) -> tuple[np.ndarray, np.ndarray]:
-    # Clusters of very different spread (0.1 to 1.0 around centres ~3 apart) and DIH-like scores.
-    rng = np.random.default_rng(seed)
-    c = rng.normal(size=(centres, d)) * 3
-    spread = np.geomspace(0.1, 1.0, centres)
-    label = rng.integers(0, centres, m)
-    x = (c[label] + spread[label, None] * rng.normal(size=(m, d))).astype(np.float32)
-    return x, 10 + rng.gamma(2.0, 100.0, m)
-
-
 @pytest.mark.parametrize("function", ["fl", "fl-knn", "feature"])
 def test_partitioned_selection_keeps_98_percent_of_the_global_solve(function):
     x, dih = planted_clusters(31)
@@ -420,89 +208,3 @@ def test_dense_blocks_follow_the_memory_budget():
     assert tight.blocks > res.blocks and not tight.merged
     roomy = solve_diverse(x, dih, 300, memory_budget_bytes=2**28, rng=np.random.default_rng(0))
     assert roomy.partitioning == "global" and roomy.relative_objective == 1.0
-
-
-def test_ivf_graph_is_exact_within_its_cells():
-    x, _ = planted_clusters(34, m=3000)
-    graph, cells = neighbour_graph(x, 5, 2.0, seed=1, exact_max=1000, cell_size=700)
-    assert cells is not None and max(len(c) for c in cells) <= 700
-    assert sorted(np.concatenate(cells).tolist()) == list(range(3000))
-    indptr, indices, _ = graph
-    cell_of = np.empty(3000, dtype=np.int64)
-    for i, c in enumerate(cells):
-        cell_of[c] = i
-    rows = np.repeat(np.arange(3000), np.diff(indptr))
-    np.testing.assert_array_equal(cell_of[rows], cell_of[indices])  # no edge leaves its cell
-    for c in cells[:3]:
-        _, nbrs = NearestNeighbors(n_neighbors=6).fit(x[c]).kneighbors(x[c])
-        for i, e in enumerate(c):
-            assert set(c[nbrs[i, 1:]].tolist()) <= set(indices[indptr[e] : indptr[e + 1]].tolist())
-    exact, none = neighbour_graph(x, 5, 2.0, seed=1)
-    assert none is None
-    np.testing.assert_array_equal(exact[0], knn_graph(x, 5, 2.0)[0])
-
-
-def test_subgraphs_and_rectangular_functions_match_their_definitions():
-    rng = np.random.default_rng(35)
-    x = clustered(rng, 200, d=4)
-    graph = knn_graph(x, 4, 1.5)
-    dense = np.zeros((200, 200))
-    dense[np.repeat(np.arange(200), np.diff(graph[0])), graph[1]] = graph[2]
-    nodes = np.sort(rng.choice(200, 60, replace=False))
-    ip, ix, w = induced_subgraph(graph, nodes)
-    sub = np.zeros((60, 60))
-    sub[np.repeat(np.arange(60), np.diff(ip)), ix] = w
-    np.testing.assert_array_equal(sub, dense[np.ix_(nodes, nodes)])
-    rows = KNNFacilityLocation(graph=graph_rows(graph, nodes), n_ground=200)
-    s = np.array([3, 17, 40])
-    assert rows.evaluate(s) == pytest.approx(dense[nodes[s]].max(axis=0).sum(), rel=1e-6)
-    want = [rows.evaluate(np.append(s, e)) - rows.evaluate(s) for e in (0, 5, 59)]
-    for e in s:
-        rows.add(e)
-    np.testing.assert_allclose(rows.gains(np.array([0, 5, 59])), want, rtol=1e-6)
-    # Dense facility location on a candidates x ground-set kernel.
-    kernel = gaussian_kernel(x[nodes], 1.5, x)
-    np.testing.assert_allclose(kernel, np.exp(-((x[nodes, None] - x[None]) ** 2).sum(-1) / 4.5), atol=1e-5)
-    fl = FacilityLocation(kernel=kernel)
-    assert (fl.n, fl.memo_size) == (60, 200)
-    want = [fl.evaluate(np.append(s, e)) - fl.evaluate(s) for e in (0, 5, 59)]
-    for e in s:
-        fl.add(e)
-    np.testing.assert_allclose(fl.gains(np.array([0, 5, 59])), want, rtol=1e-6)
-
-
-@pytest.mark.parametrize("concave", ["sqrt", "log"])
-def test_feature_baseline_is_covered_mass(concave):
-    rng = np.random.default_rng(36)
-    feats = nonnegative_features(clustered(rng, 50, d=4))
-    base = feats[:20].sum(axis=0, dtype=np.float64)
-    g = FeatureBased(feats[20:], concave=concave, baseline=base)
-    whole = FeatureBased(feats, concave=concave)
-    s = np.array([1, 7, 12])
-    # G_b(S) = G(S + the baseline's elements) - G(the baseline's elements).
-    assert g.evaluate(s) == pytest.approx(
-        whole.evaluate(np.r_[np.arange(20), s + 20]) - whole.evaluate(np.arange(20))
-    )
-    want = [g.evaluate(np.append(s, e)) - g.evaluate(s) for e in (0, 3, 29)]
-    for e in s:
-        g.add(e)
-    np.testing.assert_allclose(g.gains(np.array([0, 3, 29])), want, rtol=2e-6)
-    with pytest.raises(ValueError, match="baseline"):
-        FeatureBased(feats, baseline=-base)
-
-
-def test_auto_runs_lazy_then_lazy_stochastic_then_stochastic_greedy_as_candidates_grow(monkeypatch):
-    import scorer_service.submodular.optimizers as optimizers
-
-    rng = np.random.default_rng(12)
-    emb = clustered(rng, 3000, d=16).astype(np.float16)
-    scores = rng.random(3000) * 1000
-    solve = lambda **kw: solve_diverse(emb, scores, 60, function="fl-knn", rng=np.random.default_rng(1), **kw)  # noqa: E731
-    cases = ((3000, 3000, "lazy"), (2999, 3000, "lazy-stochastic"), (2000, 2999, "stochastic"))
-    for lazy_max, probe_max, want in cases:
-        monkeypatch.setattr(optimizers, "AUTO_LAZY_MAX", lazy_max)
-        monkeypatch.setattr(optimizers, "AUTO_PROBE_MAX", probe_max)
-        auto = solve()
-        assert auto.optimizer == want
-        np.testing.assert_array_equal(auto.positions, solve(optimizer=want).positions)
-    assert optimizers.choose_optimizer("stochastic", 10) == "stochastic"
