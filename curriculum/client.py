@@ -37,9 +37,12 @@ class Client:
         timeout: seconds per request.
 
     Raises:
-        NotFound, InvalidQuery, RunExists, ValueError, Unauthorized, Forbidden: as the API answers;
-        StoreUnavailable (a RuntimeError) for a store that cannot answer now, RuntimeError for
-        another 5xx.
+        NotFound: an unknown run, round or sample; likewise ``InvalidQuery``, ``RunExists`` and
+            ``ValueError`` (settings ``create_run`` refuses), each as the API answers.
+        Unauthorized: a token that is missing or that the API does not know.
+        Forbidden: a token whose role or runs do not cover the request.
+        StoreUnavailable: a store that cannot answer now (a ``RuntimeError``).
+        RuntimeError: another 5xx answer.
 
     Example::
 

@@ -30,12 +30,31 @@ _BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
 
 
 class HttpEndpoint:
-    """The store of run ``run`` behind the REST API at ``api`` (``token``: the API's bearer token).
+    """The store of run ``run`` behind the REST API at ``api``, for trainers outside Ray.
 
-    Pass it to :class:`~curriculum.sampler.RoundSampler` in place of a run name. Its methods are the
-    trainers' calls of :class:`~scorer_service.core.interface.TrainerInterface`, one route each
-    (``parameters`` has none). ``retries`` bounds how often a call is repeated after a transport error
-    (connection refused or reset, timeout).
+    Pass it to :class:`~curriculum.sampler.RoundSampler` in place of a run name: the sampler and its
+    recorder then talk HTTP and never import Ray. Its methods are the trainers' calls of
+    :class:`~scorer_service.core.interface.TrainerInterface`, one route each (``parameters`` has none).
+
+    Args:
+        api: the API's base URL, e.g. ``http://10.0.0.5:8000`` (:func:`curriculum.serve`'s answer).
+        run: the run's name.
+        token: the API's bearer token (``curriculum token create``), or None where it needs none.
+        timeout: seconds per request.
+        retries: how often a call is repeated after a transport error (connection refused or
+            reset, timeout).
+
+    Raises:
+        NotFound: an unknown run or round, as the store raises it through Ray (each refusal arrives
+            as the class it names); likewise ``InvalidBatch``, ``InvalidQuery``, ``NotReady``,
+            ``Unauthorized`` and ``Forbidden``.
+        StoreUnavailable: a store that cannot answer now (a ``RuntimeError``).
+        RuntimeError: another 5xx answer.
+
+    Example::
+
+        endpoint = curriculum.HttpEndpoint("http://10.0.0.5:8000", "cifar-dihcl", token=token)
+        sampler = curriculum.RoundSampler(endpoint, rank=rank, world_size=world)
     """
 
     def __init__(

@@ -13,6 +13,15 @@ class WithIds(torch.utils.data.Dataset):
     The id is the index the sampler asked for, so it survives shuffling, ``num_workers > 0`` and
     ``drop_last``; the default collate turns it into a tensor of ids per batch. A dataset that reads
     whole batches (``dataset[list_of_indices]``) gets the list, and the ids come as one tensor.
+
+    Args:
+        dataset: any map-style dataset; an item that is a tuple or list is unpacked after the id.
+
+    Example::
+
+        loader = DataLoader(curriculum.WithIds(train_set), batch_size=256, sampler=sampler)
+        for ids, x, y in loader:
+            ...
     """
 
     def __init__(self, dataset: Any) -> None:

@@ -23,7 +23,26 @@ from curriculum.sampler import RoundSampler
 
 
 class CurriculumCallback(L.Callback):
-    """Drives the curriculum of run ``run`` (a name, a :class:`~curriculum.run.Run` or an endpoint)."""
+    """Drives the curriculum of run ``run`` from a Lightning ``Trainer``.
+
+    At ``fit`` it creates the rank's :class:`~curriculum.sampler.RoundSampler` and its recorder,
+    moves the sampler to each epoch's round and records every training step's byproducts; its state
+    travels in Lightning's checkpoints.
+
+    Args:
+        run: a run name, a :class:`~curriculum.run.Run` or an endpoint.
+        **recorder_options: keyword arguments of :class:`~curriculum.recorder.Recorder`.
+
+    Raises:
+        ValueError: a ``Trainer`` that does not reload its dataloaders every epoch.
+
+    Example::
+
+        callback = curriculum.CurriculumCallback("cifar-dihcl")
+        data = curriculum.CurriculumDataModule(train_set, callback, batch_size=256)
+        trainer = L.Trainer(max_epochs=200, callbacks=[callback], reload_dataloaders_every_n_epochs=1)
+        trainer.fit(model, datamodule=data)
+    """
 
     def __init__(self, run: Any, **recorder_options: Any) -> None:
         self.run, self.recorder_options = run, recorder_options
@@ -94,7 +113,22 @@ class CurriculumCallback(L.Callback):
 
 
 class CurriculumDataModule(L.LightningDataModule):
-    """Training data served through the callback's sampler; ``loader_options`` go to ``DataLoader``."""
+    """Training data served through the callback's sampler, one round's shard per epoch.
+
+    Args:
+        dataset: the map-style training set (each item is wrapped with its id).
+        callback: the :class:`CurriculumCallback` passed to the same ``Trainer``.
+        **loader_options: keyword arguments of ``DataLoader`` (``batch_size``, ``num_workers``, ...).
+
+    Raises:
+        RuntimeError: the ``Trainer`` asks for data before the callback is set up (the callback is
+            not among its callbacks).
+
+    Example::
+
+        data = curriculum.CurriculumDataModule(train_set, callback, batch_size=256, num_workers=4)
+        trainer.fit(model, datamodule=data)
+    """
 
     def __init__(self, dataset: Any, callback: CurriculumCallback, **loader_options: Any) -> None:
         super().__init__()

@@ -44,6 +44,33 @@ class Recorder:
     ``max_lag_s`` behind its writers, sends wait for each acknowledgement (:attr:`throttled_seconds`).
     A buffer is handed off once it holds ``flush_samples`` samples or, at the next ``observe``, once
     its oldest step is ``flush_every_s`` seconds old (None: only by size).
+
+    Args:
+        sampler: the sampler of this rank; the recorder sends to its run's store.
+        optimizer: its steps number the byproducts and give their learning rate (hooked on
+            ``optimizer.step``); None: every :meth:`observe` passes ``step=`` and ``lr=``.
+        flush_samples: samples per batch sent.
+        flush_every_s: the age at which a buffer is sent regardless of its size; None: only by size.
+        max_in_flight: batches sent but not yet acknowledged before a send waits.
+        on_error: ``"raise"`` or ``"log"`` a batch the store rejects.
+        max_lag_s: how far behind its writers the store may report being before sends wait.
+
+    Raises:
+        ValueError: ``on_error`` is neither ``"raise"`` nor ``"log"``, or ``flush_every_s`` is not
+            positive.
+        InvalidBatch: with ``on_error="raise"``, a batch the store rejected, at the next send or
+            flush.
+
+    Example::
+
+        recorder = sampler.recorder(optimizer)
+        for ids, x, y in loader:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, reduction="none")
+            loss.mean().backward()
+            optimizer.step()
+            recorder.observe(ids, loss, logits=logits, labels=y)
+        recorder.end_round({"val_acc": acc})
     """
 
     def __init__(

@@ -19,7 +19,20 @@ from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_
 def connect(address: str | None = None) -> None:
     """Join the Ray cluster at ``address`` (default: ``RAY_ADDRESS``, else start a local one), once.
 
-    Processes this one starts later (Lightning's DDP workers, ...) join the same cluster.
+    Processes this one starts later (Lightning's DDP workers, ...) join the same cluster. A process
+    already connected stays on its cluster.
+
+    Args:
+        address: the cluster's address (``ray://HOST:10001``, ``HOST:6379``, ``auto``); None reads
+            ``RAY_ADDRESS`` and starts a local cluster when that is unset.
+
+    Raises:
+        ConnectionError: no cluster answers at ``address``.
+
+    Example::
+
+        curriculum.connect("auto")
+        run = curriculum.attach_run("cifar-dihcl")
     """
     if not ray.is_initialized():
         ray.init(address=address, namespace=NAMESPACE)
@@ -27,7 +40,23 @@ def connect(address: str | None = None) -> None:
 
 
 class Run:
-    """A run's store on the cluster: its configuration, scores and rounds."""
+    """A run's store on the cluster: its configuration, scores and rounds.
+
+    :func:`create_run` and :func:`attach_run` return one; :class:`~curriculum.client.Client` has the
+    same methods over REST.
+
+    Args:
+        name: the run's name; its store must be live on the cluster (:func:`connect` first joins it).
+
+    Raises:
+        NotFound: no store for run ``name``.
+
+    Example::
+
+        run = curriculum.Run("cifar-dihcl")
+        print(run.info()["ingested"], run.top("dih", k=5))
+        hardest = run.scores(("dih",))["dih"].argsort()[::-1][:100]
+    """
 
     def __init__(self, name: str) -> None:
         connect()
@@ -110,12 +139,31 @@ def create_run(
 ) -> Run:
     """Create the store of a new run of ``n`` training samples and return its :class:`Run`.
 
-    ``settings`` are :class:`~scorer_service.config.StoreConfig` fields: ``epochs``, ``method``,
-    ``metric``, ``warm_start``, ``cycle_length``, the budget and diversity settings, ``seed``,
-    ``correct`` (False when the trainers send no correctness, e.g. a regression loss),
-    ``snapshot_dir`` (default ``$CURRICULUM_SNAPSHOT_DIR`` or ``~/.curriculum/snapshots``; needed to
-    resume after a failure), ... ``num_classes`` is required by methods that read the logits (DoCL).
-    A run whose store exists is refused unless ``replace`` (see :func:`attach_run`).
+    Joins the cluster first (:func:`connect`). A run whose store exists is refused unless
+    ``replace`` (see :func:`attach_run`).
+
+    Args:
+        name: the run's name: it names the store's actor and its snapshot directory.
+        n: training samples; the trainers' sample ids are ``0 .. n-1``.
+        num_classes: classes of the labels; required by methods that read the logits (DoCL).
+        replace: stop a live store of the same name and start afresh.
+        **settings: :class:`~scorer_service.config.StoreConfig` fields: ``epochs``, ``method``,
+            ``metric``, ``warm_start``, ``cycle_length``, the budget and diversity settings, ``seed``,
+            ``correct`` (False when the trainers send no correctness, e.g. a regression loss),
+            ``snapshot_dir`` (default ``$CURRICULUM_SNAPSHOT_DIR`` or ``~/.curriculum/snapshots``;
+            needed to resume after a failure), ...
+
+    Returns:
+        The new run's handle.
+
+    Raises:
+        RunExists: a store of that name is live and ``replace`` is False.
+        ValueError: a name that cannot name a directory, an unknown setting, or a value of the
+            wrong type or out of range.
+
+    Example::
+
+        run = curriculum.create_run("cifar-dihcl", n=50_000, epochs=200, method="dihcl-exp")
     """
     config = run_config(name, n, num_classes=num_classes, **settings)
     connect()
@@ -124,7 +172,22 @@ def create_run(
 
 
 def attach_run(name: str) -> Run:
-    """The :class:`Run` of an existing store; ``KeyError`` when there is none."""
+    """The :class:`Run` of an existing store, joining the cluster first (:func:`connect`).
+
+    Args:
+        name: the run's name.
+
+    Returns:
+        The run's handle.
+
+    Raises:
+        NotFound: no store for run ``name`` (a ``KeyError``).
+
+    Example::
+
+        run = curriculum.attach_run("cifar-dihcl")
+        print(run.rounds()[-1])
+    """
     connect()
     return Run(name)
 
@@ -139,6 +202,12 @@ def serve(port: int = 8000, token: str | None = None, *, host: str = "127.0.0.1"
         token: the all-runs admin token (default: ``CURRICULUM_API_TOKEN``); only its hash reaches
             the deployment. Scoped tokens: ``curriculum token create`` or ``POST /v1/tokens``.
         host: the bind address (``0.0.0.0`` to expose it).
+
+    Returns:
+        The API's base URL, e.g. ``http://127.0.0.1:8000``.
+
+    Raises:
+        RuntimeError: the API did not come up.
 
     Example::
 

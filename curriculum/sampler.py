@@ -31,6 +31,31 @@ class RoundSampler(torch.utils.data.Sampler[int]):
     before it (what a lost attempt recorded later is forgotten) and every rank waits for that.
     :meth:`state_dict` / :meth:`load_state_dict` carry the position through the user's own
     checkpoint; :attr:`start_round` is where a resumed loop continues.
+
+    Args:
+        run: a run name, a :class:`~curriculum.run.Run` or an endpoint.
+        rank: this process's rank (default: from Ray Train, ``torch.distributed`` or torchrun).
+        world_size: the number of ranks (default: as ``rank``).
+        shuffle: visit this rank's shard in a seeded random order (per round and rank).
+        seed: the order's seed (default: the run's ``seed``).
+        barrier: waits for every rank (default: none for one rank, else
+            ``torch.distributed.barrier``).
+
+    Raises:
+        NotFound: no store for the named run.
+        ValueError: several ranks, no ``barrier`` and no ``torch.distributed`` process group (at the
+            first :meth:`set_epoch`).
+        TimeoutError: :meth:`set_epoch` on a run with ``max_staleness`` whose scores stay too far
+            behind this rank's steps for 600 s.
+
+    Example::
+
+        sampler = curriculum.RoundSampler("cifar-dihcl")
+        loader = DataLoader(curriculum.WithIds(train_set), batch_size=256, sampler=sampler)
+        for rnd in range(sampler.start_round, sampler.epochs):
+            sampler.set_epoch(rnd)
+            for ids, x, y in loader:
+                ...
     """
 
     def __init__(
