@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj):<code>~?([\w.]+)</code>")
-EXAMPLE = re.compile(r"<p>Example::</p>")
+EXAMPLE = re.compile(r"\bExample::</p>")
 
 
 def _name(match: re.Match[str]) -> str:
@@ -18,4 +18,4 @@ def _name(match: re.Match[str]) -> str:
 
 
 def on_page_content(html: str, **_: Any) -> str:
-    return EXAMPLE.sub("<p><strong>Example:</strong></p>", ROLE.sub(_name, html))
+    return EXAMPLE.sub("<strong>Example:</strong></p>", ROLE.sub(_name, html))

@@ -52,21 +52,10 @@ def setting(
 
 @dataclass
 class StoreConfig:
-    """Everything that determines a run's scores and selections (with the seed, reproducibly).
+    """Everything that determines a run's scores and selections (with the seed, reproducibly); a value
+    out of range or at odds with the others raises ``ValueError`` at construction. Example::
 
-    :func:`curriculum.create_run` builds one from its settings; ``Run.config`` and ``Client.config``
-    read a run's back. Each field is a setting with its default; ``curriculum train`` has a flag per
-    field and ``--config FILE.yaml|json`` loads a whole one.
-
-    Raises:
-        ValueError: a value out of range or inconsistent with the others (checked at construction).
-
-    Example::
-
-        run = curriculum.create_run("cifar-dihcl", n=50_000, epochs=200, method="dihcl-exp")
-        config = run.config  # the StoreConfig the store was created with
-        print(dataclasses.asdict(config))
-    """
+        config = curriculum.create_run("cifar-dihcl", n=50_000, epochs=200, method="dihcl-exp").config"""
 
     n: int = setting(0, "training samples (0: set from the training data)", cli=False)
     epochs: int = setting(30, "rounds (one epoch over the round's subset each)")

@@ -28,6 +28,6 @@ def test_the_docstring_has_a_summary_and_an_example(path):
     obj = getattr(importlib.import_module(module), name)
     doc = inspect.getdoc(obj)
     assert doc and doc.splitlines()[0].strip(), path
-    assert "\nExample::\n" in doc, path
+    assert "Example::\n\n" in doc, path
     if inspect.isfunction(obj) and inspect.signature(obj).parameters:
         assert "\nArgs:\n" in doc, path
