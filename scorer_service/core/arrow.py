@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pyarrow as pa
 
@@ -43,7 +45,7 @@ def to_ipc(columns: dict[str, np.ndarray], metadata: dict[str, str] | None = Non
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+    return cast(bytes, sink.getvalue().to_pybytes())
 
 
 def from_ipc(data: bytes) -> dict[str, np.ndarray]:

@@ -115,13 +115,13 @@ def race_keys(
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _next(state: np.uint64) -> tuple:
+def _next(state: np.uint64) -> tuple[np.uint64, float]:
     state = state + _G
     return state, _unit(_mix64(state))
 
 
 @nb.njit(cache=True, nogil=True)
-def _gamma(a: float, state: np.uint64) -> tuple:
+def _gamma(a: float, state: np.uint64) -> tuple[np.uint64, float]:
     """Gamma(a, 1) by Marsaglia & Tsang (2000); a < 1 through Gamma(a + 1) * U^(1/a)."""
     boost = 1.0
     if a < 1.0:

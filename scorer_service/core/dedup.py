@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+# Per writer, ``[low, [sequence numbers above low]]``: lists, as a snapshot's JSON holds them.
+AppliedState = dict[str, list[Any]]
+
 
 class AppliedSequences:
     """Which sequence numbers of each writer were applied: everything up to ``low`` plus a set above it.
@@ -9,7 +14,7 @@ class AppliedSequences:
     A set rather than a maximum, so a retried call that overtakes a later one is still applied once.
     """
 
-    def __init__(self, state: dict[str, list] | None = None) -> None:
+    def __init__(self, state: AppliedState | None = None) -> None:
         self.low: dict[str, int] = {}
         self.above: dict[str, set[int]] = {}
         for writer, (low, above) in (state or {}).items():
@@ -28,5 +33,5 @@ class AppliedSequences:
             above.discard(low)
         self.low[writer] = low
 
-    def state(self) -> dict[str, list]:
+    def state(self) -> AppliedState:
         return {w: [self.low[w], sorted(self.above.get(w, ()))] for w in self.low}

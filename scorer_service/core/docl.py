@@ -36,7 +36,7 @@ def residual(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -
         raise ValueError(f"labels must lie in [0, {z.shape[1]})")
     z = z.astype(np.result_type(z.dtype, np.float32)) / temperature
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    r = -e / e.sum(axis=1, keepdims=True)
+    r: np.ndarray = -e / e.sum(axis=1, keepdims=True)
     r[np.arange(z.shape[0]), y] += 1.0
     return r
 
@@ -73,7 +73,8 @@ def docl_observation(
     if r.shape[0] == 0:
         return np.zeros(0)
     rho = lr**exponent
-    return np.einsum("bw,bw->b", r, now - prev) * (rho.mean() / rho)
+    observation: np.ndarray = np.einsum("bw,bw->b", r, now - prev) * (rho.mean() / rho)
+    return observation
 
 
 def docl_update(

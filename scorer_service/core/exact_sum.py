@@ -24,7 +24,7 @@ _IMPLICIT = np.uint64(1 << 52)
 def add(acc: np.ndarray, value: float) -> None:
     """Add ``value`` to ``acc`` (an :func:`accumulator`) exactly; for compiled loops."""
     b = np.float64(value).view(np.uint64)
-    e = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
+    e: np.int64 | int = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
     if e == 0x7FF:
         acc[0, 0] += 1  # NaN or infinite: counted in the slot no exponent uses
         return

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scorer_service.core.byproducts import STALE, ByproductBatch, value_problem
-from scorer_service.core.dedup import AppliedSequences
+from scorer_service.core.dedup import AppliedSequences, AppliedState
 from scorer_service.core.errors import InvalidBatch
 from scorer_service.core.hardness import metric_code
 from scorer_service.core.lr_log import LearningRateLog
@@ -26,7 +26,7 @@ class StateImage:
     lr: np.ndarray
     # Prefix sums of ``lr`` as computed incrementally (recomputing them would round differently).
     cum: np.ndarray
-    applied: dict[str, list]
+    applied: AppliedState
     counters: dict[str, Any]
     progress: dict[int, int] = field(default_factory=dict)
 
@@ -125,6 +125,7 @@ class Ingestor:
             keep = batch.step >= records["last_seen_step"][batch.sample_id]
             batch, dropped = batch.rows(keep), int(len(keep) - keep.sum())
         if batch.table_step is not None:  # a part of a batch split over shards: the whole batch's rates
+            assert batch.table_lr is not None  # sent together with table_step
             steps = np.concatenate([batch.table_step, steps])
             lrs = np.concatenate([batch.table_lr.astype(np.float64), lrs.astype(np.float64)])
         try:

@@ -6,16 +6,28 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 
-def changes(method: Callable) -> Callable:
+class _Changing(Protocol):
+    @property
+    def _change(self) -> AbstractContextManager[Any]: ...
+
+
+_Self = TypeVar("_Self", bound=_Changing)
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def changes(
+    method: Callable[Concatenate[_Self, _Params], _Result],
+) -> Callable[Concatenate[_Self, _Params], _Result]:
     """A method that changes its object: it runs under the object's change lock (``self._change``), so
     what it logs and applies does not interleave with a change on another thread."""
 
     @functools.wraps(method)
-    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def locked(self: _Self, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         with self._change:
             return method(self, *args, **kwargs)
 

@@ -71,7 +71,8 @@ class LearningRateLog:
 
     def since(self, last_step: np.ndarray, step: np.ndarray) -> np.ndarray:
         """Sum of learning rates of steps ``last_step .. step`` inclusive (DIHCL Eq. 2)."""
-        return self._cum[step + 1] - self._cum[last_step]
+        covered: np.ndarray = self._cum[step + 1] - self._cum[last_step]
+        return covered
 
 
 _OK, _TWO_RATES, _CHANGED, _GAP = range(4)
@@ -89,7 +90,9 @@ def _close(a: float, b: float) -> bool:
 
 
 @nb.njit(_SIGNATURES, cache=True, nogil=True)
-def _plan(steps: np.ndarray, lrs: np.ndarray, logged: np.ndarray, num_steps: int) -> tuple:
+def _plan(
+    steps: np.ndarray, lrs: np.ndarray, logged: np.ndarray, num_steps: int
+) -> tuple[int, int, np.ndarray]:
     """(problem, its step, rates of the new steps) in one pass over the batch and one over its steps.
 
     Steps index a table directly when they span few values (a batch covers a few consecutive

@@ -8,19 +8,30 @@ waiting for each in turn.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.base import BaseContext
+from numba.core.typing import Context, Signature
 from numba.extending import intrinsic
 
 # How many samples ahead a loop asks for a record: enough misses in flight to hide the latency,
 # few enough that the lines are still cached when the loop gets there.
 AHEAD = 16
 
+# numba's intrinsic protocol: typing gives a signature and the code generator of a call. Compiled
+# code calls an intrinsic without the typing context, so the typing's parameters are left open.
+_Codegen = Callable[[BaseContext, ir.IRBuilder, Signature, Sequence[ir.Value]], ir.Value]
+_Typing = Callable[..., tuple[Signature, _Codegen]]
 
-def _hint(rw: int):  # noqa: ANN202 (numba's intrinsic protocol)
-    def hint(typingctx, array, index):  # noqa: ARG001 (numba's intrinsic signature)
-        def codegen(context, builder, signature, args):  # noqa: ARG001
+
+def _hint(rw: int) -> _Typing:
+    def hint(typingctx: Context, array: types.Array, index: types.Integer) -> tuple[Signature, _Codegen]:  # noqa: ARG001 (numba's intrinsic signature)
+        def codegen(
+            context: BaseContext, builder: ir.IRBuilder, signature: Signature, args: Sequence[ir.Value]
+        ) -> ir.Value:  # noqa: ARG001
             aryty = signature.args[0]
             ary = context.make_array(aryty)(context, builder, args[0])
             ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)

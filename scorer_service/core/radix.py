@@ -72,7 +72,7 @@ def digit_counts(codes: np.ndarray, prefix: np.uint64, level: np.int64) -> np.nd
 
 
 @nb.njit(cache=True, nogil=True)
-def _count_above(codes: np.ndarray, threshold: np.uint64) -> np.int64:
+def _count_above(codes: np.ndarray, threshold: np.uint64) -> int:
     total = 0
     for j in range(codes.shape[0]):
         total += codes[j] > threshold
@@ -101,7 +101,7 @@ def above_cut(codes: np.ndarray, threshold: np.uint64, ties: np.int64) -> np.nda
 
 
 @nb.njit(cache=True, nogil=True)
-def count_equal(codes: np.ndarray, value: np.uint64) -> np.int64:
+def count_equal(codes: np.ndarray, value: np.uint64) -> int:
     total = 0
     for j in range(codes.shape[0]):
         if codes[j] == value:

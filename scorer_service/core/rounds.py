@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from scorer_service.core.errors import InvalidQuery
 
@@ -30,14 +31,15 @@ def shard(ids: np.ndarray, rank: int, world_size: int, offset: int = 0) -> np.nd
     return ids[(rank - offset) % world_size :: world_size]
 
 
-def dropped(codes: np.ndarray, ids: np.ndarray, cut: tuple[int, int]) -> np.ndarray:
+def dropped(codes: np.ndarray, ids: np.ndarray, cut: tuple[int, int]) -> npt.NDArray[np.bool_]:
     """Mask of the selected samples a trim cut removes: those at or below ``cut = (code, id)`` in the
     order of increasing code, then decreasing id."""
     code, last = cut
     if last < 0:
         return np.zeros(len(ids), dtype=bool)
     c = np.uint64(code)
-    return (codes < c) | ((codes == c) & (ids >= last))
+    below: npt.NDArray[np.bool_] = (codes < c) | ((codes == c) & (ids >= last))
+    return below
 
 
 def check_metrics(metrics: dict[str, Any]) -> None:

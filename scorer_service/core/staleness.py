@@ -23,7 +23,7 @@ def lag(progress: list[dict[int, int]], world_size: int, step: int) -> int:
 
 def admit(
     round_: int, world_size: int, step: int | None, bound: int, progress: Callable[[], list[dict[int, int]]]
-) -> dict:
+) -> dict[str, int]:
     """The round's details on staleness if ``round_`` may be selected now: {} for a run whose ranks
     wait for each other (``bound`` -1, or no ``step``), else the lag reached (``staleness_steps``);
     :class:`NotReady` when the scores are more than ``bound`` steps behind. ``progress()``: per shard,

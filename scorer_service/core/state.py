@@ -149,7 +149,7 @@ class SampleState:
 
     def __getattr__(self, name: str) -> np.ndarray:
         for table in ("columns", "matrices"):
-            cols = self.__dict__.get(table)
+            cols: dict[str, np.ndarray] | None = self.__dict__.get(table)
             if cols is not None and name in cols:
                 return cols[name]
         raise AttributeError(name)

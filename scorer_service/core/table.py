@@ -72,5 +72,6 @@ class TableEncoder:
 
     def close(self) -> bytes:
         """The file's last piece (its footer)."""
+        assert self._writer is not None, "close() follows at least one part()"
         self._writer.close()
         return self._sink.take()

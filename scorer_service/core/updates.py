@@ -57,6 +57,7 @@ def apply_batch(
         s.loss_mean,
     )
     if docl:
+        assert outputs_seen is not None
         _apply_docl(s, batch, lr_since, outputs_seen)
     if "embedding" in batch.extra:
         s.embedding[ids] = batch.extra["embedding"]
