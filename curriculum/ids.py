@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 
-class WithIds(torch.utils.data.Dataset):
+class WithIds(torch.utils.data.Dataset[tuple[Any, ...]]):
     """A map-style dataset whose items lead with their index: ``(id, *item)``.
 
     The id is the index the sampler asked for, so it survives shuffling, ``num_workers > 0`` and
@@ -30,7 +30,7 @@ class WithIds(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: Any) -> tuple:
+    def __getitem__(self, index: Any) -> tuple[Any, ...]:
         item = self.dataset[index]
         if not isinstance(index, int):
             # A list of indices from a BatchSampler (``batch_size=None``): the dataset reads a batch.

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from curriculum.ids import WithIds
+from curriculum.recorder import Recorder
 from curriculum.sampler import RoundSampler
 
 
@@ -47,21 +48,22 @@ class CurriculumCallback(L.Callback):
     def __init__(self, run: Any, **recorder_options: Any) -> None:
         self.run, self.recorder_options = run, recorder_options
         self.sampler: RoundSampler | None = None
-        self.recorder = None
+        self.recorder: Recorder | None = None
         self._trainer: L.Trainer | None = None
         self._restored: dict[str, Any] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or self.sampler is not None:
             return
-        if trainer.reload_dataloaders_every_n_epochs != 1:
+        # Set on the Trainer by its data connector, which Lightning's annotations do not declare.
+        if trainer.reload_dataloaders_every_n_epochs != 1:  # type: ignore[attr-defined]
             raise ValueError("each epoch trains on a new subset: use reload_dataloaders_every_n_epochs=1")
         self._trainer = trainer
         self.sampler = RoundSampler(self.run, rank=trainer.global_rank, world_size=trainer.world_size)
         if self._restored is not None:
             self.sampler.load_state_dict(self._restored)
 
-    def dataloader(self, dataset: Any, **kwargs: Any) -> DataLoader:
+    def dataloader(self, dataset: Any, **kwargs: Any) -> DataLoader[tuple[Any, ...]]:
         """A loader over this rank's shard of the current epoch's round; ``kwargs`` go to ``DataLoader``."""
         if self.sampler is None or self._trainer is None:
             raise RuntimeError("the callback is not set up yet: pass it to the Trainer's callbacks")
@@ -78,6 +80,7 @@ class CurriculumCallback(L.Callback):
         return self.sampler.weights(ids, device)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert self.sampler is not None  # setup() ran
         self.recorder = self.sampler.recorder(trainer.optimizers[0], **self.recorder_options)
 
     def on_train_batch_end(
@@ -86,6 +89,7 @@ class CurriculumCallback(L.Callback):
         if not isinstance(outputs, dict) or "per_sample_loss" not in outputs:
             raise ValueError('training_step must return a dict with "loss" and "per_sample_loss"')
         ids, labels = batch[0], batch[-1]
+        assert self.recorder is not None  # on_train_start() ran
         self.recorder.observe(
             ids,
             outputs["per_sample_loss"],
@@ -101,6 +105,7 @@ class CurriculumCallback(L.Callback):
             for k, v in trainer.callback_metrics.items()
             if isinstance(v, int | float) or (isinstance(v, torch.Tensor) and v.numel() == 1)
         }
+        assert self.recorder is not None  # on_train_start() ran
         self.recorder.end_round(metrics)
 
     def state_dict(self) -> dict[str, Any]:
@@ -134,5 +139,5 @@ class CurriculumDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset, self.callback, self.loader_options = dataset, callback, loader_options
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[tuple[Any, ...]]:
         return self.callback.dataloader(self.dataset, **self.loader_options)

@@ -200,6 +200,7 @@ class Recorder:
 
     def _hand_off(self) -> None:
         if self._steps:
+            assert self._round is not None  # steps are buffered within a round
             self._sender.put(self._round, self._steps)
             self.sent_samples += self._buffered
             self._steps, self._buffered = [], 0

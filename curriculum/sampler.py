@@ -78,7 +78,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         # Global optimizer steps taken so far (the next step's number); the recorder advances it.
         self.step = 0
         self.round: int | None = None
-        self.completed = -1
+        self.completed: int | None = -1  # None: a round was ended before any began
         self.ids = np.zeros(0, dtype=np.int64)
         self._sorter = np.zeros(0, dtype=np.int64)
         self._weights = np.zeros(0, dtype=np.float32)
@@ -146,6 +146,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         """The shard's positions in this round's order (seeded by seed, round and rank)."""
         if not self.shuffle:
             return np.arange(len(self.ids))
+        assert self.round is not None, "set_epoch() first"
         return np.random.default_rng([self.seed, self.round, self.rank]).permutation(len(self.ids))
 
     def __iter__(self) -> Iterator[int]:
@@ -157,7 +158,8 @@ class RoundSampler(torch.utils.data.Sampler[int]):
     def positions(self, ids: Any) -> np.ndarray:
         """Where each of ``ids`` stands in this rank's shard (rows of :meth:`parameters`)."""
         ids = np.asarray(ids.cpu().numpy() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
-        return self._sorter[np.searchsorted(self.ids, ids, sorter=self._sorter)]
+        found: np.ndarray = self._sorter[np.searchsorted(self.ids, ids, sorter=self._sorter)]
+        return found
 
     def weights(self, ids: Any, device: torch.device | str | None = None) -> torch.Tensor:
         """The weight of each of ``ids``' loss this round, a float32 tensor on ``device`` (default: the

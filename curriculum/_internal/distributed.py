@@ -31,7 +31,7 @@ def rank_and_world(rank: int | None = None, world_size: int | None = None) -> tu
     """``(rank, world_size)`` of this process; both or neither may be given."""
     if (rank is None) != (world_size is None):
         raise ValueError("give both rank and world_size, or neither")
-    if rank is None:
+    if rank is None or world_size is None:
         found = _ray_train_context()
         if found is None and _torch_distributed():
             found = dist.get_rank(), dist.get_world_size()

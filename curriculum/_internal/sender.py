@@ -48,6 +48,8 @@ _NUMPY = {
     "predicted": np.int32,
 }
 _WIRE_FLOATS = (torch.float16, torch.float32)
+# A buffer handed to the thread: its round, its steps and the CUDA stream they ran on (None: the CPU).
+_Item = tuple[int, list[Step], torch.cuda.Stream | None]
 
 
 class Sender:
@@ -79,7 +81,7 @@ class Sender:
         # lagging store before sending (the writer slowed down to the store's pace).
         self.lag_s = 0.0
         self.throttled_s = 0.0
-        self._queue: queue.Queue = queue.Queue(maxsize=queued)
+        self._queue: queue.Queue[_Item | threading.Event | None] = queue.Queue(maxsize=queued)
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -116,7 +118,7 @@ class Sender:
             self._queue.put_nowait(None)
 
     def _run(self) -> None:
-        pending: deque = deque()
+        pending: deque[Any] = deque()  # the endpoint's handles of calls in flight
         while True:
             item = self._queue.get()
             if item is None or isinstance(item, threading.Event):
@@ -159,7 +161,7 @@ class Sender:
             if self._error is None:
                 self._error = error
 
-    def _batch(self, round_: int, steps: list[Step], stream: Any) -> dict[str, Any]:
+    def _batch(self, round_: int, steps: list[Step], stream: torch.cuda.Stream | None) -> dict[str, Any]:
         counts = [len(s.ids) for s in steps]
         if stream is None:
             columns = {name: _host(parts, name) for name, parts in self.columns(steps).items()}

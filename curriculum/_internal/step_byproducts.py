@@ -99,24 +99,30 @@ class StepColumns:
             }
             if self.correct:
                 cols["correct"] = [
-                    s.correct.detach() if s.correct is not None else s.logits.argmax(1) == s.labels
+                    s.correct.detach() if s.correct is not None else _given(s.logits).argmax(1) == s.labels
                     for s in steps
                 ]
             # Label-issue reports name the label trained on and the model's prediction.
             if all(s.labels is not None for s in steps):
                 cols["label"] = [s.labels for s in steps]
             if all(s.logits is not None for s in steps):
-                cols["predicted"] = [s.logits.detach().argmax(1) for s in steps]
+                cols["predicted"] = [_given(s.logits).detach().argmax(1) for s in steps]
             if self.outputs is not None:
                 for s in steps:
-                    for name, value in self.outputs(s.logits, s.labels).items():
+                    for name, value in self.outputs(_given(s.logits), _given(s.labels)).items():
                         cols.setdefault(name, []).append(value)
             if self.embedding_dim:
                 if self._embed is None:
-                    features = steps[0].embeddings[0].numel()
+                    features = _given(steps[0].embeddings)[0].numel()
                     self._embed = EmbeddingSketch(features, self.embedding_dim, self.seed)
-                cols["embedding"] = [self._embed(s.embeddings) for s in steps]
+                cols["embedding"] = [self._embed(_given(s.embeddings)) for s in steps]
             for s in steps:
                 for name, value in (s.extra or {}).items():
                     cols.setdefault(name, []).append(value.detach())
         return cols
+
+
+def _given(tensor: torch.Tensor | None) -> torch.Tensor:
+    """A tensor that ``Recorder.observe`` makes sure every step of this run carries."""
+    assert tensor is not None
+    return tensor
