@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -81,9 +81,12 @@ def effective_sigma(
     if mode in ("instance", "joint") and instance_log_sigma_for_batch is None:
         raise ValueError(f"mode {mode!r} needs instance_log_sigma_for_batch")
     if mode == "class":
+        assert class_log_sigma_for_targets is not None
         return class_log_sigma_for_targets.exp()
+    assert instance_log_sigma_for_batch is not None
     if mode == "instance":
         return instance_log_sigma_for_batch.exp()
+    assert class_log_sigma_for_targets is not None
     return class_log_sigma_for_targets.exp() + instance_log_sigma_for_batch.exp()
 
 
@@ -152,8 +155,12 @@ class SparseSGD(torch.optim.Optimizer):
             raise ValueError(f"lr and momentum must be non-negative, got {lr}, {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "clamp": clamp})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -90,7 +90,8 @@ def _run_plain(
     """Train with no store (``--plain``): every sample every round; the rounds' metrics come from
     Ray Train's reports."""
     out(f"run {cfg.run}: {data.name}, n={data.n}, plain training (no store), {cfg.epochs} rounds")
-    log = RoundLog.options(name=round_log_name(cfg.run), namespace=NAMESPACE).remote()
+    # ray.remote made the class an actor class, which mypy does not see through a class decorator.
+    log = RoundLog.options(name=round_log_name(cfg.run), namespace=NAMESPACE).remote()  # type: ignore[attr-defined]
     try:
         trainer.fit()
         rounds = sorted(ray.get(log.all.remote()), key=lambda r: r["round"])
@@ -182,6 +183,7 @@ def run_training(
         raise outcome["error"]
     kept = outcome["result"].best_checkpoints
     if kept is not None:  # local mode keeps no record of checkpoints
+        assert cfg.storage_path is not None  # prepare() filled it in
         drop_unkept_checkpoints(cfg.storage_path, train_name(cfg), [c for c, _ in kept])
 
     final = done[-1]["metrics"] if done else {}

@@ -38,6 +38,7 @@ class PlainSampler(torch.utils.data.Sampler[int]):
         self.round = epoch
 
     def __iter__(self) -> Iterator[int]:
+        assert self.round is not None, "set_epoch() first"
         order = np.random.default_rng([self.seed, self.round, self.rank]).permutation(len(self.ids))
         return iter(self.ids[order].tolist())
 

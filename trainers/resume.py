@@ -116,6 +116,7 @@ def find_resume_point(run: str, snapshot_dir: str | None = None) -> tuple[TrainC
     ends = {int(r) for m in RunStorage(root, run, incarnation).snapshots() for r in m["round_end"]} - {-1}
     if not ends:
         raise ValueError(f"run {run!r} has not finished a round yet; start it again instead")
+    assert cfg.storage_path is not None  # the run's configuration was saved after prepare() filled it in
     found = checkpoint_rounds(cfg.storage_path, train_name(cfg))
     if not found:
         raise ValueError(f"no model checkpoint of run {run!r} under {cfg.storage_path}; refusing to resume")

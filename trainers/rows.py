@@ -48,6 +48,7 @@ class NpyRows(RowReader):
         # One descriptor per process: DataLoader workers are forked after the dataset is built.
         if self._pid != os.getpid():
             self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        assert self._fd is not None  # opened by this process
         return self._fd
 
     def take(self, ids: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from scorer_service.core.rounds import RoundRecord
 __all__ = ["rounds_from_table", "rounds_table", "to_numpy", "to_record_batch"]
 
 
-def _list_array(rows: list[np.ndarray], dtype: type) -> pa.LargeListArray:
+def _list_array(rows: list[np.ndarray], dtype: type[np.generic]) -> pa.LargeListArray:
     """One list per row, from numpy arrays, in one copy."""
     offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
     values = np.concatenate([np.zeros(0, dtype), *rows]).astype(dtype, copy=False)

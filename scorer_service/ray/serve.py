@@ -92,7 +92,8 @@ class ScoreAPI:
         return build_app(RayDirectory(), tokens=RayTokens(), token_hash=self.token_hash, images=self.images)
 
 
-app = ScoreAPI.bind()
+# serve.deployment made the class a deployment, which mypy does not see through a class decorator.
+app = ScoreAPI.bind()  # type: ignore[attr-defined]
 
 
 def start(
@@ -107,7 +108,7 @@ def start(
     the deployment."""
     serve.start(http_options={"host": host, "port": port})
     url = f"http://{host}:{port}"
-    app_args = ScoreAPI.bind(images, hash_token(token) if token else None)
+    app_args = ScoreAPI.bind(images, hash_token(token) if token else None)  # type: ignore[attr-defined]
     if blocking:
         serve.run(app_args, name="curriculum", route_prefix="/", blocking=True, logging_config=_QUIET)
         return url

@@ -41,7 +41,8 @@ class TokenActor:
 
 def token_actor() -> ray.actor.ActorHandle:
     """The cluster's token actor, started on first use (reading :func:`tokens_path` of this process)."""
-    return TokenActor.options(
+    # ray.remote made the class an actor class, which mypy does not see through a class decorator.
+    return TokenActor.options(  # type: ignore[attr-defined]
         name=TOKENS_ACTOR, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote(tokens_path())
 

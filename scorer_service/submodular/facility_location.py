@@ -45,7 +45,9 @@ def mean_pairwise_distance(x: np.ndarray, rng: np.random.Generator, n_pairs: int
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def _neg_scaled_sq_dist(dots: np.ndarray, sqn_rows: np.ndarray, sqn_cols: np.ndarray, inv: float) -> None:
+def _neg_scaled_sq_dist(
+    dots: np.ndarray, sqn_rows: np.ndarray, sqn_cols: np.ndarray, inv: np.float32
+) -> None:
     # In place: <x_i, y_j> -> -max(||x_i - y_j||^2, 0) / (2 sigma^2), one pass instead of five numpy ones.
     for i in range(dots.shape[0]):
         si = sqn_rows[i]

@@ -232,7 +232,8 @@ def _stochastic(
             c = 0
             while c < s:
                 state, r = _splitmix(state)
-                e = np.int64(((r >> _S32) * np.uint64(n)) >> _S32)
+                # numba types every e as int64, which mypy cannot tell from the loop's int above.
+                e = np.int64(((r >> _S32) * np.uint64(n)) >> _S32)  # type: ignore[assignment]
                 if taken[e] or drawn_at[e] == t + 1:
                     continue
                 drawn_at[e] = t + 1

@@ -169,7 +169,9 @@ def _block_function(block: BlockProblem) -> SetFunction:
     if block.function == "fl-knn":
         return KNNFacilityLocation(graph=block.graph)
     if block.function in ("feature", "feature-log"):
+        assert block.features is not None  # block_problem gives a feature block its features
         return FeatureBased(block.features, concave=concave_of(block.function), baseline=block.baseline)
+    assert block.embeddings is not None  # and a dense block its embeddings
     return FacilityLocation(kernel=gaussian_kernel(block.embeddings, block.sigma))
 
 
@@ -201,6 +203,7 @@ def block_problem(
     whole = positions.shape[0] == ground.m
     emb = graph = feats = None
     if ground.function == "fl-knn":
+        assert ground.graph is not None  # a kNN ground set carries its graph
         graph = ground.graph if whole else induced_subgraph(ground.graph, positions)
     elif ground.features is not None:
         feats = ground.features if whole else ground.features[positions]
@@ -239,7 +242,9 @@ def merge_objective(
     of the coverage of every fixed set).
     """
     modular = ground.modular[union]
+    g: SetFunction
     if ground.function == "fl-knn":
+        assert ground.graph is not None  # a kNN ground set carries its graph
         g = KNNFacilityLocation(graph=graph_rows(ground.graph, union), n_ground=ground.m)
         return Objective(modular, g, ground.weight)
     if ground.features is not None:

@@ -64,8 +64,9 @@ def build_app(
             # The router answers with the methods of the first route of the path; a path has several.
             headers["Allow"] = ", ".join(_methods(app, request))
         body = {"detail": one_line(exc.detail)}
-        if getattr(exc, "error_type", None):
-            body["type"] = exc.error_type
+        error_type = getattr(exc, "error_type", None)  # the store error's class name, where one caused it
+        if error_type:
+            body["type"] = error_type
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

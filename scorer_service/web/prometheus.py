@@ -107,6 +107,7 @@ def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None
     shards = {
         k: GaugeMetricFamily(name, doc, labels=["run", "shard"]) for k, (name, doc) in SHARD_GAUGES.items()
     }
+    family: CounterMetricFamily | GaugeMetricFamily
     for run, answer in sorted(runs.items()):
         up.add_metric([run], 0.0 if answer is None else 1.0)
         if answer is None:

@@ -72,7 +72,7 @@ def _plot(data: RunData, control: RunData | None, path: Path) -> None:
     ax_acc, ax_size, ax_dih = fig.subplots(1, 3)
     for run, style in ((data, "o-"), (control, "s--")):
         points = run.accuracy() if run is not None else []
-        if points:
+        if run is not None and points:
             x, y = zip(*points, strict=True)
             ax_acc.plot(x, 100 * np.asarray(y), style, ms=3, label=f"{run.run} ({run.info.get('method')})")
     ax_acc.set(
