@@ -68,11 +68,13 @@ class NoiseFit:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NoiseFit:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**fields)
 
 
 def _observed(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    return (seen > 0) & np.isfinite(loss_mean)
+    observed: np.ndarray = (seen > 0) & np.isfinite(loss_mean)
+    return observed
 
 
 def range_part(loss_mean: np.ndarray, seen: np.ndarray) -> dict[str, Aggregate]:
@@ -122,7 +124,8 @@ def _posteriors(x: np.ndarray, mu: np.ndarray, var: np.ndarray, weight: np.ndarr
     log = -0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(weight)
     log -= log.max(axis=1, keepdims=True)
     p = np.exp(log)
-    return p / p.sum(axis=1, keepdims=True)
+    posteriors: np.ndarray = p / p.sum(axis=1, keepdims=True)
+    return posteriors
 
 
 def posterior(loss_mean: np.ndarray, seen: np.ndarray, f: NoiseFit) -> np.ndarray:
@@ -186,4 +189,5 @@ def suspects(noise: np.ndarray, last_correct: np.ndarray, threshold: float) -> n
     """Mask of the samples whose label is likely wrong (see the module docstring)."""
     out = np.nan_to_num(noise, nan=0.0) > threshold
     known = last_correct >= 0
-    return out & (~known | (last_correct == 0))
+    suspect: np.ndarray = out & (~known | (last_correct == 0))
+    return suspect

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from scorer_service.core import label_noise
 from scorer_service.core.errors import InvalidQuery, NotFound
@@ -19,7 +20,7 @@ from scorer_service.core.reduce import Count, Hist, Max, Min, combine
 from scorer_service.core.state import METRICS, SampleState
 
 
-def check_ids(ids: Any, n: int) -> np.ndarray:
+def check_ids(ids: npt.ArrayLike, n: int) -> np.ndarray:
     """``ids`` as int64, each in ``[0, n)``; :class:`NotFound` naming the first that is not."""
     try:
         ids = np.asarray(ids, dtype=np.int64)
@@ -102,7 +103,9 @@ def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
     return {"hist": Hist(counts), "missing": missing}
 
 
-def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str) -> list[dict]:
+def merge_top(
+    parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str
+) -> list[dict[str, Any]]:
     """The k best of every shard's k best: best first, ties by lowest id (as one store ranks)."""
     ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
     values = np.concatenate([p[1] for p in parts]).astype(np.float64)
@@ -133,7 +136,9 @@ def merge_rounds(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
-def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list[dict]) -> dict[str, Any]:
+def merge_info(
+    config: dict[str, Any], parts: list[dict[str, Any]], rounds: list[dict[str, Any]]
+) -> dict[str, Any]:
     """A run's settings and counters over its shards. Every batch reaches every shard (with at least
     its learning rates), so batches, rejections and duplicates are the largest of the shards' counts;
     samples add up, and so do the shards' ingest rates (they ingest side by side)."""

@@ -77,4 +77,5 @@ class OutputSketch:
         if self._matrix is None:
             return x.astype(np.float32)
         out = x.astype(np.float32, copy=False) @ self._matrix
-        return np.clip(out, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16)
+        projected: np.ndarray = np.clip(out, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16)
+        return projected
