@@ -8,7 +8,7 @@ plus ``Unauthorized`` / ``Forbidden`` for a token that is missing or falls short
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -76,11 +76,11 @@ class Client:
 
     def info(self) -> dict[str, Any]:
         """Counters and settings: samples ingested, rounds selected and completed, ..."""
-        return self._ask("GET", "")
+        return cast(dict[str, Any], self._ask("GET", ""))
 
     def rounds(self) -> list[dict[str, Any]]:
         """Each round: size, selector, selection time, ingested samples and recorded metrics."""
-        return self._ask("GET", "/rounds")
+        return cast(list[dict[str, Any]], self._ask("GET", "/rounds"))
 
     def subset(self, round_: int) -> np.ndarray:
         """Every id trained on in ``round_``."""
@@ -113,15 +113,20 @@ class Client:
 
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
-        return self._ask("GET", "/top", params={"metric": metric, "k": k, "order": order})
+        return cast(
+            list[dict[str, Any]], self._ask("GET", "/top", params={"metric": metric, "k": k, "order": order})
+        )
 
     def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
         """Samples whose label is likely wrong, most likely first (noise probability, label, prediction)."""
-        return self._ask("GET", "/label-issues", params={"threshold": threshold, "limit": limit})
+        return cast(
+            list[dict[str, Any]],
+            self._ask("GET", "/label-issues", params={"threshold": threshold, "limit": limit}),
+        )
 
     def snapshot(self) -> int:
         """Write a snapshot of the store now; returns its number."""
-        return self._ask("POST", "/snapshot")["snapshot"]
+        return cast(int, self._ask("POST", "/snapshot")["snapshot"])
 
     def delete(self) -> None:
         """Stop the run's store (its snapshots stay on disk)."""
@@ -133,7 +138,7 @@ class Client:
         """The runs this token may read, with their state (``running`` / ``finished``) and counters,
         filtered by state, selector and name prefix."""
         params = {k: v for k, v in {"state": state, "method": method, "prefix": prefix}.items() if v}
-        return self._send("GET", "/v1/runs", params=params).json()
+        return cast(list[dict[str, Any]], self._send("GET", "/v1/runs", params=params).json())
 
     def create_run(
         self, name: str, n: int, *, num_classes: int | None = None, replace: bool = False, **settings: Any

@@ -10,7 +10,7 @@ imports no Ray). Either raises the store's own errors (:mod:`scorer_service.core
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from scorer_service.core.interface import TrainerInterface
 
@@ -38,4 +38,4 @@ def endpoint_for(run: Any) -> Endpoint:
         from curriculum._internal.ray_endpoint import ActorEndpoint
 
         return ActorEndpoint(run)
-    return getattr(run, "endpoint", run)
+    return cast(Endpoint, getattr(run, "endpoint", run))
