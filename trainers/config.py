@@ -107,7 +107,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """From :meth:`to_dict`'s nested form, or flat: store settings beside the trainer's."""
         data = dict(data)
-        store = dict(data.pop("store", None) or {})
+        store: dict[str, Any] = dict(data.pop("store", None) or {})
         store |= {k: data.pop(k) for k in list(data) if k in _STORE_FIELDS}
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:

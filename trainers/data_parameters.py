@@ -41,8 +41,9 @@ JOINT_INIT_CLASS_SIGMA = 1.0
 JOINT_INIT_INSTANCE_SIGMA = 1e-3
 
 
-def init_log_sigma(mode: Mode) -> tuple[float, float]:
-    """Initial (class, instance) log sigma for ``mode`` (official code defaults)."""
+def init_log_sigma(mode: str) -> tuple[float, float]:
+    """Initial (class, instance) log sigma for ``mode`` (official code defaults); a mode other than
+    class, instance or joint raises ValueError."""
     _check_mode(mode)
     if mode == "joint":
         return math.log(JOINT_INIT_CLASS_SIGMA), math.log(JOINT_INIT_INSTANCE_SIGMA)

@@ -164,6 +164,7 @@ class Journal:
             if self._log is not None:
                 self._log.close(sync=self.fsync != "never")
                 self._closed_syncs += self._log.syncs
+            assert self.storage is not None  # snapshots are taken of durable stores only
             self._log = self.storage.open_log(seq)
             self.last_snapshot = time.time()
         self._pending = self._writer.submit(self._write, seq, meta, image, rounds, set(recent))
@@ -176,6 +177,7 @@ class Journal:
         self, seq: int, meta: dict[str, Any], image: StateImage, rounds: dict[int, RoundRecord], keep: set
     ) -> None:
         steps = {"lr": image.lr, "cum_before": image.cum[:-1]}
+        assert self.storage is not None  # snapshots are taken of durable stores only
         self.storage.write_snapshot(seq, meta, image.columns, rounds_table(rounds), steps)
         if meta["head"]:
             self.storage.drop(below=seq, keep=keep)
@@ -195,7 +197,9 @@ class Journal:
     def newest(self, config: dict[str, Any]) -> int | None:
         """The number of the newest complete snapshot a restart begins at (None: there is none); raises
         when it is another run's."""
-        snaps = [m for m in self.storage.snapshots() if m.get("head", True)] if self.durable else []
+        snaps = (
+            [m for m in self.storage.snapshots() if m.get("head", True)] if self.storage is not None else []
+        )
         if not snaps:
             return None
         saved = snaps[-1]["config"]
@@ -209,6 +213,7 @@ class Journal:
         return snaps[-1]["seq"]
 
     def load(self, seq: int) -> tuple[StateImage, dict[int, RoundRecord]]:
+        assert self.storage is not None  # a snapshot of a durable store, from newest()
         manifest = next(m for m in self.storage.snapshots() if m["seq"] == seq)
         columns, rounds, steps = self.storage.read_snapshot(seq)
         self.round_end = {int(r): s for r, s in manifest["round_end"].items()}
@@ -227,6 +232,7 @@ class Journal:
         not retried on every restart; the first torn record ends the replay, since nothing after it
         was acknowledged (``always``, ``round``) or can be trusted to follow it (``never``).
         """
+        assert self.storage is not None  # a durable store's snapshot, from newest()
         self.replaying = True
         try:
             for log_seq in self.storage.log_numbers(seq):
@@ -252,6 +258,7 @@ class Journal:
         try:
             store.replay(decode(h, record.columns or {}))
         except Exception as e:  # whatever it is, it would fail again on the next restart
+            assert self.storage is not None  # replayed from a durable store's log
             path = self.storage.quarantine(log_seq, record)
             logger.error(
                 "%s: quarantined the %r record ending at byte %d of write-ahead log %d, which cannot be "

@@ -195,7 +195,7 @@ class RoundSelector:
             self.seed,
             cycle,
             self.params,
-            noise.to_dict() if denoise else None,
+            noise.to_dict() if denoise and noise is not None else None,
             self.denoise if denoise else None,
             self.unbiased,
         )

@@ -87,6 +87,7 @@ class ShardSession:
         if self.plan.noise is not None:
             s = self.state
             self.noise = posterior(s.loss_mean, s.seen, NoiseFit.from_dict(self.plan.noise))
+            assert self.plan.threshold is not None  # a denoising plan carries its threshold
             self.suspect = suspects(self.noise, s.last_correct, self.plan.threshold)
             out["suspects"] = Count(int(self.suspect.sum()))
             out |= noise_rate_part(s.last_correct, s.flips)
@@ -99,6 +100,7 @@ class ShardSession:
 
     def stage(self, index: int, stats: dict[str, Any]) -> dict[str, Aggregate]:
         self.ctx = replace(self.ctx, stats=stats)
+        assert self.plan.spec is not None  # stages are run for a selector's rounds only
         return self.plan.spec.stages[index](self.ctx)
 
     def keys(
@@ -145,6 +147,7 @@ class ShardSession:
         """Keep ``k`` of the chosen by hardness + diversity (this shard's greedy). For a merge round
         elsewhere, also hands over the picks' embeddings and hardness."""
         spec = self.plan.spec
+        assert spec is not None  # diversity is a selector's step
         ids = self.chosen
         hardness = np.nan_to_num(self.state.metric(spec.score)[ids], nan=0.0)
         if spec.prefers_low:
