@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -72,14 +72,17 @@ class HttpEndpoint:
         columns = {k: v for k, v in data.items() if k not in _BATCH_FIELDS}
         params = {k: data[k] for k in _BATCH_FIELDS if k in data}
         body = to_ipc(columns)
-        return self._request(
-            "POST", f"{self._path}/byproducts", params=params, content=body, ctype=ARROW_STREAM
+        return cast(
+            dict[str, Any],
+            self._request(
+                "POST", f"{self._path}/byproducts", params=params, content=body, ctype=ARROW_STREAM
+            ),
         )
 
-    def send_ingest(self, data: dict[str, Any]) -> Future:
+    def send_ingest(self, data: dict[str, Any]) -> Future[dict[str, Any]]:
         return self._sender.submit(self.ingest, data)
 
-    def ingest_result(self, pending: Future) -> dict[str, Any]:
+    def ingest_result(self, pending: Future[dict[str, Any]]) -> dict[str, Any]:
         return pending.result()
 
     def subset(self, round_: int, rank: int, world_size: int, step: int | None = None) -> np.ndarray:
@@ -91,12 +94,11 @@ class HttpEndpoint:
         self._request("POST", f"{self._path}/rounds/{round_}/metrics", json=dict(metrics))
 
     def rewind(self, completed_round: int) -> bool:
-        return self._request("POST", f"{self._path}/rewind", params={"completed_round": completed_round})[
-            "rewound"
-        ]
+        answer = self._request("POST", f"{self._path}/rewind", params={"completed_round": completed_round})
+        return cast(bool, answer["rewound"])
 
     def info(self) -> dict[str, Any]:
-        return self._request("GET", self._path)
+        return cast(dict[str, Any], self._request("GET", self._path))
 
     def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
         raise ValueError("'parameters' is not available over HTTP")

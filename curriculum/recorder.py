@@ -236,6 +236,7 @@ class Recorder:
             self._hand_off()
             self._raise_error()
         if s.rank == 0:
+            assert s.round is not None, "end_round() before the round started"
             self.endpoint.record_round(s.round, {k: v for k, v in (metrics or {}).items()})
         if wait:
             s.barrier()

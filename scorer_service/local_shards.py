@@ -4,7 +4,7 @@ of a store that is not spread over actors (``scorer_service.ray`` has the one th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class LocalShards:
     def call(self, fn: Callable[..., T], args: list[tuple | None]) -> list[T]:
         """``fn(shard i, *args[i])`` of every shard i, by the shard's own method of ``fn``'s name (as an
         actor answers it); a shard whose ``args[i]`` is None is not asked (its answer is None)."""
-        return [
+        answers: list[Any] = [
             None if a is None else getattr(s, fn.__name__)(*a) for s, a in zip(self.shards, args, strict=True)
         ]
+        return answers

@@ -112,7 +112,11 @@ class StoreShard:
             return ticket, {"applied": 0, "duplicate": True, "lag_s": self.load.lag_s}
         b = plan.batch
         columns = {c: v for c, v in data.items() if isinstance(v, np.ndarray) and c not in TABLE_COLUMNS}
-        table = None if b.table_step is None else (b.table_step.tolist(), b.table_lr.tolist())
+        table = (
+            None
+            if b.table_step is None or b.table_lr is None
+            else (b.table_step.tolist(), b.table_lr.tolist())
+        )
         entry = IngestEntry(b.round, b.rank, b.writer, b.seq, self.ingestor.ingest_seconds, columns, table)
         ticket = self.journal.log(entry, ack=True)
         if not self.journal.replaying:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -81,13 +81,14 @@ class HardnessStore:
             meta = self.planner.select(self.shards, round_, world_size, noise, noisy)
             self._ask(StoreShard.adopt, round_, meta | {"details": meta["details"] | lag})
             held = self._ask(StoreShard.round_state, round_)
-        if held[0]["world_size"] != world_size:  # elastic training: the same selection, re-cut
-            selected = [h["selected"] for h in held]
+        states = cast(list[dict[str, Any]], held)  # every shard holds the round now
+        if states[0]["world_size"] != world_size:  # elastic training: the same selection, re-cut
+            selected = [h["selected"] for h in states]
             m = sum(selected) % world_size
             cut, counts = trim_cut(self._ask(StoreShard.round_lowest, round_, m) if m else [], selected, m)
             self._ask(StoreShard.reshard, round_, world_size, list(cut), counts)
             return counts
-        return held[0]["counts"]
+        return states[0]["counts"]
 
     def subset(self, round_: int, rank: int, world_size: int, step: int | None = None) -> np.ndarray:
         """Rank ``rank``'s shard of round ``round_``'s subset (selected on the round's first request)."""

@@ -10,7 +10,7 @@ else goes to the coordinator. Each method is that of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import ray
@@ -21,7 +21,7 @@ from scorer_service.core.wire import NAMESPACE, actor_name, shard_name
 from scorer_service.ray.errors import unwrap
 
 # A byproduct send in flight: one call, or one per shard for a batch sent in parts.
-Pending = ray.ObjectRef | list[ray.ObjectRef]
+Pending: TypeAlias = ray.ObjectRef | list[ray.ObjectRef]
 
 
 class ActorEndpoint:

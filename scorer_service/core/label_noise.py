@@ -77,13 +77,15 @@ def _observed(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return observed
 
 
-def range_part(loss_mean: np.ndarray, seen: np.ndarray) -> dict[str, Aggregate]:
+def range_part(loss_mean: np.ndarray, seen: np.ndarray) -> dict[str, Aggregate[Any]]:
     """One shard's partials of the loss range (see :mod:`.reduce`)."""
     x = loss_mean[_observed(loss_mean, seen)].astype(np.float64)
     return {"loss_min": Min.of(x), "loss_max": Max.of(x), "loss_count": Count(int(x.size))}
 
 
-def histogram_part(loss_mean: np.ndarray, seen: np.ndarray, lo: float, hi: float) -> dict[str, Aggregate]:
+def histogram_part(
+    loss_mean: np.ndarray, seen: np.ndarray, lo: float, hi: float
+) -> dict[str, Aggregate[Any]]:
     """One shard's counts of the rescaled losses in :data:`BINS` bins over ``[lo, hi]``."""
     x = loss_mean[_observed(loss_mean, seen)].astype(np.float64)
     return {"loss_hist": Hist(_bin_counts(x, lo, hi))}
@@ -168,7 +170,7 @@ def noise_probability(loss_mean: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return posterior(loss_mean, seen, fit(stats))
 
 
-def noise_rate_part(last_correct: np.ndarray, flips: np.ndarray) -> dict[str, Aggregate]:
+def noise_rate_part(last_correct: np.ndarray, flips: np.ndarray) -> dict[str, Aggregate[Any]]:
     """One shard's part of the label-noise rate estimate: how many samples have a known correctness,
     and how many of them were never predicted as labeled (wrong now, correctness never flipped)."""
     known = last_correct >= 0
@@ -181,8 +183,9 @@ def noise_rate_part(last_correct: np.ndarray, flips: np.ndarray) -> dict[str, Ag
 def labels_look_noisy(stats: dict[str, Any]) -> bool:
     """Whether the combined :func:`noise_rate_part` is evidence of wrong labels (no correctness
     known: no evidence against, the mixture alone decides)."""
-    known = stats["correct_known"]
-    return known == 0 or stats["never_correct"] / known >= NOISE_RATE_MIN
+    known: int = stats["correct_known"]
+    never: int = stats["never_correct"]
+    return known == 0 or never / known >= NOISE_RATE_MIN
 
 
 def suspects(noise: np.ndarray, last_correct: np.ndarray, threshold: float) -> np.ndarray:

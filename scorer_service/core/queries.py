@@ -165,12 +165,14 @@ def merge_info(
     }
 
 
-def route(call: Callable[[list], list], bounds: np.ndarray, ids: np.ndarray) -> list:
+def route(
+    call: Callable[[list[tuple[Any, ...] | None]], list[Any]], bounds: np.ndarray, ids: np.ndarray
+) -> list[tuple[np.ndarray, Any]]:
     """The answer for the ids it holds of each shard holding some of ``ids`` (``bounds``: the shards' id
     ranges; ``call(args per shard or None)``): (positions among ``ids``, answer) pairs."""
     owner = np.searchsorted(bounds, ids, side="right") - 1
     held = [np.flatnonzero(owner == s) for s in range(len(bounds) - 1)]
-    asks: list[tuple | None] = [(ids[p],) if p.size else None for p in held]
+    asks: list[tuple[Any, ...] | None] = [(ids[p],) if p.size else None for p in held]
     if not len(ids):  # still one answer, with every column (empty)
         asks[0] = (ids,)
     return [(p, a) for p, a in zip(held, call(asks), strict=True) if a is not None]
@@ -196,7 +198,7 @@ def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
     return [(int(a), int(max(a, b))) for a, b in zip(lo, hi, strict=True)]
 
 
-def sharded_histogram(parts: Callable[..., list], metric: str, bins: int) -> dict[str, Any]:
+def sharded_histogram(parts: Callable[..., list[Any]], metric: str, bins: int) -> dict[str, Any]:
     """The histogram of ``metric`` over every shard (``parts(op, *args)``: every shard's
     :func:`metric_part`), with the edges one store would use: the finite range first, then each
     shard's counts over it. Counts and missing come from one read of each shard, so they add up to n
@@ -215,7 +217,11 @@ def sharded_histogram(parts: Callable[..., list], metric: str, bins: int) -> dic
 
 
 def sharded_subset(
-    state: dict[str, Any] | None, ids_of: Callable[[list], list], round_: int, offset: int, limit: int
+    state: dict[str, Any] | None,
+    ids_of: Callable[[list[tuple[Any, ...] | None]], list[Any]],
+    round_: int,
+    offset: int,
+    limit: int,
 ) -> dict[str, Any]:
     """Page ``[offset, offset + limit)`` of the ids trained on in ``round_`` (``state``: the round's
     state on the first shard, None: never selected), from the shards that hold them

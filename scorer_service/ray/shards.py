@@ -40,4 +40,5 @@ class RayShards:
             None if a is None else method(h, fn).remote(*a) for h, a in zip(self.handles, args, strict=True)
         ]
         with callee_errors():
-            return [None if r is None else ray.get(r) for r in refs]
+            answers: list[Any] = [None if r is None else ray.get(r) for r in refs]
+            return answers

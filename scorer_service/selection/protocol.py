@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -84,7 +84,7 @@ def step(shards: ShardGroup, round_: int, s: Step) -> list[Any]:
     return ask(shards, SelectionShard.select_step, round_, s)
 
 
-def step_each(shards: ShardGroup, round_: int, each: list[Step]) -> list[Any]:
+def step_each(shards: ShardGroup, round_: int, each: Sequence[Step]) -> list[Any]:
     """One selection step of every shard, each its own."""
     return shards.call(SelectionShard.select_step, [(round_, s) for s in each])
 
