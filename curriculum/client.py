@@ -72,7 +72,7 @@ class Client:
     def config(self) -> StoreConfig:
         from scorer_service.config import StoreConfig
 
-        return StoreConfig(**self.info()["config"])
+        return StoreConfig.from_dict(self.info()["config"])
 
     def info(self) -> dict[str, Any]:
         """Counters and settings: samples ingested, rounds selected and completed, ..."""

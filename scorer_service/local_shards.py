@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from scorer_service.config import StoreConfig
+from scorer_service.config import StoreConfig, components
 from scorer_service.shard import StoreShard
 from scorer_service.submodular import MapFn
 
@@ -19,8 +19,9 @@ class LocalShards:
     """The shards of a store, all in this process, asked one after another."""
 
     def __init__(self, config: StoreConfig, block_map: MapFn | None = None) -> None:
-        self.shards = [StoreShard(config, i, block_map=block_map) for i in range(max(1, config.store_shards))]
-        self.bounds = np.asarray(config.bounds())
+        count = max(1, config.sharding.store_shards)
+        self.shards = [StoreShard(config, i, block_map=block_map) for i in range(count)]
+        self.bounds = np.asarray(components.bounds(config))
 
     def call(self, fn: Callable[..., T], args: list[tuple | None]) -> list[T]:
         """``fn(shard i, *args[i])`` of every shard i, by the shard's own method of ``fn``'s name (as an

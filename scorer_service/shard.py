@@ -1,8 +1,9 @@
 """One shard of a run's store: the samples of one id range, with its own snapshots and write-ahead log.
 
-A store of S shards splits the ids ``0 .. n-1`` into S contiguous ranges (:meth:`StoreConfig.bounds`);
-a store of one shard is the whole store. A shard keeps its samples' state (ingest, updates, dedup:
-:class:`~scorer_service.core.ingest.Ingestor`), every round's record with its part of the selection,
+A store of S shards splits the ids ``0 .. n-1`` into S contiguous ranges
+(:func:`~scorer_service.config.components.bounds`); a store of one shard is the whole store. A shard
+keeps its samples' state (ingest, updates, dedup: :class:`~scorer_service.core.ingest.Ingestor`),
+every round's record with its part of the selection,
 the open selection sessions (:mod:`scorer_service.selection.session`), and its
 :class:`~scorer_service.durability.journal.Journal`. Plain Python; ``scorer_service.ray`` runs a shard
 as an actor of its own and the coordinator (:class:`~scorer_service.store.HardnessStore`) calls it.
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.config import StoreConfig
+from scorer_service.config import StoreConfig, components
 from scorer_service.core import label_noise, queries
 from scorer_service.core.byproducts import TABLE_COLUMNS
 from scorer_service.core.errors import InvalidBatch, NotFound
@@ -56,9 +57,9 @@ class StoreShard:
 
     def __init__(self, config: StoreConfig, index: int = 0, *, block_map: MapFn | None = None) -> None:
         self.config, self.index, self._block_map = config, index, block_map
-        bounds = config.bounds()
+        bounds = components.bounds(config)
         self.first, self.count = bounds[index], bounds[index + 1] - bounds[index]
-        self.ingestor, self.journal = config.ingestor(index), config.journal(index)
+        self.ingestor, self.journal = components.ingestor(config, index), components.journal(config, index)
         self.rounds: dict[int, RoundRecord] = {}
         self.sessions: dict[int, ShardSession] = {}
         self.load = IngestLoad()
@@ -136,7 +137,7 @@ class StoreShard:
             self.journal.log(StepEntry(round_, step))
         if isinstance(step, steps.Open):  # one selection is open at a time: a new one replaces it
             previous = self.rounds.get(round_ - 1)
-            term = self.config.diversity_term
+            term = self.config.diversity.term
             self.sessions = {
                 round_: ShardSession(
                     self.state, self.first, step.plan, previous, term, self._block_map, self.scratch

@@ -15,7 +15,7 @@ NODE_SHARE = 0.5
 
 def bytes_per_sample(config: StoreConfig) -> int:
     """A store's memory per sample: the 64-byte record, the cold columns, the kept sketches."""
-    return 64 + COLD_BYTES + 4 * config.output_width + 2 * config.embedding_dim
+    return 64 + COLD_BYTES + 4 * config.byproducts.output_width + 2 * config.byproducts.embedding_dim
 
 
 def auto_shards(config: StoreConfig, node_memory: list[float]) -> int:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from scorer_service.config import StoreConfig
+from scorer_service.config.components import planner
 from scorer_service.core import queries, staleness
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.interface import read_only
@@ -31,16 +32,19 @@ T = TypeVar("T")
 
 class HardnessStore:
     """Per-sample scores of one run and its round-by-round subset selection over ``shards`` (default:
-    ``config.store_shards`` shards in this process); with ``config.snapshot_dir`` every acknowledged
-    change is durable. ``block_map`` solves diversity blocks (default: a thread pool)."""
+    ``config.sharding.store_shards`` shards in this process); with ``config.durability.snapshot_dir``
+    every acknowledged change is durable. ``block_map`` solves diversity blocks (default: a thread pool)."""
 
     def __init__(
         self, config: StoreConfig, *, block_map: MapFn | None = None, shards: ShardGroup | None = None
     ) -> None:
-        self.config, self.planner = config, config.planner()
+        self.config, self.planner = config, planner(config)
         self.shards = shards if shards is not None else LocalShards(config, block_map)
         self.bounds = np.asarray(self.shards.bounds)
-        self._widths = {"outputs": config.output_width, "embedding": config.embedding_dim}
+        self._widths = {
+            "outputs": config.byproducts.output_width,
+            "embedding": config.byproducts.embedding_dim,
+        }
 
     # The first shard of a store kept in this process, and its parts (tests and benchmarks read them).
     local = property(lambda self: self.shards.shards[0])
@@ -59,7 +63,7 @@ class HardnessStore:
         """Validate and apply one byproduct batch: split by shard, one part each (see :mod:`.shard`)."""
         if len(self.bounds) == 2:
             return self._ask(StoreShard.ingest, data)[0]
-        batch = check(data, self.config.n, self._widths, correct=self.config.correct)
+        batch = check(data, self.config.n, self._widths, correct=self.config.byproducts.correct)
         return acknowledged(
             self.shards.call(StoreShard.ingest, [(p,) for p in split(data, batch, self.bounds)])
         )
@@ -75,7 +79,7 @@ class HardnessStore:
         held = self._ask(StoreShard.round_state, round_)
         if any(h is None for h in held):  # after a failure half-way this selects the same again
             progress = partial(self._ask, StoreShard.progress)
-            lag = staleness.admit(round_, world_size, step, self.config.max_staleness, progress)
+            lag = staleness.admit(round_, world_size, step, self.config.sharding.max_staleness, progress)
             noise = fit_noise(self.shards) if self.planner.denoise is not None else None
             noisy = noisy_labels_decision(self.round_summaries()) if noise is not None else None
             meta = self.planner.select(self.shards, round_, world_size, noise, noisy)

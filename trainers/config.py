@@ -6,13 +6,15 @@ Serializable (CLI -> driver -> workers), and every field's help text and flag ar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from scorer_service.config import StoreConfig, setting
+from scorer_service.config import StoreConfig, leaves, setting
 
 DATA_PARAMS = ("class", "instance", "joint")
+# The store's settings as a flat training configuration names them: by flat name, or a whole group.
 _STORE_FIELDS = frozenset(f.name for f in fields(StoreConfig))
+_STORE_NAMES = _STORE_FIELDS | {leaf.key for leaf in leaves(StoreConfig)}
 
 
 def default_run_name(dataset: str, method: str) -> str:
@@ -85,7 +87,8 @@ class TrainConfig:
             raise ValueError(f"data_params must be class, instance or joint, got {self.data_params!r}")
 
     def __getattr__(self, name: str) -> Any:
-        # The store's settings read as the run's own: cfg.method is cfg.store.method.
+        # The store's settings read as the run's own: cfg.method is cfg.store.method, cfg.budget.start
+        # is cfg.store.budget.start.
         store = self.__dict__.get("store")
         if store is not None and name in _STORE_FIELDS:
             return getattr(store, name)
@@ -101,20 +104,23 @@ class TrainConfig:
         return self.store.uses_embeddings
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The trainer's settings, and the store's by flat name under ``store``."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "store"}
+        return {"store": self.store.to_dict()} | own
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """From :meth:`to_dict`'s nested form, or flat: store settings beside the trainer's."""
+        """From :meth:`to_dict`'s form, or flat: store settings beside the trainer's (by flat name or
+        nested by group, as :meth:`StoreConfig.from_dict` takes them)."""
         data = dict(data)
         store: dict[str, Any] = dict(data.pop("store", None) or {})
-        store |= {k: data.pop(k) for k in list(data) if k in _STORE_FIELDS}
+        store |= {k: data.pop(k) for k in list(data) if k in _STORE_NAMES}
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         if isinstance(data.get("workers"), list):
             data["workers"] = tuple(data["workers"])
-        return cls(store=StoreConfig(**({"dataset": "digits"} | store)), **data)
+        return cls(store=StoreConfig.from_dict({"dataset": "digits"} | store), **data)
 
     @classmethod
     def create(cls, **settings: Any) -> TrainConfig:
@@ -123,8 +129,8 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with flat ``changes`` applied (store and trainer fields alike)."""
-        store = {k: changes.pop(k) for k in list(changes) if k in _STORE_FIELDS}
-        return replace(self, store=replace(self.store, **store), **changes)
+        store = {k: changes.pop(k) for k in list(changes) if k in _STORE_NAMES}
+        return replace(self, store=self.store.with_settings(**store), **changes)
 
     def store_config(self, n: int, num_classes: int = 2) -> StoreConfig:
         """The store's configuration for ``n`` training samples of ``num_classes``."""

@@ -49,8 +49,8 @@ def format_round(s: dict[str, Any], epochs: int, ingest_rate: float) -> str:
 def prepare(cfg: TrainConfig) -> TrainConfig:
     """Fill in where a fresh run keeps its state: a new incarnation under the snapshot directory."""
     return cfg.replace(
-        snapshot_dir=cfg.snapshot_dir or default_snapshot_dir(),
-        incarnation=cfg.incarnation if cfg.incarnation != "0" else new_incarnation(),
+        snapshot_dir=cfg.durability.snapshot_dir or default_snapshot_dir(),
+        incarnation=cfg.durability.incarnation if cfg.durability.incarnation != "0" else new_incarnation(),
         storage_path=cfg.storage_path or os.path.expanduser("~/ray_results"),
     )
 
@@ -64,7 +64,7 @@ def open_store(cfg: TrainConfig, data: Dataset, *, replace: bool, resume: bool) 
         except KeyError:
             live = None
         if live is not None:
-            if ray.get(live.info.remote())["config"]["incarnation"] != cfg.incarnation:
+            if ray.get(live.info.remote())["config"]["incarnation"] != cfg.durability.incarnation:
                 raise refusal(live, cfg.run)  # another run of the same name
             return live
     return create_store(cfg.store_config(data.n, data.num_classes), replace=replace)

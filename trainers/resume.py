@@ -26,7 +26,7 @@ CHECKPOINT_META = "curriculum.json"
 
 def train_name(cfg: TrainConfig) -> str:
     """Ray Train's name for the run: the same for every attempt of one run, and only for it."""
-    return f"{cfg.run}-{cfg.incarnation}"
+    return f"{cfg.run}-{cfg.durability.incarnation}"
 
 
 def write_checkpoint_meta(directory: str, sampler_state: dict[str, Any]) -> None:
@@ -53,8 +53,8 @@ def starting_checkpoint(cfg: TrainConfig) -> ray.train.Checkpoint | None:
 
 
 def _config_path(cfg: TrainConfig) -> tuple[pafs.FileSystem, str]:
-    fs, base = open_filesystem(cfg.snapshot_dir)
-    return fs, f"{base.rstrip('/')}/{cfg.run}/{cfg.incarnation}/train_config.json"
+    fs, base = open_filesystem(cfg.durability.snapshot_dir)
+    return fs, f"{base.rstrip('/')}/{cfg.run}/{cfg.durability.incarnation}/train_config.json"
 
 
 def save_config(cfg: TrainConfig) -> None:

@@ -159,7 +159,9 @@ class Byproducts:
     """What the trainers send beside the loss, and the widths of the per-sample vectors kept."""
 
     correct: bool = setting(True, "trainers send whether each prediction was correct (False: regression, LM)")
-    sketch_dim: int = setting(32, "width of the random projections sent (DoCL outputs when C > 128, embeddings)")
+    sketch_dim: int = setting(
+        32, "width of the random projections sent (DoCL outputs when C > 128, embeddings)"
+    )
     # 0: not kept. Outputs for DoCL, embeddings for diversity; set from the method and the classes.
     output_width: int = setting(0, "width of the output sketches kept (DoCL)", cli=False)
     embedding_dim: int = setting(0, "width of the embedding sketches kept (diversity)", cli=False)

@@ -13,7 +13,6 @@ from typing import Any
 from scorer_service.config.declare import leaves, settings_by_key
 from scorer_service.config.store_config import StoreConfig
 
-
 # Set by the program, never by whoever creates a run.
 _DERIVED = frozenset({"n", "run", "num_classes", "incarnation"})
 _TYPES = {

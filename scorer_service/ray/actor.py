@@ -4,13 +4,13 @@ the coordinator's process, as one actor)."""
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import Any
 
 import ray
 
 from scorer_service.config import StoreConfig
+from scorer_service.config.components import bounds
 from scorer_service.core.errors import NotFound, RunExists
 from scorer_service.core.interface import is_read_only
 from scorer_service.core.wire import NAMESPACE, SHARD_PREFIX, STORE_PREFIX, actor_name, shard_name
@@ -109,11 +109,11 @@ def create_store(
             raise refusal(old, config.run)
         ray.kill(old, no_restart=True)
     _kill_shards(config.run)  # the old store's, or those of a creation that failed half-way
-    if config.store_shards == 0:
-        config = dataclasses.replace(config, store_shards=auto_shards(config, _node_memory()))
+    if config.sharding.store_shards == 0:
+        config = config.with_settings(store_shards=auto_shards(config, _node_memory()))
     actor_cls = HardnessStoreActor if store_cls is HardnessStore else actor_class(store_cls)
     # Diversity blocks go to idle CPUs of the cluster as Ray tasks (threads when there are none).
-    shards = _create_shards(config, shard_cls) if config.store_shards > 1 else None
+    shards = _create_shards(config, shard_cls) if config.sharding.store_shards > 1 else None
     handle = actor_cls.options(name=name, namespace=NAMESPACE, lifetime="detached").remote(
         config, block_map=ray_block_map, shards=shards
     )
@@ -136,10 +136,10 @@ def _create_shards(config: StoreConfig, shard_cls: type) -> RayShards:
             lifetime="detached",
             scheduling_strategy="SPREAD",
         ).remote(config, i, block_map=ray_block_map)
-        for i in range(config.store_shards)
+        for i in range(config.sharding.store_shards)
     ]
     ray.get([h.info_part.remote() for h in handles])
-    return RayShards(handles, config.bounds())
+    return RayShards(handles, bounds(config))
 
 
 def get_shards(run: str, count: int) -> list[ray.actor.ActorHandle]:

@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = train_config(args)
     if args.resume:
         # The saved configuration wins, except for the cluster shape, which may change between attempts.
-        saved, done = find_resume_point(args.resume, cfg.snapshot_dir)
+        saved, done = find_resume_point(args.resume, cfg.durability.snapshot_dir)
         cfg = saved.replace(workers=cfg.workers, gpu=cfg.gpu)
         print(f"resuming run {cfg.run} after round {done + 1}/{cfg.epochs}")
     init_ray(args.address, quiet=not args.verbose)

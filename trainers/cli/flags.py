@@ -1,7 +1,8 @@
 """Command-line flags built from the configuration dataclasses, and ``--config FILE`` loading.
 
-One flag per field (``--field-name`` unless the field's metadata names another), its help text and
-choices from the field's metadata, its type from the annotation. Flags default to "not given", so a
+One flag per setting (``--flat-name``, a grouped setting's flat name starting with its group's prefix,
+unless its metadata names another flag), its help text and choices from the field's metadata, its
+type from the annotation. Flags default to "not given", so a
 configuration file's values hold unless a flag overrides them.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import typing
-from dataclasses import Field, fields
+from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
-from scorer_service.config import StoreConfig
+from scorer_service.config import Leaf, StoreConfig, leaves
 from trainers.config import TrainConfig
 
 
@@ -31,34 +32,35 @@ def _parser_for(f: Field, hint: Any) -> dict[str, Any]:
     return {"type": base}
 
 
-def config_fields() -> list[tuple[Field, Any]]:
+def config_fields() -> list[Leaf]:
     """Every user-facing setting of a training run: the store's, then the trainer's."""
-    out = []
-    for cls in (StoreConfig, TrainConfig):
-        hints = typing.get_type_hints(cls)
-        out += [(f, hints[f.name]) for f in fields(cls) if f.metadata.get("cli") is True]
-    return out
+    return [
+        leaf for leaf in leaves(StoreConfig) + leaves(TrainConfig) if leaf.field.metadata.get("cli") is True
+    ]
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; parsed values land under the field's name, absent ones are not set."""
+    """One flag per setting; parsed values land under its flat name, absent ones are not set."""
     defaults = TrainConfig()
-    for f, hint in config_fields():
-        meta = f.metadata
-        default = getattr(defaults, f.name)
-        kw = _parser_for(f, hint)
+    store_keys = {leaf.key for leaf in leaves(StoreConfig)}
+    for leaf in config_fields():
+        meta = leaf.field.metadata
+        default = leaf.get(defaults.store if leaf.key in store_keys else defaults)
+        kw = _parser_for(leaf.field, leaf.hint)
         if meta.get("choices"):
             kw["choices"] = list(meta["choices"]())
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         shown = "" if default in (None, "", {}) else f" (default: {default})"
-        parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=meta["help"] + shown, **kw)
+        parser.add_argument(
+            leaf.flag, dest=leaf.key, default=argparse.SUPPRESS, help=meta["help"] + shown, **kw
+        )
     parser.add_argument(
         "--config", type=Path, default=None, help="a JSON or YAML file of settings (flags override it)"
     )
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a ``.json`` or ``.yaml``/``.yml`` file: flat, or nested as saved (``store:`` section)."""
+    """Settings from a ``.json`` or ``.yaml``/``.yml`` file: flat, or nested as saved (``store:`` section,
+    groups such as ``budget: {start: 0.5}``)."""
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -75,7 +77,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The settings a parsed command line gives: the config file's, overridden by explicit flags."""
-    given = {f.name: getattr(args, f.name) for f, _ in config_fields() if hasattr(args, f.name)}
+    given = {leaf.key: getattr(args, leaf.key) for leaf in config_fields() if hasattr(args, leaf.key)}
     base = load_config_file(args.config) if getattr(args, "config", None) else {}
     flat = dict(base)
     flat |= flat.pop("store", None) or {}
