@@ -65,7 +65,7 @@ class Run:
 
     @property
     def config(self) -> StoreConfig:
-        return StoreConfig(**self.endpoint.info()["config"])
+        return StoreConfig.from_dict(self.endpoint.info()["config"])
 
     def info(self) -> dict[str, Any]:
         """Counters and settings: samples ingested, rounds selected and completed, ..."""
@@ -147,7 +147,8 @@ def create_run(
         n: training samples; the trainers' sample ids are ``0 .. n-1``.
         num_classes: classes of the labels; required by methods that read the logits (DoCL).
         replace: stop a live store of the same name and start afresh.
-        **settings: :class:`~scorer_service.config.StoreConfig` fields: ``epochs``, ``method``,
+        **settings: :class:`~scorer_service.config.StoreConfig` settings by flat name (as its flags
+            spell them) or nested by group: ``epochs``, ``method``,
             ``metric``, ``warm_start``, ``cycle_length``, the budget and diversity settings, ``seed``,
             ``correct`` (False when the trainers send no correctness, e.g. a regression loss),
             ``snapshot_dir`` (default ``$CURRICULUM_SNAPSHOT_DIR`` or ``~/.curriculum/snapshots``;

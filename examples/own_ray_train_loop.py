@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         train_loop_config={"run": run.name, "samples": args.samples},
         scaling_config=ScalingConfig(num_workers=args.workers),
         run_config=RunConfig(
-            name=f"{run.name}-{run.config.incarnation}",  # this run only: Ray Train restores it on failure
+            # This run only: Ray Train restores it on failure.
+            name=f"{run.name}-{run.config.durability.incarnation}",
             storage_path=args.storage_path,
             failure_config=FailureConfig(max_failures=args.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),

@@ -45,7 +45,7 @@ def diversity_config(n: int, **kw) -> StoreConfig:
         "budget_start": 0.5,
         "diversity": "fl",
     }
-    return StoreConfig(**(base | kw))
+    return StoreConfig.create(**(base | kw))
 
 
 def reference_dih(observations, n: int, metric: str, gamma: float) -> np.ndarray:

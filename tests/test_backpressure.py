@@ -29,7 +29,9 @@ class SlowShard(StoreShard):
 
 @pytest.fixture
 def slow_store(ray_session, tmp_path):
-    cfg = StoreConfig(n=N, epochs=2, run=RUN, store_shards=2, snapshot_dir=str(tmp_path), incarnation="x")
+    cfg = StoreConfig.create(
+        n=N, epochs=2, run=RUN, store_shards=2, snapshot_dir=str(tmp_path), incarnation="x"
+    )
     create_store(cfg, shard_cls=SlowShard)
     pids = [ray.get(h.__ray_call__.remote(lambda self: os.getpid())) for h in get_shards(RUN, 2)]
     yield pids

@@ -35,7 +35,7 @@ needs_chromium = pytest.mark.skipif(
 def finished_store() -> HardnessStore:
     """Four rounds (one warm start, three greedy selections), every round's subset ingested."""
     store = HardnessStore(
-        StoreConfig(
+        StoreConfig.create(
             n=N, epochs=4, run=RUN, dataset="digits", method="dihcl-greedy", warm_start=1, cycle_length=1
         )
     )
@@ -208,7 +208,9 @@ def test_screenshot(server, tmp_path):
 
 
 def test_rising_ranks_by_the_change_of_dih():
-    store = HardnessStore(StoreConfig(n=30, epochs=3, run="synthetic-x", method="dihcl-greedy", warm_start=1))
+    store = HardnessStore(
+        StoreConfig.create(n=30, epochs=3, run="synthetic-x", method="dihcl-greedy", warm_start=1)
+    )
     store.subset(0, 0, 1)
     store.ingest(batch(range(30), np.linspace(0, 1, 30), [True] * 30, step=0, lr=1.0))
     rise = np.zeros(30)

@@ -5,7 +5,6 @@ import os
 import shutil
 import threading
 import tracemalloc
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ def config(tmp_path, **kw) -> StoreConfig:
         "snapshot_dir": str(tmp_path),
         "incarnation": "a",
     }
-    return StoreConfig(**{**base, **kw})
+    return StoreConfig.create(**{**base, **kw})
 
 
 def drive(s: HardnessStore, rounds: range, seq0: int = 0, partial: bool = False) -> int:
@@ -65,8 +64,8 @@ def reopen(s: HardnessStore, root: Path) -> HardnessStore:
     """What a restarted store actor finds: a new store over ``s``'s files as they are now, copied to
     ``root`` (``s`` goes on with its own, as if the restart had happened on another machine)."""
     s.journal.settle()
-    shutil.copytree(s.config.snapshot_dir, root)
-    return HardnessStore(replace(s.config, snapshot_dir=str(root)))
+    shutil.copytree(s.config.durability.snapshot_dir, root)
+    return HardnessStore(s.config.with_settings(snapshot_dir=str(root)))
 
 
 def assert_same(a: HardnessStore, b: HardnessStore) -> None:

@@ -21,7 +21,7 @@ WRITERS, BATCHES, SIZE = 8, 25, 64
 
 def store_config(tmp_path, run: str, **kw) -> StoreConfig:
     base = {"n": WRITERS * SIZE * 4, "epochs": 2, "run": run, "snapshot_dir": str(tmp_path)}
-    return StoreConfig(**(base | {"fsync": "always", "snapshot_every_s": 3600} | kw))
+    return StoreConfig.create(**(base | {"fsync": "always", "snapshot_every_s": 3600} | kw))
 
 
 def writer_batch(w: int, k: int) -> dict:

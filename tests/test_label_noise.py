@@ -34,7 +34,7 @@ def planted_store(denoise: bool = False) -> tuple[HardnessStore, np.ndarray]:
     noisy = np.zeros(n, dtype=bool)
     noisy[np.random.default_rng(0).choice(n, 40, replace=False)] = True
     s = HardnessStore(
-        StoreConfig(
+        StoreConfig.create(
             n=n, epochs=5, run="noise", method="dihcl-greedy", warm_start=2, cycle_length=1, denoise=denoise
         )
     )
@@ -93,14 +93,14 @@ def test_denoise_keeps_the_planted_labels_out_of_later_subsets():
 
 def test_denoise_settings_are_checked():
     with pytest.raises(ValueError, match="noise_threshold must be in"):
-        StoreConfig(n=10, noise_threshold=1.0)
+        StoreConfig.create(n=10, noise_threshold=1.0)
 
 
 def denoising_store(run: str, epochs: int, cycle_length: int) -> tuple[HardnessStore, np.ndarray]:
     """A dihcl-greedy store of 200 with --denoise after a 2-round warm start; its first 40 ids planted."""
     planted = np.zeros(200, dtype=bool)
     planted[:40] = True
-    config = StoreConfig(
+    config = StoreConfig.create(
         n=200,
         epochs=epochs,
         run=run,

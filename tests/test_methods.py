@@ -22,7 +22,7 @@ from trainers.driver import run_training
 def test_store_scores_docl_from_exact_and_sketched_outputs(classes):
     rng = np.random.default_rng(0)
     sketch = OutputSketch(classes, 32, seed=1)
-    s = HardnessStore(StoreConfig(n=8, epochs=4, method="docl", output_width=sketch.width))
+    s = HardnessStore(StoreConfig.create(n=8, epochs=4, method="docl", output_width=sketch.width))
     ids, y = np.arange(8), rng.integers(0, classes, 8)
     z = [rng.normal(size=(8, classes)) for _ in range(3)]
     lrs = [0.1, 0.2, 0.4]
@@ -54,7 +54,7 @@ def test_store_without_outputs_refuses_sketches():
 
 
 def test_instance_sigma_round_trip_store_rank_store():
-    s = HardnessStore(StoreConfig(n=10, epochs=4, log_sigma_init=float(np.log(1e-3))))
+    s = HardnessStore(StoreConfig.create(n=10, epochs=4, log_sigma_init=float(np.log(1e-3))))
     shard = np.array([7, 2, 5])
     handed = s.parameters(shard)
     inst = dp.InstanceParameters(handed["log_sigma"], handed["log_sigma_momentum"])
@@ -87,7 +87,7 @@ def test_spl_takes_the_smallest_losses_and_docl_samples_by_softmax():
 def test_mcl_prefers_hard_then_diverse():
     n = 40
     s = HardnessStore(
-        StoreConfig(n=n, epochs=4, method="mcl", embedding_dim=2, warm_start=1, budget_start=0.25)
+        StoreConfig.create(n=n, epochs=4, method="mcl", embedding_dim=2, warm_start=1, budget_start=0.25)
     )
     s.subset(0, 0, 1)
     s.state.last_loss[:] = np.linspace(0.1, 4.0, n)
@@ -100,7 +100,10 @@ def test_mcl_prefers_hard_then_diverse():
 
 def test_method_budgets_grow_for_docl_spl_mcl_and_shrink_for_dihcl():
     frac = {
-        m: [StoreConfig(n=100, epochs=30, method=m, output_width=10).budget.fraction(c) for c in (1, 2, 30)]
+        m: [
+            StoreConfig.create(n=100, epochs=30, method=m, output_width=10).selection_budget.fraction(c)
+            for c in (1, 2, 30)
+        ]
         for m in ("docl", "spl", "mcl", "dihcl-exp")
     }
     assert frac["docl"] == pytest.approx([0.2, 0.22, 0.9])
@@ -182,9 +185,9 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
         report["diversity_relative_objective"] == 1.0 and not report["diversity_relative_objective_estimated"]
     )
     with pytest.raises(ValueError, match="embedding_dim"):
-        StoreConfig(n=10, epochs=3, diversity="fl")
+        StoreConfig.create(n=10, epochs=3, diversity="fl")
     with pytest.raises(ValueError, match="unknown diversity"):
-        StoreConfig(n=10, epochs=3, diversity="vibes", embedding_dim=2)
+        StoreConfig.create(n=10, epochs=3, diversity="vibes", embedding_dim=2)
 
 
 def test_diversity_optimizer_settings_reach_the_solver():
@@ -216,4 +219,4 @@ def test_diversity_optimizer_settings_reach_the_solver():
         ({"diversity_decay": 0.0}, "diversity_decay"),
     ):
         with pytest.raises(ValueError, match=match):
-            StoreConfig(n=10, epochs=3, diversity="fl", embedding_dim=2, **bad)
+            StoreConfig.create(n=10, epochs=3, diversity="fl", embedding_dim=2, **bad)

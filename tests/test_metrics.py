@@ -33,7 +33,7 @@ async def get(app, path: str) -> httpx.Response:
 @pytest.fixture(scope="module")
 def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     store = HardnessStore(
-        StoreConfig(n=10, epochs=3, run=RUN, method="dihcl-greedy", warm_start=1, cycle_length=1)
+        StoreConfig.create(n=10, epochs=3, run=RUN, method="dihcl-greedy", warm_start=1, cycle_length=1)
     )
     store.subset(0, 0, 1)
     store.ingest(batch(range(10), np.arange(10) / 10, [True] * 10, step=0, lr=1.0, seq=0))

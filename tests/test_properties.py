@@ -13,7 +13,7 @@ N = 16
 
 
 def fresh_store() -> HardnessStore:
-    s = HardnessStore(StoreConfig(n=N, epochs=4, metric="dloss", output_width=3))
+    s = HardnessStore(StoreConfig.create(n=N, epochs=4, metric="dloss", output_width=3))
     s.ingest(batch(range(8), np.linspace(0.1, 2.0, 8), [True, False] * 4, step=0, lr=0.1, seq=0))
     s.ingest(batch(range(4, 12), np.linspace(0.1, 2.0, 8), [True] * 8, step=1, lr=0.2, seq=1))
     return s

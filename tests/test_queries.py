@@ -29,7 +29,9 @@ ACCURACIES = {RUN: [0.25, 0.5, 0.625, 0.75], CONTROL: [0.25, 0.375, 0.5, 0.5625]
 
 def finished_store(run: str, method: str) -> HardnessStore:
     """Round 0 sees every sample once with loss i / N; later rounds see their subsets with smaller losses."""
-    store = HardnessStore(StoreConfig(n=N, epochs=4, run=run, method=method, warm_start=1, cycle_length=1))
+    store = HardnessStore(
+        StoreConfig.create(n=N, epochs=4, run=run, method=method, warm_start=1, cycle_length=1)
+    )
     for r, acc in enumerate(ACCURACIES[run]):
         store.subset(r, 0, 1)
         ids = np.asarray(store.round_subset(r, 0, N)["ids"])

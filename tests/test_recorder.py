@@ -93,7 +93,7 @@ def test_observe_and_hand_offs_call_nothing_of_torch_on_the_training_thread(run_
 def test_hand_off_returns_at_once_until_the_bound_then_waits(run_name):
     """With the store a second per batch behind, max_in_flight sends plus the sender's batch plus two
     queued buffers are handed off without waiting; the next hand-off waits for the store."""
-    create_store(StoreConfig(n=64, epochs=2, warm_start=1, run=run_name), store_cls=SlowStore)
+    create_store(StoreConfig.create(n=64, epochs=2, warm_start=1, run=run_name), store_cls=SlowStore)
     sampler = curriculum.RoundSampler(run_name, rank=0, world_size=1)
     recorder = sampler.recorder(flush_samples=4, max_in_flight=2)
     sampler.set_epoch(0)

@@ -19,7 +19,7 @@ def _train(store: HardnessStore, round_: int, loss_of, *, world: int = 1) -> np.
 
 
 def test_full_trains_on_every_sample_every_round_with_weight_one():
-    store = HardnessStore(StoreConfig(n=101, epochs=4, method="full", warm_start=1, cycle_length=1))
+    store = HardnessStore(StoreConfig.create(n=101, epochs=4, method="full", warm_start=1, cycle_length=1))
     for r in range(4):
         ids = _train(store, r, lambda ids: ids / 100.0, world=1)
         assert ids.tolist() == list(range(101))
@@ -28,7 +28,7 @@ def test_full_trains_on_every_sample_every_round_with_weight_one():
 
 def test_infobatch_prunes_below_mean_losses_with_probability_r_and_rescales_the_kept():
     n, r = 4000, 0.5
-    cfg = StoreConfig(n=n, epochs=8, method="infobatch", warm_start=1, cycle_length=2, seed=3)
+    cfg = StoreConfig.create(n=n, epochs=8, method="infobatch", warm_start=1, cycle_length=2, seed=3)
     store = HardnessStore(cfg)
     loss = np.linspace(0.0, 2.0, n, dtype=np.float32)  # mean 1: ids below n/2 lie below the mean
     first = _train(store, 0, lambda ids: loss[ids])
@@ -46,7 +46,7 @@ def test_infobatch_prunes_below_mean_losses_with_probability_r_and_rescales_the_
 
 def test_infobatch_anneals_to_full_data_in_its_last_rounds():
     n = 400
-    store = HardnessStore(StoreConfig(n=n, epochs=8, method="infobatch", warm_start=1, cycle_length=2))
+    store = HardnessStore(StoreConfig.create(n=n, epochs=8, method="infobatch", warm_start=1, cycle_length=2))
     loss = np.linspace(0.0, 2.0, n, dtype=np.float32)
     sizes = [len(_train(store, r, lambda ids: loss[ids])) for r in range(8)]
     assert sizes[-1] == n  # round(0.125 * 8) = 1 annealing round
@@ -57,7 +57,7 @@ def test_infobatch_anneals_to_full_data_in_its_last_rounds():
 
 def test_anneal_setting_turns_the_last_rounds_of_any_method_to_full_data():
     n = 200
-    cfg = StoreConfig(n=n, epochs=6, method="dihcl-greedy", warm_start=1, cycle_length=1, anneal=0.34)
+    cfg = StoreConfig.create(n=n, epochs=6, method="dihcl-greedy", warm_start=1, cycle_length=1, anneal=0.34)
     store = HardnessStore(cfg)
     sizes = [len(_train(store, r, lambda ids: ids / 100.0)) for r in range(6)]
     assert sizes[0] == n and sizes[-2:] == [n, n] and max(sizes[1:4]) < n
@@ -65,7 +65,7 @@ def test_anneal_setting_turns_the_last_rounds_of_any_method_to_full_data():
 
 def test_unbiased_weights_are_inverse_inclusion_probabilities_of_dihcl_exp():
     n = 2000
-    cfg = StoreConfig(
+    cfg = StoreConfig.create(
         n=n, epochs=3, method="dihcl-exp", warm_start=1, cycle_length=1, budget_start=0.3, unbiased=True
     )
     store = HardnessStore(cfg)
@@ -83,7 +83,7 @@ def test_unbiased_is_refused_for_a_deterministic_selector_and_bad_settings_name_
     with pytest.raises(ValueError, match="unbiased needs a selector"):
         StoreConfig(n=10, method="dihcl-greedy", unbiased=True)
     with pytest.raises(ValueError, match="anneal must be in"):
-        StoreConfig(n=10, anneal=1.0)
+        StoreConfig.create(n=10, anneal=1.0)
     with pytest.raises(ValueError, match="prune_ratio must be in"):
         StoreConfig(n=10, method="infobatch", selector_params={"prune_ratio": 1.0})
 
@@ -96,7 +96,7 @@ def test_loss_weights_over_http_match_the_store_and_bad_ids_are_4xx():
 
     n = 400
     store = HardnessStore(
-        StoreConfig(n=n, epochs=4, method="infobatch", run="ib", warm_start=1, cycle_length=1)
+        StoreConfig.create(n=n, epochs=4, method="infobatch", run="ib", warm_start=1, cycle_length=1)
     )
     loss = np.linspace(0.0, 2.0, n, dtype=np.float32)
     _train(store, 0, lambda ids: loss[ids])
@@ -118,7 +118,7 @@ def test_a_query_parameter_the_route_does_not_declare_is_a_422_naming_it():
     from scorer_service.web.app import build_app
     from scorer_service.web.directory import LocalDirectory
 
-    store = HardnessStore(StoreConfig(n=20, epochs=3, run="q", warm_start=1, cycle_length=1))
+    store = HardnessStore(StoreConfig.create(n=20, epochs=3, run="q", warm_start=1, cycle_length=1))
     client = TestClient(build_app(LocalDirectory({"q": store}), token="tok"))
     auth = {"Authorization": "Bearer tok"}
     ok = client.get("/v1/runs/q/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=auth)

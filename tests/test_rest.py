@@ -26,7 +26,7 @@ def api(ray_session):
     from scorer_service.ray.serve import start
 
     store = create_store(
-        StoreConfig(n=10, epochs=4, run=RUN, method="dihcl-greedy", warm_start=1, cycle_length=1)
+        StoreConfig.create(n=10, epochs=4, run=RUN, method="dihcl-greedy", warm_start=1, cycle_length=1)
     )
     ray.get(store.subset.remote(0, 0, 1))
     ray.get(store.ingest.remote(batch(range(10), np.arange(10) / 10, [True] * 10, step=0, lr=1.0)))

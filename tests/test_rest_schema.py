@@ -27,7 +27,7 @@ N = 50
 
 def make_store(run: str) -> HardnessStore:
     s = HardnessStore(
-        StoreConfig(n=N, epochs=4, run=run, method="dihcl-greedy", warm_start=1, cycle_length=1)
+        StoreConfig.create(n=N, epochs=4, run=run, method="dihcl-greedy", warm_start=1, cycle_length=1)
     )
     s.subset(0, 0, 1)
     s.ingest(batch(range(N), np.linspace(0, 3, N), [True] * N, step=0, lr=0.5))
@@ -180,7 +180,7 @@ def test_a_store_failure_is_a_500_that_says_only_that(caplog):
 
 @pytest.fixture
 def token_client(tmp_path):
-    store = HardnessStore(StoreConfig(n=5, epochs=2, run="t", snapshot_dir=str(tmp_path)))
+    store = HardnessStore(StoreConfig.create(n=5, epochs=2, run="t", snapshot_dir=str(tmp_path)))
     return TestClient(build_app(LocalDirectory({"t": store}), token="s3cret"))
 
 

@@ -15,7 +15,7 @@ from tests.helpers import batch
 
 def stores(n: int, shards: tuple[int, ...] = (1, 4), **kw) -> list[HardnessStore]:
     base = {"n": n, "epochs": 6, "warm_start": 1, "cycle_length": 1, "seed": 7, "budget_start": 0.5}
-    return [HardnessStore(StoreConfig(**(base | kw), store_shards=s)) for s in shards]
+    return [HardnessStore(StoreConfig.create(**(base | kw), store_shards=s)) for s in shards]
 
 
 def feed(s: HardnessStore, round_: int = 0, parts: int = 10, seed: int = 1) -> None:
@@ -129,7 +129,7 @@ def test_a_batch_is_checked_whole_before_any_shard_sees_part_of_it():
 
 
 def test_a_store_of_shards_restarts_from_each_shards_own_files(tmp_path):
-    cfg = StoreConfig(
+    cfg = StoreConfig.create(
         n=300, epochs=5, warm_start=1, cycle_length=1, method="dihcl-exp", store_shards=3, run="sh",
         snapshot_dir=str(tmp_path / "a"), incarnation="x",
     )  # fmt: skip
@@ -143,7 +143,7 @@ def test_a_store_of_shards_restarts_from_each_shards_own_files(tmp_path):
         shard.journal.settle()
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     assert sorted(p.name for p in (tmp_path / "b" / "sh" / "x").glob("shard-*")) == ["shard-001", "shard-002"]
-    again = HardnessStore(replace(cfg, snapshot_dir=str(tmp_path / "b")))
+    again = HardnessStore(cfg.with_settings(snapshot_dir=str(tmp_path / "b")))
     for name, col in s.columns().items():
         np.testing.assert_array_equal(again.column(name), col, err_msg=name)
     same_rounds(s, again)
@@ -185,11 +185,11 @@ def test_greedi_over_four_shards_is_within_one_percent_of_one_stores_greedy():
 def test_the_automatic_shard_count_follows_n_and_the_smallest_nodes_memory():
     from scorer_service.sizing import auto_shards, bytes_per_sample
 
-    cfg = StoreConfig(n=100_000_000, epochs=3, store_shards=0)
+    cfg = StoreConfig.create(n=100_000_000, epochs=3, store_shards=0)
     assert bytes_per_sample(cfg) == 104
     # 10.4 GB of records; half of the smallest node's 8 GiB per shard: three shards.
     assert auto_shards(cfg, [64 * 2**30, 8 * 2**30]) == 3
     assert auto_shards(replace(cfg, n=1000), [8 * 2**30]) == 1
     assert auto_shards(replace(cfg, n=5), []) == 1
     with pytest.raises(ValueError, match="store_shards must be in"):
-        StoreConfig(n=3, epochs=3, store_shards=4)
+        StoreConfig.create(n=3, epochs=3, store_shards=4)

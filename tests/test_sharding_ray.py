@@ -20,7 +20,7 @@ N = 3000
 
 
 def build(run: str, shards: int, snapshot_dir: str) -> ray.actor.ActorHandle:
-    cfg = StoreConfig(
+    cfg = StoreConfig.create(
         n=N, epochs=4, run=run, method="dihcl-exp", warm_start=1, cycle_length=1, seed=3,
         store_shards=shards, snapshot_dir=snapshot_dir, incarnation="t",
     )  # fmt: skip

@@ -25,7 +25,7 @@ from tests.helpers import batch
 
 def config(**kw) -> StoreConfig:
     base = {"n": 40, "epochs": 3, "method": "dihcl-greedy", "warm_start": 1, "cycle_length": 1}
-    return StoreConfig(**(base | kw))
+    return StoreConfig.create(**(base | kw))
 
 
 def sent(ids, loss: float, step: int, rank: int, seq: int) -> dict:

@@ -12,7 +12,9 @@ from tests.helpers import batch, reference_dih
 
 
 def make_store(n=6, metric="loss", method="dihcl-greedy", **kw) -> HardnessStore:
-    return HardnessStore(StoreConfig(n=n, epochs=kw.pop("epochs", 10), metric=metric, method=method, **kw))
+    return HardnessStore(
+        StoreConfig.create(n=n, epochs=kw.pop("epochs", 10), metric=metric, method=method, **kw)
+    )
 
 
 def test_dih_loss_trace_by_hand():
@@ -190,7 +192,7 @@ def test_bad_store_config_is_refused():
     with pytest.raises(ValueError, match="unknown metric"):
         StoreConfig(n=10, epochs=5, metric="vibes")
     with pytest.raises(ValueError, match="floor"):
-        StoreConfig(n=10, epochs=5, budget_floor=0.0)
+        StoreConfig.create(n=10, epochs=5, budget_floor=0.0)
 
 
 def test_read_only_and_strided_columns_use_the_compiled_passes_as_they_are():

@@ -80,7 +80,7 @@ def test_every_sample_ingested_during_warm_start(run):
 
 def test_rank_shards_are_disjoint_and_cover_the_subset(run):
     cfg, n, store, _, _, tap = run
-    budget, cycles = cfg.store_config(n).budget, cfg.store_config(n).cycles
+    budget, cycles = cfg.store_config(n).selection_budget, cfg.store_config(n).cycles
     for r in range(2, cfg.epochs):
         subset = np.array(ray.get(store.round_subset.remote(r, 0, n))["ids"])
         k = budget.size(cycles.selection_cycle(r), n)

@@ -18,7 +18,7 @@ AUTH = {"Authorization": "Bearer tok"}
 
 @pytest.fixture
 def store():
-    return HardnessStore(StoreConfig(n=20, epochs=3, run="h", warm_start=1, cycle_length=1))
+    return HardnessStore(StoreConfig.create(n=20, epochs=3, run="h", warm_start=1, cycle_length=1))
 
 
 @pytest.fixture
@@ -112,7 +112,9 @@ def test_trainer_routes_need_the_token(client):
 
 
 def test_a_round_too_far_behind_the_trainers_is_425_until_the_scores_catch_up():
-    store = HardnessStore(StoreConfig(n=20, epochs=3, run="h", warm_start=1, cycle_length=1, max_staleness=1))
+    store = HardnessStore(
+        StoreConfig.create(n=20, epochs=3, run="h", warm_start=1, cycle_length=1, max_staleness=1)
+    )
     client = TestClient(build_app(LocalDirectory({"h": store}), token="tok"))
     client.get("/v1/runs/h/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=AUTH)
     for step in range(3):

@@ -261,7 +261,7 @@ def main(seconds: float) -> int:
     snapshots = tempfile.mkdtemp(prefix="stress-snapshots-")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
     try:
-        config = StoreConfig(
+        config = StoreConfig.create(
             n=N, epochs=100_000, run=RUN, method="dihcl-rand", metric="loss", gamma=GAMMA, warm_start=1,
             cycle_length=3, snapshot_dir=snapshots, snapshot_every_s=0.5, incarnation="stress",
         )  # fmt: skip

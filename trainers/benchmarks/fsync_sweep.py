@@ -33,7 +33,7 @@ SECONDS = 15.0
 
 def one(writers: int, policy: str, args: argparse.Namespace, snap_dir: Path) -> dict[str, Any]:
     """One store under ``policy`` fed by ``writers`` writer actors for ``args.seconds``."""
-    config = StoreConfig(
+    config = StoreConfig.create(
         n=N,
         epochs=1000,
         run=f"{RUN}-{policy}-{writers}",

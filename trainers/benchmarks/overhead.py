@@ -180,7 +180,7 @@ def _measure(
     run = f"bench-overhead-{os.getpid()}-{done}"
     # Durable, as ``curriculum train`` configures it: every ingest call is logged before it is applied.
     store = create_store(
-        StoreConfig(n=data.n, epochs=1_000_000, run=run, method="random", snapshot_dir=snapshot_dir)
+        StoreConfig.create(n=data.n, epochs=1_000_000, run=run, method="random", snapshot_dir=snapshot_dir)
     )
     pid = ray.get(store.__ray_call__.remote(_actor_pid))
     sampler = RoundSampler(run, rank=0, world_size=1)

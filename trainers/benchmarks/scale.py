@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from scorer_service.config import StoreConfig  # noqa: E402
+from scorer_service.config.components import bounds, planner  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_shards  # noqa: E402
 from scorer_service.ray.shards import RayShards  # noqa: E402
 from scorer_service.sizing import bytes_per_sample  # noqa: E402
@@ -133,7 +134,7 @@ def measure(
 ) -> dict[str, Any]:
     """One store of ``shards`` shards at ``n`` samples: ingest, selections, memory (see the module doc)."""
     run = f"scale-{n}-{shards}{'-div' if diversity else ''}"
-    cfg = StoreConfig(
+    cfg = StoreConfig.create(
         n=n, epochs=2 + repeats * len(SELECTORS), run=run, method="dihcl-greedy", warm_start=1,
         cycle_length=1,
         budget_start=0.02 if diversity else 0.5, budget_factor=1.0, budget_floor=0.01, store_shards=shards,
@@ -142,7 +143,7 @@ def measure(
     store = create_store(cfg)
     pids = _pids(run, shards)
     ray.get(store.prepare.remote(0, writers))
-    actors = [Writer.remote(run, r, writers, n, batch, cfg.embedding_dim) for r in range(writers)]
+    actors = [Writer.remote(run, r, writers, n, batch, cfg.byproducts.embedding_dim) for r in range(writers)]
     ray.get([w.__ray_ready__.remote() for w in actors])
     cpu0 = [_cpu_seconds(p) for p in pids]
     t0 = time.perf_counter()
@@ -170,7 +171,7 @@ def measure(
     order = [m for _ in range(repeats) for m in methods]  # interleaved: the load moves for all alike
     for round_, method in enumerate(order, start=1):
         # The protocol driven from here over the shard actors: the coordinator's work for any method.
-        group = RayShards(handles, cfg.bounds()) if handles else None
+        group = RayShards(handles, bounds(cfg)) if handles else None
         coordinator = HardnessStore(replace(cfg, method=method), shards=group) if group else None
         cpu0 = [_cpu_seconds(p) for p in pids]
         t0 = time.perf_counter()
@@ -211,7 +212,7 @@ def _wait_gone(pids: list[int], timeout: float = 60.0) -> None:
 def _select_as(store: HardnessStore, method: str, round_: int) -> None:
     """Inside a one-shard store actor: select ``round_`` with ``method``'s keys (same state, same shard)."""
     saved = store.planner
-    store.planner = replace(store.config, method=method).planner()
+    store.planner = planner(replace(store.config, method=method))
     try:
         store.prepare(round_, 8)
     finally:
