@@ -140,7 +140,9 @@ class CreateRun(BaseModel):
     # Strict: "true" or 1 is not a bool here, as the document says.
     replace: StrictBool = Field(False, description="replace a live run of that name (its snapshots stay)")
     settings: dict[str, Any] = Field(
-        default_factory=dict, description="StoreConfig fields: epochs, method, warm_start, seed, ..."
+        default_factory=dict,
+        description="StoreConfig settings by flat name (epochs, method, warm_start, budget_start, seed, ...) "
+        'or nested by group ("budget": {"start": 0.5})',
     )
 
 
