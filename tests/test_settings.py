@@ -106,6 +106,9 @@ def test_flat_nested_and_mixed_settings_give_one_configuration():
     assert StoreConfig.from_dict(mixed).budget.start == 0.3  # the flat name wins over the same setting nested
     assert cfg.with_settings(budget={"factor": 1.1}).budget == BudgetSettings(start=0.3, factor=1.1)
     assert cfg.with_settings(store_shards=4).sharding.store_shards == 4
+    saved = {"store": {"budget": {"start": 0.4, "factor": 0.8}}}
+    both = TrainConfig.from_dict(saved | {"budget": {"factor": 0.9}})
+    assert both.store.budget == BudgetSettings(start=0.4, factor=0.9)
     same = run_config(
         "r", 100, num_classes=10, method="docl", budget={"start": 0.3}, denoise={"enabled": True}
     )

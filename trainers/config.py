@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from scorer_service.config import StoreConfig, leaves, setting
+from scorer_service.config import StoreConfig, leaves, merge, setting
 
 DATA_PARAMS = ("class", "instance", "joint")
 # The store's settings as a flat training configuration names them: by flat name, or a whole group.
@@ -111,16 +111,18 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """From :meth:`to_dict`'s form, or flat: store settings beside the trainer's (by flat name or
-        nested by group, as :meth:`StoreConfig.from_dict` takes them)."""
+        nested by group, as :meth:`StoreConfig.from_dict` takes them; those beside win over the same
+        ones in ``store``)."""
         data = dict(data)
-        store: dict[str, Any] = dict(data.pop("store", None) or {})
-        store |= {k: data.pop(k) for k in list(data) if k in _STORE_NAMES}
+        section = data.pop("store", None) or {}
+        beside = {k: data.pop(k) for k in list(data) if k in _STORE_NAMES}
+        store = merge(StoreConfig, {"dataset": "digits"}, section, beside)
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         if isinstance(data.get("workers"), list):
             data["workers"] = tuple(data["workers"])
-        return cls(store=StoreConfig.from_dict({"dataset": "digits"} | store), **data)
+        return cls(store=StoreConfig.from_dict(store), **data)
 
     @classmethod
     def create(cls, **settings: Any) -> TrainConfig:

@@ -2,7 +2,7 @@
 :class:`StoreConfig`; the one conversion from flat or nested settings (:mod:`.declare`); a new run's
 configuration (:func:`run_config`); the store's parts made from a configuration (:mod:`.components`)."""
 
-from scorer_service.config.declare import Leaf, group, leaves, nest, setting
+from scorer_service.config.declare import Leaf, group, leaves, merge, nest, setting
 from scorer_service.config.groups import (
     BudgetSettings,
     Byproducts,
@@ -36,6 +36,7 @@ __all__ = [
     "default_snapshot_dir",
     "group",
     "leaves",
+    "merge",
     "nest",
     "new_incarnation",
     "run_config",

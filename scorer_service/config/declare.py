@@ -126,6 +126,16 @@ def nest(cls: type, settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merge(cls: type, *parts: Mapping[str, Any]) -> dict[str, Any]:
+    """``parts`` of settings of ``cls`` (each in any form :func:`nest` takes), later ones overriding
+    earlier ones setting by setting, as :func:`nest` returns them."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for name, value in nest(cls, part).items():
+            out[name] = out[name] | value if isinstance(value, dict) and name in out else value
+    return out
+
+
 def _is_group_value(value: Any) -> bool:
     return isinstance(value, Mapping) or (is_dataclass(value) and not isinstance(value, type))
 

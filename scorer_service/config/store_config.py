@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scorer_service.config.declare import build, flatten, group, nest, setting
+from scorer_service.config.declare import build, flatten, group, merge, setting
 from scorer_service.config.groups import (
     BudgetSettings,
     Byproducts,
@@ -110,10 +110,7 @@ class StoreConfig:
 
     def with_settings(self, **changes: Any) -> StoreConfig:
         """A copy with ``changes`` applied, by flat name or nested by group (checked again)."""
-        nested = nest(StoreConfig, self.to_dict())
-        for name, value in nest(StoreConfig, changes).items():
-            nested[name] = nested[name] | value if isinstance(value, dict) and name in nested else value
-        return build(StoreConfig, nested)
+        return build(StoreConfig, merge(StoreConfig, self.to_dict(), changes))
 
     @classmethod
     def create(cls, **settings: Any) -> StoreConfig:

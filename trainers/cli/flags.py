@@ -2,8 +2,8 @@
 
 One flag per setting (``--flat-name``, a grouped setting's flat name starting with its group's prefix,
 unless its metadata names another flag), its help text and choices from the field's metadata, its
-type from the annotation. Flags default to "not given", so a
-configuration file's values hold unless a flag overrides them.
+type from the annotation. Flags default to "not given", so a configuration file's values hold unless
+a flag overrides them.
 """
 
 from __future__ import annotations
