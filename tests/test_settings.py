@@ -106,6 +106,8 @@ def test_flat_nested_and_mixed_settings_give_one_configuration():
     assert StoreConfig.from_dict(mixed).budget.start == 0.3  # the flat name wins over the same setting nested
     assert cfg.with_settings(budget={"factor": 1.1}).budget == BudgetSettings(start=0.3, factor=1.1)
     assert cfg.with_settings(store_shards=4).sharding.store_shards == 4
+    params = cfg.with_settings(selector_params={"a": 1}).with_settings(selector_params={"b": 2})
+    assert params.selector_params == {"b": 2}  # a dict setting is replaced, not merged
     saved = {"store": {"budget": {"start": 0.4, "factor": 0.8}}}
     both = TrainConfig.from_dict(saved | {"budget": {"factor": 0.9}})
     assert both.store.budget == BudgetSettings(start=0.4, factor=0.9)

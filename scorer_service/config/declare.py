@@ -129,10 +129,11 @@ def nest(cls: type, settings: Mapping[str, Any]) -> dict[str, Any]:
 def merge(cls: type, *parts: Mapping[str, Any]) -> dict[str, Any]:
     """``parts`` of settings of ``cls`` (each in any form :func:`nest` takes), later ones overriding
     earlier ones setting by setting, as :func:`nest` returns them."""
+    groups = _groups(cls)
     out: dict[str, Any] = {}
     for part in parts:
         for name, value in nest(cls, part).items():
-            out[name] = out[name] | value if isinstance(value, dict) and name in out else value
+            out[name] = out.get(name, {}) | value if name in groups else value
     return out
 
 
