@@ -131,7 +131,7 @@ def both_transports(ray_session):
     from scorer_service.ray.serve import RayDirectory
 
     # No snapshot_dir: a snapshot is a Conflict.
-    handle = create_store(StoreConfig(n=20, epochs=2, run="errors", warm_start=1, cycle_length=1))
+    handle = create_store(StoreConfig.create(n=20, epochs=2, run="errors", warm_start=1, cycle_length=1))
     with uvicorn_server(build_app(RayDirectory(), token="root")) as url:
         http = HttpEndpoint(url, "errors", token="root", retries=0)
         over_ray = ActorEndpoint("errors"), curriculum.attach_run("errors")

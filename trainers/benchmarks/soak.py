@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from scorer_service.ray.serve import start
 
-        config = StoreConfig(
+        config = StoreConfig.create(
             n=N,
             epochs=1000,
             run=RUN,
