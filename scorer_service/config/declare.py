@@ -150,7 +150,7 @@ def build(cls: type, settings: Mapping[str, Any]) -> Any:
 
 def flatten(config: Any) -> dict[str, Any]:
     """The settings of ``config`` (a configuration or one group) by flat name; a group's by field name."""
-    cls = type(config)
+    cls: type = type(config)
     if not any("group" in f.metadata for f in fields(cls)):
         return {f.name: getattr(config, f.name) for f in fields(cls)}
     return {leaf.key: _plain(leaf.get(config)) for leaf in leaves(cls)}
