@@ -15,8 +15,9 @@ import httpx
 import numpy as np
 
 from curriculum.http_endpoint import api_error, server_error
+from scorer_service.core.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
 from scorer_service.core.errors import InvalidQuery
-from scorer_service.core.state import COLUMNS
+from scorer_service.core.state import COLUMNS, Sample
 
 if TYPE_CHECKING:
     from scorer_service.config import StoreConfig
@@ -72,15 +73,15 @@ class Client:
     def config(self) -> StoreConfig:
         from scorer_service.config import StoreConfig
 
-        return StoreConfig.from_dict(self.info()["config"])
+        return StoreConfig.from_dict(self.info().config)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> RunInfo:
         """Counters and settings: samples ingested, rounds selected and completed, ..."""
-        return cast(dict[str, Any], self._ask("GET", ""))
+        return RunInfo.from_json(self._ask("GET", ""))
 
-    def rounds(self) -> list[dict[str, Any]]:
+    def rounds(self) -> list[RoundSummary]:
         """Each round: size, selector, selection time, ingested samples and recorded metrics."""
-        return cast(list[dict[str, Any]], self._ask("GET", "/rounds"))
+        return [RoundSummary(**r) for r in self._ask("GET", "/rounds")]
 
     def subset(self, round_: int) -> np.ndarray:
         """Every id trained on in ``round_``."""
@@ -102,13 +103,13 @@ class Client:
         table = pq.read_table(io.BytesIO(r.content), columns=list(columns))
         return {c: table.column(c).to_numpy(zero_copy_only=False).astype(COLUMNS[c][0]) for c in columns}
 
-    def samples(self, ids: Any) -> list[dict[str, Any]]:
+    def samples(self, ids: Any) -> list[Sample]:  # type: ignore[valid-type]
         """Every score of each sample in ``ids``."""
         flat = np.asarray(ids, dtype=np.int64).ravel().tolist()
-        out: list[dict[str, Any]] = []
+        out: list[Sample] = []  # type: ignore[valid-type]
         for i in range(0, len(flat), IDS_PER_ASK):
             part = ",".join(map(str, flat[i : i + IDS_PER_ASK]))
-            out.extend(self._ask("GET", "/samples", params={"ids": part}))
+            out.extend(Sample(**row) for row in self._ask("GET", "/samples", params={"ids": part}))
         return out
 
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
@@ -117,12 +118,10 @@ class Client:
             list[dict[str, Any]], self._ask("GET", "/top", params={"metric": metric, "k": k, "order": order})
         )
 
-    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
         """Samples whose label is likely wrong, most likely first (noise probability, label, prediction)."""
-        return cast(
-            list[dict[str, Any]],
-            self._ask("GET", "/label-issues", params={"threshold": threshold, "limit": limit}),
-        )
+        issues = self._ask("GET", "/label-issues", params={"threshold": threshold, "limit": limit})
+        return [LabelIssue(**r) for r in issues]
 
     def snapshot(self) -> int:
         """Write a snapshot of the store now; returns its number."""
@@ -134,11 +133,11 @@ class Client:
 
     def runs(
         self, state: str | None = None, method: str | None = None, prefix: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunSummary]:
         """The runs this token may read, with their state (``running`` / ``finished``) and counters,
         filtered by state, selector and name prefix."""
         params = {k: v for k, v in {"state": state, "method": method, "prefix": prefix}.items() if v}
-        return cast(list[dict[str, Any]], self._send("GET", "/v1/runs", params=params).json())
+        return [RunSummary(**r) for r in self._send("GET", "/v1/runs", params=params).json()]
 
     def create_run(
         self, name: str, n: int, *, num_classes: int | None = None, replace: bool = False, **settings: Any

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from scorer_service.core.answers import RunInfo
 from scorer_service.core.arrow import to_ipc
 from scorer_service.core.errors import (
     ERROR_TYPES,
@@ -24,9 +25,9 @@ from scorer_service.core.errors import (
     NotReady,
     Unauthorized,
 )
+from scorer_service.core.wire import BATCH_FIELDS, Ingested
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-_BATCH_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
 
 
 class HttpEndpoint:
@@ -68,21 +69,19 @@ class HttpEndpoint:
         # once and needs steps to arrive without gaps (a Ray actor keeps a caller's call order too).
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curriculum-http")
 
-    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
-        columns = {k: v for k, v in data.items() if k not in _BATCH_FIELDS}
-        params = {k: data[k] for k in _BATCH_FIELDS if k in data}
+    def ingest(self, data: dict[str, Any]) -> Ingested:
+        columns = {k: v for k, v in data.items() if k not in BATCH_FIELDS}
+        params = {k: data[k] for k in BATCH_FIELDS if k in data}
         body = to_ipc(columns)
-        return cast(
-            dict[str, Any],
-            self._request(
-                "POST", f"{self._path}/byproducts", params=params, content=body, ctype=ARROW_STREAM
-            ),
+        ack = self._request(
+            "POST", f"{self._path}/byproducts", params=params, content=body, ctype=ARROW_STREAM
         )
+        return Ingested(**ack)
 
-    def send_ingest(self, data: dict[str, Any]) -> Future[dict[str, Any]]:
+    def send_ingest(self, data: dict[str, Any]) -> Future[Ingested]:
         return self._sender.submit(self.ingest, data)
 
-    def ingest_result(self, pending: Future[dict[str, Any]]) -> dict[str, Any]:
+    def ingest_result(self, pending: Future[Ingested]) -> Ingested:
         return pending.result()
 
     def subset(self, round_: int, rank: int, world_size: int, step: int | None = None) -> np.ndarray:
@@ -97,8 +96,8 @@ class HttpEndpoint:
         answer = self._request("POST", f"{self._path}/rewind", params={"completed_round": completed_round})
         return cast(bool, answer["rewound"])
 
-    def info(self) -> dict[str, Any]:
-        return cast(dict[str, Any], self._request("GET", self._path))
+    def info(self) -> RunInfo:
+        return RunInfo.from_json(self._request("GET", self._path))
 
     def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
         raise ValueError("'parameters' is not available over HTTP")

@@ -10,9 +10,9 @@ import ray
 
 from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig, run_config
+from scorer_service.core.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
 from scorer_service.core.errors import NotFound
-from scorer_service.core.run_state import with_state
-from scorer_service.core.state import COLUMNS
+from scorer_service.core.state import COLUMNS, Sample
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, list_runs
 
 
@@ -54,7 +54,7 @@ class Run:
     Example::
 
         run = curriculum.Run("cifar-dihcl")
-        print(run.info()["ingested"], run.top("dih", k=5))
+        print(run.info().ingested, run.top("dih", k=5))
         hardest = run.scores(("dih",))["dih"].argsort()[::-1][:100]
     """
 
@@ -65,26 +65,26 @@ class Run:
 
     @property
     def config(self) -> StoreConfig:
-        return StoreConfig.from_dict(self.endpoint.info()["config"])
+        return StoreConfig.from_dict(self.info().config)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> RunInfo:
         """Counters and settings: samples ingested, rounds selected and completed, ..."""
         return self.endpoint.info()
 
-    def rounds(self) -> list[dict[str, Any]]:
+    def rounds(self) -> list[RoundSummary]:
         """Each round: size, selector, selection time, ingested samples and recorded metrics."""
         return self.endpoint.round_summaries()
 
     def subset(self, round_: int) -> np.ndarray:
         """Every id trained on in ``round_``."""
         page = self.endpoint.round_subset(round_, 0, 2**62)
-        return np.asarray(page["ids"], dtype=np.int64)
+        return np.asarray(page.ids, dtype=np.int64)
 
     def scores(self, columns: tuple[str, ...] = tuple(COLUMNS)) -> dict[str, np.ndarray]:
         """Whole score columns by name (``dih``, ``last_loss``, ``seen``, ...)."""
         return {name: self.endpoint.column(name) for name in columns}
 
-    def samples(self, ids: Any) -> list[dict[str, Any]]:
+    def samples(self, ids: Any) -> list[Sample]:  # type: ignore[valid-type]
         """Every score of each sample in ``ids``."""
         return self.endpoint.samples(np.asarray(ids, dtype=np.int64))
 
@@ -92,7 +92,7 @@ class Run:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
         return self.endpoint.top(metric, k, order)
 
-    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
         """Samples whose label is likely wrong, most likely first (noise probability, label, prediction)."""
         return self.endpoint.label_issues(threshold, limit)
 
@@ -106,7 +106,7 @@ class Run:
 
     def runs(
         self, state: str | None = None, method: str | None = None, prefix: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunSummary]:
         """The runs of the cluster with their state (``running`` / ``finished``) and counters,
         filtered by state, selector and name prefix."""
         out = []
@@ -117,9 +117,8 @@ class Run:
                 info = ActorEndpoint(name, get_store(name)).info()
             except NotFound:
                 continue  # deleted between listing and asking
-            info = with_state(info)
-            if (not state or info["state"] == state) and (not method or info["method"] == method):
-                out.append({k: v for k, v in info.items() if k != "config"})
+            if (not state or info.state == state) and (not method or info.method == method):
+                out.append(info.summary())
         return out
 
     def create_run(

@@ -70,7 +70,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
     ) -> None:
         self.endpoint: Endpoint = endpoint_for(run)
         self.rank, self.world_size = rank_and_world(rank, world_size)
-        self.config: dict[str, Any] = self.endpoint.info()["config"]
+        self.config: dict[str, Any] = self.endpoint.info().config
         self.shuffle = shuffle
         self.seed = self.config["seed"] if seed is None else seed
         self._barrier = barrier

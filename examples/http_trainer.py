@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         info = client.create_run(
             args.run, args.create, epochs=4, warm_start=1, cycle_length=1, correct=False
         ).info()
-        print(f"created run {info['run']}: {info['n']} samples, {info['epochs']} rounds of {info['method']}")
+        print(f"created run {info.run}: {info.n} samples, {info.epochs} rounds of {info.method}")
     store = curriculum.HttpEndpoint(args.api, args.run, token=args.token)
     sampler = curriculum.RoundSampler(store, rank=0, world_size=1)
     g = torch.Generator().manual_seed(0)
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> None:
             recorder.observe(ids, loss)  # no correct=: regression
         recorder.end_round({"train_mse": float(loss.detach().mean())})
     info = store.info()
-    print(f"run {args.run}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")
+    print(f"run {args.run}: {info.rounds_completed} rounds, {info.ingested} byproducts ingested")
     store.close()
     run = curriculum.Client(args.api, token=args.token, run=args.run)
     issues = run.label_issues(limit=15)
-    print(f"label issues: {' '.join(str(i['id']) for i in issues)}")
+    print(f"label issues: {' '.join(str(i.id) for i in issues)}")
     if args.delete:
         run.delete()
         print(f"deleted run {args.run}")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     trainer.fit(Classifier(callback, args.crash_in_round), datamodule=data, ckpt_path=args.resume)
     if trainer.global_rank == 0:
         info = curriculum.attach_run(args.run).info()
-        print(f"run {args.run}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")
+        print(f"run {args.run}: {info.rounds_completed} rounds, {info.ingested} byproducts ingested")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
     ).fit()
     info = run.info()
-    print(f"run {run.name}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")
+    print(f"run {run.name}: {info.rounds_completed} rounds, {info.ingested} byproducts ingested")
     if args.serve:  # the REST API on this cluster; it keeps serving after this driver ends
         url = curriculum.serve(port=args.serve)
         hardest = curriculum.Client(url, run=run.name).top("dih", k=3)

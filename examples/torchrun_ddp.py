@@ -50,7 +50,7 @@ def main() -> None:
         recorder.end_round({"train_loss": float(loss.mean())})
     if dist.get_rank() == 0:
         info = curriculum.attach_run(args.name).info()
-        print(f"run {args.name}: {info['rounds_completed']} rounds, {info['ingested']} byproducts ingested")
+        print(f"run {args.name}: {info.rounds_completed} rounds, {info.ingested} byproducts ingested")
     dist.destroy_process_group()
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from scorer_service.config import StoreConfig, components
 from scorer_service.core import label_noise, queries
-from scorer_service.core.byproducts import TABLE_COLUMNS
+from scorer_service.core.answers import LabelIssue, RoundSummary
 from scorer_service.core.errors import InvalidBatch, NotFound
 from scorer_service.core.interface import read_only
 from scorer_service.core.load import IngestLoad
@@ -37,6 +37,7 @@ from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.core.turns import WriterTurns, writer_key
+from scorer_service.core.wire import TABLE_COLUMNS, Ingested
 from scorer_service.durability.entries import (
     AdoptEntry,
     DuplicatesEntry,
@@ -82,7 +83,7 @@ class StoreShard:
 
     # ---- changes: each logged before it is applied ----------------------------------------
 
-    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+    def ingest(self, data: dict[str, Any]) -> Ingested:
         """Validate and apply one byproduct batch (ids of this shard); a rejected batch changes nothing.
 
         A batch whose ``(writer, seq)`` was already applied is acknowledged and ignored (retried sends).
@@ -101,7 +102,7 @@ class StoreShard:
         self.journal.commit(ticket)  # outside the lock: the batches logged meanwhile share its fsync
         return reply
 
-    def _ingest(self, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _ingest(self, data: dict[str, Any]) -> tuple[Any, Ingested]:
         t0 = time.perf_counter()
         try:
             plan = self.ingestor.plan(data)
@@ -110,7 +111,7 @@ class StoreShard:
             raise
         if plan is None:
             ticket = self.journal.log(DuplicatesEntry(), ack=True)
-            return ticket, {"applied": 0, "duplicate": True, "lag_s": self.load.lag_s}
+            return ticket, Ingested(applied=0, duplicate=True, lag_s=self.load.lag_s)
         b = plan.batch
         columns = {c: v for c, v in data.items() if isinstance(v, np.ndarray) and c not in TABLE_COLUMNS}
         table = (
@@ -128,7 +129,7 @@ class StoreShard:
                 self.rounds[b.round].ingested += len(b)
         if self.journal.due() and not self.sessions:  # an open selection's steps stay in one log
             self.snapshot(wait=False)
-        return ticket, {"applied": len(b), "duplicate": False, "lag_s": self.load.lag_s}
+        return ticket, Ingested(applied=len(b), duplicate=False, lag_s=self.load.lag_s)
 
     @changes
     def select_step(self, round_: int, step: steps.Step) -> Any:
@@ -310,7 +311,7 @@ class StoreShard:
         return self._read(lambda: self._round(round_).ids[start:stop])
 
     @read_only
-    def round_parts(self) -> list[dict[str, Any]]:
+    def round_parts(self) -> list[RoundSummary]:
         """Every round's summary, with what this shard ingested in it."""
         return self._read(lambda: [self.rounds[r].summary() for r in sorted(self.rounds)])
 
@@ -372,10 +373,10 @@ class StoreShard:
         return queries.metric_part(values, self.first, op, *args)
 
     @read_only
-    def label_issue_part(self, threshold: float, limit: int) -> list[dict[str, Any]]:
+    def label_issue_part(self, threshold: float, limit: int) -> list[LabelIssue]:
         cols = self.columns(list(queries.LABEL_ISSUE_COLUMNS))
         found = queries.label_issues(cols, threshold, limit)
-        return [{**row, "id": row["id"] + self.first} for row in found]
+        return [replace(row, id=row.id + self.first) for row in found]
 
     @read_only
     def noise_part(self, op: str, lo: float = 0.0, hi: float = 0.0) -> dict[str, Any]:

@@ -18,10 +18,13 @@ import numpy as np
 from scorer_service.config import StoreConfig
 from scorer_service.config.components import planner
 from scorer_service.core import queries, staleness
+from scorer_service.core.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.interface import read_only
 from scorer_service.core.rounds import check_metrics
 from scorer_service.core.split import acknowledged, check, split
+from scorer_service.core.state import Sample
+from scorer_service.core.wire import Ingested
 from scorer_service.local_shards import LocalShards
 from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, noisy_labels_decision, trim_cut
 from scorer_service.shard import StoreShard
@@ -59,7 +62,7 @@ class HardnessStore:
     def _route(self, fn: Callable[..., dict[str, np.ndarray]], ids: np.ndarray) -> dict[str, np.ndarray]:
         return queries.assemble(len(ids), queries.route(partial(self.shards.call, fn), self.bounds, ids))
 
-    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+    def ingest(self, data: dict[str, Any]) -> Ingested:
         """Validate and apply one byproduct batch: split by shard, one part each (see :mod:`.shard`)."""
         if len(self.bounds) == 2:
             return self._ask(StoreShard.ingest, data)[0]
@@ -143,13 +146,13 @@ class HardnessStore:
         return self.columns([name])[name]
 
     @read_only
-    def info(self) -> dict[str, Any]:
+    def info(self) -> RunInfo:
         return queries.merge_info(
             self.config.to_dict(), self._ask(StoreShard.info_part), self.round_summaries()
         )
 
     @read_only
-    def round_summaries(self) -> list[dict[str, Any]]:
+    def round_summaries(self) -> list[RoundSummary]:
         return queries.merge_rounds(self._ask(StoreShard.round_parts))
 
     @read_only
@@ -164,7 +167,7 @@ class HardnessStore:
         return self._route(StoreShard.loss_weights, queries.check_ids(ids, self.config.n))["loss_weight"]
 
     @read_only
-    def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
+    def samples(self, ids: np.ndarray | list[int]) -> list[Sample]:  # type: ignore[valid-type]
         ids = queries.check_ids(ids, self.config.n)
         return queries.samples(ids, self._route(StoreShard.rows, ids))
 
@@ -173,16 +176,16 @@ class HardnessStore:
         return queries.merge_top(self._ask(StoreShard.metric_part, metric, "top", k, order), metric, k, order)
 
     @read_only
-    def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
+    def histogram(self, metric: str = "dih", bins: int = 20) -> Histogram:
         return queries.sharded_histogram(partial(self._ask, StoreShard.metric_part, metric), metric, bins)
 
     @read_only
-    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> Subset:
         """The ids trained on in ``round_``, paged: each shard's part in id order, shard after shard."""
         state = self._ask(StoreShard.round_state, round_)[0]
         ids_of = partial(self.shards.call, StoreShard.round_ids)
         return queries.sharded_subset(state, ids_of, round_, offset, limit)
 
     @read_only
-    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
         return queries.merge_label_issues(self._ask(StoreShard.label_issue_part, threshold, limit), limit)

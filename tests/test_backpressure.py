@@ -62,9 +62,9 @@ def test_a_writer_ten_times_faster_than_the_shards_stalls_and_their_memory_stays
     assert sent / elapsed < 1.3 * capacity, (sent / elapsed, capacity)
     assert recorder.throttled_seconds > 1.0
     info = ray.get(get_store(RUN).info.remote())
-    assert info["ingested"] == sent
-    for shard in info["shards"]:
-        assert shard["max_lag_s"] < 1.0 and shard["writers"] == 1
+    assert info.ingested == sent
+    for shard in info.shards:
+        assert shard.max_lag_s < 1.0 and shard.writers == 1
     assert max(p - b for p, b in zip(peak, before, strict=True)) < 16, (before, peak)
 
     # The same batches sent without waiting for acknowledgements: queued in the shards' processes.

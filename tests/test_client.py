@@ -69,14 +69,14 @@ def api(tmp_path_factory):
 def test_the_client_answers_what_the_store_answers(api):
     url, store, read = api
     with Client(url, token=read, run="c1") as c:
-        assert c.info()["n"] == 30 and c.info()["state"] == "running" and c.config.epochs == 3
-        assert [r["round"] for r in c.rounds()] == [0, 1]
-        np.testing.assert_array_equal(c.subset(1), store.round_subset(1, 0, 100)["ids"])
+        assert c.info().n == 30 and c.info().state == "running" and c.config.epochs == 3
+        assert [r.round for r in c.rounds()] == [0, 1]
+        np.testing.assert_array_equal(c.subset(1), store.round_subset(1, 0, 100).ids)
         scores = c.scores(("dih", "seen", "last_loss"))
         np.testing.assert_array_equal(scores["seen"], store.column("seen"))
         np.testing.assert_allclose(scores["dih"], store.column("dih"))
         assert scores["seen"].dtype == store.column("seen").dtype
-        assert [s["id"] for s in c.samples(range(1200 % 30))] == list(range(1200 % 30))
+        assert [s.id for s in c.samples(range(1200 % 30))] == list(range(1200 % 30))
         assert c.top("last_loss", 3) == store.top("last_loss", 3)
         assert c.label_issues(0.5, 5) == store.label_issues(0.5, 5)
 
@@ -108,12 +108,12 @@ def test_a_run_created_through_the_client_lives_and_dies_over_rest(api):
     url, _, _ = api
     admin = Client(url, token="root")
     run = admin.create_run("c2", 40, epochs=2, method="dihcl-greedy", warm_start=1)
-    assert (run.name, run.info()["n"], run.info()["method"]) == ("c2", 40, "dihcl-greedy")
-    assert [r["run"] for r in admin.runs(method="dihcl-greedy")] == ["c2"]
-    assert [r["run"] for r in admin.runs(prefix="c")] == ["c1", "c2"]
+    assert (run.name, run.info().n, run.info().method) == ("c2", 40, "dihcl-greedy")
+    assert [r.run for r in admin.runs(method="dihcl-greedy")] == ["c2"]
+    assert [r.run for r in admin.runs(prefix="c")] == ["c1", "c2"]
     assert run.snapshot() >= 1
     run.delete()
-    assert [r["run"] for r in admin.runs()] == ["c1"]
+    assert [r.run for r in admin.runs()] == ["c1"]
     with pytest.raises(curriculum.NotFound):
         run.info()
 

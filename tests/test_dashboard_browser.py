@@ -42,7 +42,7 @@ def finished_store() -> HardnessStore:
     rng = np.random.default_rng(0)
     for r, acc in enumerate(ACCURACIES):
         store.subset(r, 0, 1)
-        ids = np.asarray(store.round_subset(r, 0, N)["ids"])
+        ids = np.asarray(store.round_subset(r, 0, N).ids)
         loss = rng.gamma(2.0, 0.5 / (r + 1), size=ids.size)
         store.ingest(batch(ids, loss, loss < 0.5, step=r, lr=0.1, round_=r, seq=r))
         store.record_round(r, {"test_accuracy": acc, "train_loss": float(loss.mean()), "step": r + 1})
@@ -141,8 +141,8 @@ def test_round_charts_carry_the_runs_numbers(dom, server):
     rounds = store.round_summaries()
     sizes = dom.by_id("chart-size").find("rect", "bar")
     assert [int(b.attrs["data-round"]) for b in sizes] == [0, 1, 2, 3]
-    assert values(sizes) == [r["size"] for r in rounds] and values(sizes)[0] == N
-    assert values(dom.by_id("chart-selection").find("rect", "bar")) == [r["selection_ms"] for r in rounds]
+    assert values(sizes) == [r.size for r in rounds] and values(sizes)[0] == N
+    assert values(dom.by_id("chart-selection").find("rect", "bar")) == [r.selection_ms for r in rounds]
     points = dom.by_id("chart-accuracy").find("circle", "point")
     assert values(points) == ACCURACIES
     assert dom.by_id("chart-accuracy").find("text", "last-value")[0].text == "81.25%"
@@ -156,7 +156,7 @@ def test_dih_histogram_per_round(dom, server):
     columns = heatmap.find("g", "dih-round")
     assert [int(c.attrs["data-round"]) for c in columns] == [0, 1, 2, 3]
     for column, summary in zip(columns, store.round_summaries(), strict=True):
-        hist = summary["dih_histogram"]
+        hist = summary.dih_histogram
         drawn = [
             (float(b.attrs["data-lo"]), int(b.attrs["data-count"])) for b in column.find("rect", "dih-bin")
         ]

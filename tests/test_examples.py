@@ -36,15 +36,15 @@ def assert_rounds_consistent(run: curriculum.Run, world: int) -> int:
     """Every round's rank shards are disjoint, equally long and cover its selection; every sample was
     observed exactly once per round it was selected for. Returns the sample passes."""
     info = run.info()
-    expected = np.zeros(info["n"], dtype=np.int64)
-    for r in range(info["rounds"]):
+    expected = np.zeros(info.n, dtype=np.int64)
+    for r in range(info.rounds):
         ids = run.subset(r)
         shards = [run.endpoint.subset(r, rank, world) for rank in range(world)]
         assert len({len(s) for s in shards}) == 1
         assert sorted(np.concatenate(shards).tolist()) == sorted(ids.tolist())
         expected[ids] += 1
     np.testing.assert_array_equal(run.scores(("seen",))["seen"], expected)
-    assert info["ingested"] == expected.sum()
+    assert info.ingested == expected.sum()
     return int(expected.sum())
 
 
@@ -76,10 +76,7 @@ def test_own_ray_train_loop_survives_a_killed_worker(ray_session, tmp_path):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
-                if (
-                    get_store(run_name)
-                    and ray.get(get_store(run_name).info.remote())["rounds_completed"] >= 3
-                ):
+                if get_store(run_name) and ray.get(get_store(run_name).info.remote()).rounds_completed >= 3:
                     break
             except KeyError:
                 pass
@@ -112,7 +109,7 @@ def test_own_ray_train_loop_survives_a_killed_worker(ray_session, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert killed, "no worker was killed"
     run = curriculum.attach_run(run_name)
-    assert run.info()["rounds_completed"] == 6
+    assert run.info().rounds_completed == 6
     passes = assert_rounds_consistent(run, world=2)
     assert f"6 rounds, {passes} byproducts ingested" in proc.stdout
     assert_queryable_over_rest(run_name)
@@ -130,7 +127,7 @@ def test_torchrun_ddp_with_two_gloo_processes(ray_session):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = curriculum.attach_run("example-torchrun")
-    assert run.info()["rounds_completed"] == 4
+    assert run.info().rounds_completed == 4
     passes = assert_rounds_consistent(run, world=2)
     assert f"4 rounds, {passes} byproducts ingested" in proc.stdout
     assert_queryable_over_rest("example-torchrun")
@@ -144,10 +141,10 @@ def test_lightning_run_resumed_from_its_checkpoint_continues_the_curriculum(ray_
     crashed = run_example("lightning_callback.py", *common, "--crash-in-round", "3")
     assert crashed.returncode != 0 and "simulated crash in round 3" in crashed.stderr
     run = curriculum.attach_run("example-lightning")
-    assert run.info()["rounds_completed"] == 3 and run.info()["rounds"] == 4  # round 3 partly ingested
+    assert run.info().rounds_completed == 3 and run.info().rounds == 4  # round 3 partly ingested
     resumed = run_example("lightning_callback.py", *common, "--resume", str(tmp_path / "last.ckpt"))
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert [r["round"] for r in run.rounds() if r["metrics"]] == [0, 1, 2, 3, 4]
+    assert [r.round for r in run.rounds() if r.metrics] == [0, 1, 2, 3, 4]
     passes = assert_rounds_consistent(run, world=2)  # round 3's lost observations were rewound
     assert f"5 rounds, {passes} byproducts ingested" in resumed.stdout
     assert_queryable_over_rest("example-lightning")
@@ -175,7 +172,7 @@ def test_http_trainer_without_ray(ray_session):
     assert "no ray imported" in proc.stdout
     passes = assert_rounds_consistent(run, world=1)
     assert f"4 rounds, {passes} byproducts ingested" in proc.stdout
-    assert run.info()["steps"] > 0 and run.scores(("last_correct",))["last_correct"].max() == -1
+    assert run.info().steps > 0 and run.scores(("last_correct",))["last_correct"].max() == -1
     assert_queryable_over_rest("example-http")
     run.delete()
 

@@ -58,7 +58,7 @@ def train_while_killing(cfg: TrainConfig, victim) -> tuple[dict, list[int]]:
         targets = [2, 4, 6]
         while targets and not stop.is_set():
             try:
-                done = ray.get(get_store(cfg.run).info.remote(), timeout=30)["rounds_completed"]
+                done = ray.get(get_store(cfg.run).info.remote(), timeout=30).rounds_completed
             except Exception:
                 done = -1
             if done >= targets[0]:
@@ -98,7 +98,7 @@ def test_three_store_shards_score_as_one_even_with_a_shard_killed_three_times(un
         cfg, lambda: ray.get_actor(shard_name("sharded", 1), namespace=NAMESPACE)
     )
     assert len(killed) == 3 and summary["rounds"] == 8
-    assert ray.get(get_store("sharded").info.remote())["config"]["store_shards"] == 3
+    assert ray.get(get_store("sharded").info.remote()).config["store_shards"] == 3
     sharded = score_table("sharded")
     for name in COLUMNS:
         np.testing.assert_array_equal(sharded[name], undisturbed[name], err_msg=name)
@@ -118,7 +118,7 @@ def test_killing_a_trainer_worker_restores_from_checkpoint_and_keeps_the_store_c
     store = create_store(cfg.store_config(data.n, data.num_classes))
 
     def killer() -> None:
-        while ray.get(store.info.remote())["rounds_completed"] < 3:
+        while ray.get(store.info.remote()).rounds_completed < 3:
             time.sleep(0.05)
         time.sleep(0.2)  # inside round 3: its byproducts are partly in the store
         os.kill(_train_worker_pids()[-1], signal.SIGKILL)
@@ -134,12 +134,12 @@ def test_killing_a_trainer_worker_restores_from_checkpoint_and_keeps_the_store_c
     seen = ray.get(store.column.remote("seen"))
     expected = np.zeros(data.n, dtype=np.int64)
     for r in range(8):
-        ids = ray.get(store.round_subset.remote(r, 0, data.n))["ids"]
+        ids = ray.get(store.round_subset.remote(r, 0, data.n)).ids
         shards = [set(ray.get(store.subset.remote(r, rank, 2)).tolist()) for rank in (0, 1)]
         assert not shards[0] & shards[1] and shards[0] | shards[1] == set(ids)
         expected[ids] += 1
     np.testing.assert_array_equal(seen, expected)
-    assert info["ingested"] == expected.sum() == summary["sample_passes"]
+    assert info.ingested == expected.sum() == summary["sample_passes"]
     ray.kill(store)
 
 

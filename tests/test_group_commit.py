@@ -11,6 +11,7 @@ import pytest
 import ray
 
 from scorer_service.config import StoreConfig
+from scorer_service.core.wire import Ingested
 from scorer_service.durability.wal import LogWriter
 from scorer_service.ray.actor import create_store, delete_store
 from scorer_service.store import HardnessStore
@@ -73,11 +74,11 @@ def test_concurrent_ingests_share_fsyncs_and_none_is_acknowledged_before_its_fsy
     fsyncs = len(calls) - before
     info = s.info()
     assert early == []  # every acknowledgement came after the fsync covering its record
-    assert info["batches"] == WRITERS * BATCHES and info["rejected"] == 0
-    assert info["ingested"] == WRITERS * BATCHES * SIZE
+    assert info.batches == WRITERS * BATCHES and info.rejected == 0
+    assert info.ingested == WRITERS * BATCHES * SIZE
     # 8 writers, one batch each in flight: most fsyncs cover several batches
     assert fsyncs <= WRITERS * BATCHES / 2, fsyncs
-    assert info["fsyncs"] == len(calls)  # the store counts its log's fsyncs
+    assert info.fsyncs == len(calls)  # the store counts its log's fsyncs
     # the last batch of each writer set its samples' step
     steps = s.columns(["last_seen_step"])["last_seen_step"].reshape(WRITERS, 4, SIZE)
     last = [max(k for k in range(BATCHES) if k % 4 == block) for block in range(4)]
@@ -101,7 +102,7 @@ def test_a_writers_batches_arriving_out_of_order_are_applied_in_its_order(tmp_pa
     for t in threads:
         t.join()
     assert errors == []
-    assert s.info()["batches"] == 8
+    assert s.info().batches == 8
     steps = s.columns(["last_seen_step"])["last_seen_step"][: 4 * SIZE : SIZE]
     assert steps.tolist() == [4, 5, 6, 7]
 
@@ -113,7 +114,7 @@ def stream(store: ray.actor.ActorHandle, w: int, window: int) -> int:
         if len(pending) >= window:
             _, pending = ray.wait(pending, num_returns=1)
         pending.append(store.ingest.remote(writer_batch(w, k)))
-    return sum(r["applied"] for r in ray.get(pending))
+    return sum(r.applied for r in ray.get(pending))
 
 
 def test_the_store_actor_runs_concurrent_ingests_in_writer_order_sharing_fsyncs(ray_session, tmp_path):
@@ -125,29 +126,29 @@ def test_the_store_actor_runs_concurrent_ingests_in_writer_order_sharing_fsyncs(
     finally:
         with contextlib.suppress(KeyError):
             delete_store(run)
-    assert info["rejected"] == 0  # a writer's batch applied before its predecessor would be refused
-    assert info["batches"] == 4 * BATCHES and info["ingested"] == 4 * BATCHES * SIZE
-    assert 0 < info["fsyncs"] < info["batches"], info["fsyncs"]
+    assert info.rejected == 0  # a writer's batch applied before its predecessor would be refused
+    assert info.batches == 4 * BATCHES and info.ingested == 4 * BATCHES * SIZE
+    assert 0 < info.fsyncs < info.batches, info.fsyncs
 
 
 @pytest.mark.parametrize("policy", ["round", "never"])
 def test_other_policies_do_not_fsync_per_ingest(tmp_path, policy):
     s = HardnessStore(store_config(tmp_path, "p", fsync=policy))
-    start = s.info()["fsyncs"]
+    start = s.info().fsyncs
     for k in range(5):
         s.ingest(writer_batch(0, k))
-    assert s.info()["fsyncs"] == start
+    assert s.info().fsyncs == start
 
 
 def test_a_batch_waits_seconds_for_a_late_predecessor_rather_than_go_out_of_order():
     # On a loaded machine the thread holding batch 0 may not run for a while: batch 1 must still wait.
     s = HardnessStore(StoreConfig(n=WRITERS * SIZE * 4, epochs=2, run="late"))
-    answers: dict[int, dict] = {}
+    answers: dict[int, Ingested] = {}
     second = threading.Thread(target=lambda: answers.update({1: s.ingest(writer_batch(0, 1))}))
     second.start()
     time.sleep(1.5)
     assert second.is_alive(), "batch 1 went ahead of batch 0"
     answers[0] = s.ingest(writer_batch(0, 0))
     second.join(30)
-    assert [answers[k]["applied"] for k in (0, 1)] == [SIZE, SIZE]
-    assert s.info()["ingested"] == 2 * SIZE
+    assert [answers[k].applied for k in (0, 1)] == [SIZE, SIZE]
+    assert s.info().ingested == 2 * SIZE

@@ -66,13 +66,13 @@ def test_a_second_run_of_a_live_name_is_refused_and_the_first_finishes_intact(ra
     # The first run's scores are its own: every sample seen exactly as often as the rounds selected it.
     store = get_store("iso")
     info = ray.get(store.info.remote())
-    assert info["rounds_completed"] == 10 and info["config"]["epochs"] == 10 and info["rejected"] == 0
+    assert info.rounds_completed == 10 and info.config["epochs"] == 10 and info.rejected == 0
     seen = ray.get(store.column.remote("seen"))
-    expected = np.zeros(info["n"], dtype=np.int64)
+    expected = np.zeros(info.n, dtype=np.int64)
     for r in range(10):
-        expected[ray.get(store.round_subset.remote(r, 0, info["n"]))["ids"]] += 1
+        expected[ray.get(store.round_subset.remote(r, 0, info.n)).ids] += 1
     np.testing.assert_array_equal(seen, expected)
-    assert info["ingested"] == expected.sum()
+    assert info.ingested == expected.sum()
 
     finished = train(gcs, "--epochs", "10")
     _, err = finished.communicate(timeout=120)

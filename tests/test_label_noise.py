@@ -78,12 +78,12 @@ def test_denoise_keeps_the_planted_labels_out_of_later_subsets():
     for store in (plain, cleaned):
         store.subset(3, 0, 1)
     # dihcl-greedy picks the hardest: without denoise, the high-loss planted labels first of all.
-    assert noisy[plain.round_subset(3, 0, 200)["ids"]].sum() == 40
-    assert noisy[cleaned.round_subset(3, 0, 200)["ids"]].sum() == 0
+    assert noisy[plain.round_subset(3, 0, 200).ids].sum() == 40
+    assert noisy[cleaned.round_subset(3, 0, 200).ids].sum() == 0
     # Round 2, the first after the warm start, decides that the labels look noisy: 40 of the 200
     # samples were never predicted as labeled; round 3 reads the decision from round 2's record.
-    assert cleaned.round_summaries()[2]["details"]["noise_never_correct_share"] == 0.2
-    assert cleaned.round_summaries()[3]["details"] == {
+    assert cleaned.round_summaries()[2].details["noise_never_correct_share"] == 0.2
+    assert cleaned.round_summaries()[3].details == {
         "noise_labels_noisy": True,
         "noise_recheck": False,
         "noise_suspects": 40,
@@ -123,11 +123,11 @@ def test_denoise_leaves_the_pool_whole_when_labels_do_not_look_noisy():
         s.ingest(batch(ids, loss, correct, step=r, lr=0.1, round_=r, seq=r))
         s.record_round(r, {"test_accuracy": 0.5})
     s.subset(3, 0, 1)
-    decided = s.round_summaries()[2]["details"]
+    decided = s.round_summaries()[2].details
     assert decided["noise_labels_noisy"] is False and decided["noise_never_correct_share"] == 0.0
     assert decided["noise_suspects"] > 0  # the mixture alone would have left hard ones out
-    assert s.round_summaries()[3]["details"]["noise_excluded_share"] == 0.0
-    assert hard[s.round_subset(3, 0, 200)["ids"]].sum() == 40  # dihcl-greedy keeps the hard ones
+    assert s.round_summaries()[3].details["noise_excluded_share"] == 0.0
+    assert hard[s.round_subset(3, 0, 200).ids].sum() == 40  # dihcl-greedy keeps the hard ones
 
 
 def test_denoise_lets_suspects_back_in_the_last_round_of_each_cycle_to_observe_them_again():
@@ -142,7 +142,7 @@ def test_denoise_lets_suspects_back_in_the_last_round_of_each_cycle_to_observe_t
         loss = np.where(noisy[ids] & ~right, rng.uniform(1.5, 3.0, ids.size), rng.uniform(0.0, 0.4, ids.size))
         s.ingest(batch(ids, loss, ~noisy[ids] | right, step=r, lr=0.1, round_=r, seq=r))
         s.record_round(r, {"test_accuracy": 0.5})
-    details = {r["round"]: r["details"] for r in s.round_summaries()}
+    details = {r.round: r.details for r in s.round_summaries()}
     # Cycles [2, 3], [4, 5], [6]: rounds 3 and 5 are rechecks; 6, the run's last, is not.
     assert [details[r].get("noise_recheck") for r in range(2, 7)] == [False, True, False, True, False]
     assert planted_in[2] == 0 and planted_in[3] == 40  # dihcl-greedy takes the hardest when let

@@ -70,7 +70,7 @@ def test_instance_sigma_round_trip_store_rank_store():
     np.testing.assert_array_equal(back["log_sigma_momentum"], momentum)
     assert back["log_sigma"][1] == np.float32(np.log(1 / 20))  # clamped from log 0.001, like the code
     assert back["log_sigma_momentum"][1] == 0.0  # absent from the batch: momentum untouched
-    assert s.samples([7])[0]["log_sigma"] == pytest.approx(float(log_sigma[0]))
+    assert s.samples([7])[0].log_sigma == pytest.approx(float(log_sigma[0]))
     assert s.top("sigma", 1, "desc")[0]["sigma"] == pytest.approx(float(np.exp(log_sigma.max())))
 
 
@@ -133,7 +133,7 @@ def test_method_runs_end_to_end_with_two_workers(ray_session, name):
         # Accuracy after 4 short rounds is the benchmarks' business; here: the run completed and reported.
         assert summary["rounds"] == 4 and 0.0 < summary["final_test_accuracy"] <= 1.0
         info = ray.get(store.info.remote())
-        assert info["ingested"] == summary["sample_passes"] and info["rejected"] == 0
+        assert info.ingested == summary["sample_passes"] and info.rejected == 0
         if name == "docl":
             assert np.count_nonzero(ray.get(store.column.remote("docl"))) > 1000
         if name == "dp-joint":
@@ -141,13 +141,13 @@ def test_method_runs_end_to_end_with_two_workers(ray_session, name):
             assert np.all(log_sigma >= np.log(1 / 20) - 1e-6) and np.unique(log_sigma).size > 100
         if name == "mcl":
             rounds = ray.get(store.round_summaries.remote())
-            assert rounds[1]["selector"] == "mcl" and rounds[1]["size"] < rounds[3]["size"]
+            assert rounds[1].selector == "mcl" and rounds[1].size < rounds[3].size
         if name == "exp-feature":
             # the selector picks the budget (0.85 n), of which the diversity term keeps 0.4
             rounds = ray.get(store.round_summaries.remote())
-            assert rounds[1]["selector"] == "dihcl-exp+feature"
-            assert rounds[1]["budget"] > 0.8 * rounds[0]["size"]
-            assert abs(rounds[1]["size"] - 0.4 * rounds[1]["budget"]) <= 2
+            assert rounds[1].selector == "dihcl-exp+feature"
+            assert rounds[1].budget > 0.8 * rounds[0].size
+            assert abs(rounds[1].size - 0.4 * rounds[1].budget) <= 2
     finally:
         ray.kill(store)
 
@@ -178,7 +178,7 @@ def test_diversity_keeps_a_hard_and_diverse_part_of_the_selection():
     assert np.any(kept >= n - 10) and np.any(kept < n - 10)
     assert s.rounds[1].selector == "dihcl-greedy+fl"
     # The round reports how the diversity step was solved: one global solve over 100 candidates.
-    report = s.round_summaries()[1]["details"]
+    report = s.round_summaries()[1].details
     assert report["diversity_partitioning"] == "global" and report["diversity_blocks"] == 1
     assert report["diversity_optimizer"] == "lazy"  # auto: exact greedy at this size
     assert (

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import InvalidBatch
+from scorer_service.core.wire import Ingested
 from scorer_service.store import HardnessStore
 from tests.helpers import batch
 
@@ -122,7 +123,7 @@ def test_malformed_batches_are_rejected_and_change_nothing(corruption):
         np.testing.assert_array_equal(s.state.matrices[col], values, err_msg=col)
     np.testing.assert_array_equal(s.ingestor.lr_log.cum, cum)
     assert s.ingestor.counters == {**counters, "rejected": counters["rejected"] + 1}
-    assert s.ingest(good_batch(2))["applied"] == 2  # the store still works
+    assert s.ingest(good_batch(2)).applied == 2  # the store still works
 
 
 @settings(max_examples=60, deadline=None)
@@ -133,7 +134,7 @@ def test_malformed_batches_are_rejected_and_change_nothing(corruption):
 def test_valid_batches_of_any_shape_are_applied_exactly_once(ids, losses):
     s = fresh_store()
     b = batch(ids, np.array(losses[: len(ids)]), [True] * len(ids), step=2, lr=0.3, seq=7)
-    assert s.ingest(b) == {"applied": len(ids), "duplicate": False, "lag_s": 0.0}
+    assert s.ingest(b) == Ingested(applied=len(ids), duplicate=False, lag_s=0.0)
     seen = s.state.seen.copy()
-    assert s.ingest(b) == {"applied": 0, "duplicate": True, "lag_s": 0.0}
+    assert s.ingest(b) == Ingested(applied=0, duplicate=True, lag_s=0.0)
     np.testing.assert_array_equal(s.state.seen, seen)

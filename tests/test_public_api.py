@@ -56,7 +56,7 @@ def test_sampler_and_recorder_in_one_process(run_name):
         recorder.end_round({"accuracy": 0.5})
     assert sampler.state_dict() == {"run": run_name, "round": 2, "step": sampler.step}
     rounds = run.rounds()
-    assert [r["metrics"]["accuracy"] for r in rounds] == [0.5, 0.5, 0.5]
+    assert [r.metrics["accuracy"] for r in rounds] == [0.5, 0.5, 0.5]
     seen = run.scores(("seen",))["seen"]
     expected = np.zeros(40, dtype=np.int64)
     for r in range(3):
@@ -69,7 +69,7 @@ def test_sampler_and_recorder_in_one_process(run_name):
     np.testing.assert_array_equal(cols["label"][seen > 0], np.flatnonzero(seen > 0) % 10)
     assert ((cols["predicted"][seen > 0] >= 0) & (cols["predicted"][seen > 0] < 10)).all()
     batches = sum(-(-len(run.subset(r)) // 8) for r in range(3))  # one optimizer step per batch
-    assert run.info()["steps"] == sampler.step == batches
+    assert run.info().steps == sampler.step == batches
 
 
 def test_resuming_from_state_dict_rewinds_the_store(run_name):
@@ -94,7 +94,7 @@ def test_resuming_from_state_dict_rewinds_the_store(run_name):
     train_rounds(first, range(2))
     saved = first.state_dict()
     train_rounds(first, range(2, 3))  # a lost attempt: round 2 recorded, then the worker dies
-    assert run.info()["rounds"] == 3
+    assert run.info().rounds == 3
     again = curriculum.RoundSampler(run_name, rank=0, world_size=1)
     again.load_state_dict(saved)
     assert (again.start_round, again.step) == (2, 2)
@@ -146,7 +146,7 @@ def test_a_rejected_batch_raises_in_the_trainer_or_is_logged_and_dropped(run_nam
     with caplog.at_level(logging.WARNING, logger="curriculum.recorder"):
         lenient.flush()
     assert "sample_id 99 is out of range" in caplog.text
-    assert curriculum.attach_run(run_name).info()["ingested"] == 0
+    assert curriculum.attach_run(run_name).info().ingested == 0
 
 
 def test_a_second_run_with_a_live_name_is_refused(run_name):
@@ -155,9 +155,9 @@ def test_a_second_run_with_a_live_name_is_refused(run_name):
         curriculum.RunExists, match=rf"run '{run_name}' already exists and is in progress \(0/3"
     ):
         curriculum.create_run(run_name, n=10, epochs=3)
-    assert curriculum.attach_run(run_name).info()["n"] == 10
+    assert curriculum.attach_run(run_name).info().n == 10
     curriculum.create_run(run_name, n=12, epochs=3, replace=True)
-    assert curriculum.attach_run(run_name).info()["n"] == 12
+    assert curriculum.attach_run(run_name).info().n == 12
 
 
 def test_ids_survive_shuffling_worker_processes_and_drop_last():

@@ -34,7 +34,7 @@ def finished_store(run: str, method: str) -> HardnessStore:
     )
     for r, acc in enumerate(ACCURACIES[run]):
         store.subset(r, 0, 1)
-        ids = np.asarray(store.round_subset(r, 0, N)["ids"])
+        ids = np.asarray(store.round_subset(r, 0, N).ids)
         loss = ids / N * 0.5**r
         store.ingest(batch(ids, loss, loss < 0.3, step=r, lr=1.0, round_=r, seq=r))
         store.record_round(r, {"test_accuracy": acc, "train_loss": float(loss.mean()), "samples": len(ids)})
@@ -171,7 +171,7 @@ def test_report_with_its_random_control(api, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == f"wrote {md} and {png}"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     text = md.read_text()
-    sizes = [r["size"] for r in stores[RUN].round_summaries()]
+    sizes = [r.size for r in stores[RUN].round_summaries()]
     passes = sum(sizes)
     assert f"| `{RUN}` | dihcl-greedy | 4 | {passes} | {passes / N:.1f} | 75.00% | 75.00% |" in text
     assert f"| `{CONTROL}` | random | 4 |" in text and "| 56.25% | 56.25% |" in text

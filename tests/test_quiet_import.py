@@ -31,7 +31,7 @@ def test_importing_curriculum_prints_nothing_to_stderr(code):
     assert done.stderr == ""
 
 
-def test_the_trainer_side_loads_nothing_of_the_store_but_its_interface_errors_and_the_wire_schema():
+def test_the_trainer_side_loads_nothing_of_the_store_but_its_interface_errors_wire_schema_and_answer_types():
     code = (
         "import sys, curriculum\n"
         "curriculum.RoundSampler, curriculum.Recorder, curriculum.WithIds, curriculum.HttpEndpoint\n"
@@ -54,6 +54,7 @@ def test_the_trainer_side_loads_nothing_of_the_store_but_its_interface_errors_an
         "scorer_service.core.errors",
         "scorer_service.core.interface",
         "scorer_service.core.wire",
+        "scorer_service.core.answers",
         "scorer_service.core.arrow",
     }
     assert set(loaded.split()) - packages <= wire, loaded

@@ -87,7 +87,7 @@ def test_observe_and_hand_offs_call_nothing_of_torch_on_the_training_thread(run_
     assert s["seen"].tolist() == [1] * n
     np.testing.assert_array_equal(s["last_loss"], np.arange(n, dtype=np.float32))
     np.testing.assert_array_equal(s["last_correct"], (np.arange(n) % 2 == 0).astype(np.int8))
-    assert run.info()["steps"] == len(steps) and len(recorder.flush_seconds) == 1
+    assert run.info().steps == len(steps) and len(recorder.flush_seconds) == 1
 
 
 def test_hand_off_returns_at_once_until_the_bound_then_waits(run_name):
@@ -108,7 +108,7 @@ def test_hand_off_returns_at_once_until_the_bound_then_waits(run_name):
     assert seconds[bound] > 0.5, seconds
     assert recorder.flush() == 4 * (bound + 1)
     info = ray.get(get_store(run_name).info.remote())
-    assert info["ingested"] == 4 * (bound + 1) and info["batches"] == bound + 1
+    assert info.ingested == 4 * (bound + 1) and info.batches == bound + 1
 
 
 def test_a_rejected_batch_raises_at_the_next_hand_off(run_name):
@@ -165,13 +165,13 @@ def test_a_buffer_older_than_flush_every_s_reaches_the_store_mid_round(run_name)
     time.sleep(0.4)
     recorder.observe(np.arange(8, 12), torch.ones(4), correct=one, step=2, lr=0.1)  # the buffer is due
     deadline = time.monotonic() + 30
-    while run.info()["ingested"] < 12 and time.monotonic() < deadline:
+    while run.info().ingested < 12 and time.monotonic() < deadline:
         time.sleep(0.05)
     info = run.info()
-    assert info["ingested"] == 12 and info["batches"] == 1  # sent without a flush, the three steps at once
+    assert info.ingested == 12 and info.batches == 1  # sent without a flush, the three steps at once
     recorder.observe(np.arange(12, 16), torch.ones(4), correct=one, step=3, lr=0.1)
     time.sleep(0.5)
-    assert run.info()["ingested"] == 12  # not due: kept until the next observe or the round's end
+    assert run.info().ingested == 12  # not due: kept until the next observe or the round's end
     assert recorder.flush() == 16
 
 

@@ -52,7 +52,7 @@ def test_infobatch_anneals_to_full_data_in_its_last_rounds():
     assert sizes[-1] == n  # round(0.125 * 8) = 1 annealing round
     assert all(s < n for s in sizes[1:-1])
     summaries = store.round_summaries()
-    assert summaries[-1]["selector"] == "all" and summaries[1]["selector"] == "infobatch"
+    assert summaries[-1].selector == "all" and summaries[1].selector == "infobatch"
 
 
 def test_anneal_setting_turns_the_last_rounds_of_any_method_to_full_data():

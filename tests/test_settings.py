@@ -25,7 +25,7 @@ from trainers.cli import train_config
 from trainers.cli.flags import add_config_flags
 from trainers.config import TrainConfig
 
-# The flat settings of a configuration as snapshots and info()["config"] held them before the groups.
+# The flat settings of a configuration as snapshots and info().config held them before the groups.
 FLAT_KEYS = {
     "n", "epochs", "run", "dataset", "method", "metric", "gamma", "warm_start", "cycle_length",
     "budget_start", "budget_factor", "budget_floor", "budget_cap", "anneal", "unbiased",

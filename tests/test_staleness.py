@@ -68,7 +68,7 @@ def test_a_round_waits_until_every_rank_is_close_enough(shards):
     store.ingest(sent(ids[28:32], 2.0, 2, 1, 2))
     got = store.subset(1, 0, 2, 4)
     assert len(got) > 0
-    assert store.round_summaries()[1]["details"]["staleness_steps"] == 2
+    assert store.round_summaries()[1].details["staleness_steps"] == 2
     assert store._ask(StoreShard.progress) == [{0: 4, 1: 2}] * shards
 
 
@@ -81,10 +81,10 @@ def test_without_max_staleness_a_late_observation_is_refused_and_with_it_dropped
         strict.ingest(late)
     loose = HardnessStore(config(max_staleness=4))
     loose.ingest(early)
-    assert loose.ingest(late)["applied"] == 1  # sample 4; sample 3's newer observation stays
-    rows = {r["id"]: r for r in loose.samples([3, 4])}
-    assert rows[3]["last_loss"] == pytest.approx(1.0) and rows[4]["last_loss"] == pytest.approx(5.0)
-    assert loose.info()["superseded"] == 1 and loose.info()["ingested"] == 4
+    assert loose.ingest(late).applied == 1  # sample 4; sample 3's newer observation stays
+    rows = {r.id: r for r in loose.samples([3, 4])}
+    assert rows[3].last_loss == pytest.approx(1.0) and rows[4].last_loss == pytest.approx(5.0)
+    assert loose.info().superseded == 1 and loose.info().ingested == 4
 
 
 def test_progress_survives_a_restart(tmp_path):
@@ -163,12 +163,12 @@ def test_ranks_skip_the_barrier_and_the_round_reports_its_lag(run_name):
     # Rank 0 had round 1's shard while rank 1 was still in its last steps of round 0.
     assert events["fetched 0 1"] < events["woke 1 0"] < events["ended 1 0"]
     rounds = run.rounds()
-    lag = rounds[1]["details"]["staleness_steps"]
+    lag = rounds[1].details["staleness_steps"]
     assert 0 <= lag <= 2
-    assert [len(r["metrics"]) for r in rounds] == [1, 1, 1]
+    assert [len(r.metrics) for r in rounds] == [1, 1, 1]
     info = run.info()
     # Every observation reached the store: applied, or dropped for a newer one of the same sample.
-    assert info["ingested"] + info["superseded"] == sum(r["size"] // 2 * 2 for r in rounds)
+    assert info.ingested + info.superseded == sum(r.size // 2 * 2 for r in rounds)
 
 
 def test_with_max_staleness_zero_the_round_waits_for_every_step(run_name):
@@ -177,4 +177,4 @@ def test_with_max_staleness_zero_the_round_waits_for_every_step(run_name):
     )
     events = two_ranks(run_name)
     assert events["fetched 0 1"] > events["woke 1 0"]  # it waited for rank 1's last step
-    assert run.rounds()[1]["details"]["staleness_steps"] == 0
+    assert run.rounds()[1].details["staleness_steps"] == 0

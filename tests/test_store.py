@@ -6,6 +6,7 @@ import pytest
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
 from scorer_service.core.rounds import shard
+from scorer_service.core.wire import Ingested
 from scorer_service.selection.schedule import Budget, Cycles, cyclic_cosine_lr
 from scorer_service.store import HardnessStore
 from tests.helpers import batch, reference_dih
@@ -110,9 +111,9 @@ def test_malformed_batch_is_rejected_and_changes_nothing(case):
 def test_retried_batch_is_applied_once():
     s = make_store()
     b = batch([0, 1], [1.0, 1.0], [True, True], step=0, lr=0.1, writer="rank0", seq=0)
-    assert s.ingest(b) == {"applied": 2, "duplicate": False, "lag_s": 0.0}
+    assert s.ingest(b) == Ingested(applied=2, duplicate=False, lag_s=0.0)
     dih = s.state.dih.copy()
-    assert s.ingest(b) == {"applied": 0, "duplicate": True, "lag_s": 0.0}
+    assert s.ingest(b) == Ingested(applied=0, duplicate=True, lag_s=0.0)
     np.testing.assert_array_equal(s.state.dih, dih)
     assert s.state.seen[0] == 1 and s.ingestor.counters["duplicates"] == 1
 
@@ -174,10 +175,10 @@ def test_queries():
     assert [t["id"] for t in top] == [1, 2]
     assert [t["id"] for t in s.top("last_loss", 5, "asc")] == [0, 2, 1]  # unseen samples have no loss
     h = s.histogram("last_loss", 3)
-    assert sum(h["counts"]) == 3 and h["missing"] == 2
+    assert sum(h.counts) == 3 and h.missing == 2
     row = s.samples([1])[0]
-    assert row["id"] == 1 and row["last_loss"] == pytest.approx(3.0) and row["seen"] == 1
-    assert s.samples([4])[0]["last_loss"] is None
+    assert row.id == 1 and row.last_loss == pytest.approx(3.0) and row.seen == 1
+    assert s.samples([4])[0].last_loss is None
     with pytest.raises(NotFound):
         s.samples([5])
     with pytest.raises(InvalidQuery):
@@ -207,6 +208,6 @@ def test_read_only_and_strided_columns_use_the_compiled_passes_as_they_are():
         if isinstance(v, np.ndarray):
             v.setflags(write=False)
     compiled = len(scan_batch.signatures), len(_apply_records.signatures)
-    assert s.ingest(b) == {"applied": 3, "duplicate": False, "lag_s": 0.0}
+    assert s.ingest(b) == Ingested(applied=3, duplicate=False, lag_s=0.0)
     assert s.state.dih[:4].tolist() == [0.5 * 4.0 + 0.5, 0.5 * 8.0 + 0.5, 0.5 * 2.0 + 0.5, 1.0]
     assert (len(scan_batch.signatures), len(_apply_records.signatures)) == compiled

@@ -23,7 +23,7 @@ class TapStore(HardnessStore):
 
     def ingest(self, data):
         out = super().ingest(data)
-        if out["applied"]:
+        if out.applied:
             self.tap.append(
                 {k: data[k] for k in ("sample_id", "loss", "correct", "step", "lr", "round", "rank")}
             )
@@ -82,7 +82,7 @@ def test_rank_shards_are_disjoint_and_cover_the_subset(run):
     cfg, n, store, _, _, tap = run
     budget, cycles = cfg.store_config(n).selection_budget, cfg.store_config(n).cycles
     for r in range(2, cfg.epochs):
-        subset = np.array(ray.get(store.round_subset.remote(r, 0, n))["ids"])
+        subset = np.array(ray.get(store.round_subset.remote(r, 0, n)).ids)
         k = budget.size(cycles.selection_cycle(r), n)
         assert len(subset) == k - k % 2 and len(subset) < n
         trained = {

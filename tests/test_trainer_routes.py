@@ -126,7 +126,7 @@ def test_a_round_too_far_behind_the_trainers_is_425_until_the_scores_catch_up():
     assert 1 not in store.rounds
     client.post("/v1/runs/h/byproducts", params=params(3), json=_json([3], 3), headers=AUTH)
     r = client.get("/v1/runs/h/rounds/1/shard", params=ask, headers=AUTH)
-    assert r.status_code == 200 and store.round_summaries()[1]["details"]["staleness_steps"] == 1
+    assert r.status_code == 200 and store.round_summaries()[1].details["staleness_steps"] == 1
 
 
 def _json(ids, step):

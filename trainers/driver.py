@@ -14,6 +14,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from scorer_service.config import default_snapshot_dir, new_incarnation
+from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store, refusal
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
@@ -36,13 +37,13 @@ def init_ray(address: str | None = None, *, quiet: bool = True) -> None:
         ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=not quiet)
 
 
-def format_round(s: dict[str, Any], epochs: int, ingest_rate: float) -> str:
-    m = s["metrics"]
+def format_round(s: RoundSummary, epochs: int, ingest_rate: float) -> str:
+    m = s.metrics
     return (
-        f"round {s['round'] + 1:>3}/{epochs}  cycle {s['cycle']:>2}  subset {s['size']:>7}  "
+        f"round {s.round + 1:>3}/{epochs}  cycle {s.cycle:>2}  subset {s.size:>7}  "
         f"train loss {m.get('train_loss', float('nan')):.4f}  "
         f"test acc {100 * m.get('test_accuracy', 0):6.2f}%  "
-        f"select {s['selection_ms']:7.2f} ms  ingest {ingest_rate / 1e6:5.2f}M samples/s"
+        f"select {s.selection_ms:7.2f} ms  ingest {ingest_rate / 1e6:5.2f}M samples/s"
     )
 
 
@@ -64,7 +65,7 @@ def open_store(cfg: TrainConfig, data: Dataset, *, replace: bool, resume: bool) 
         except KeyError:
             live = None
         if live is not None:
-            if ray.get(live.info.remote())["config"]["incarnation"] != cfg.durability.incarnation:
+            if ray.get(live.info.remote()).config["incarnation"] != cfg.durability.incarnation:
                 raise refusal(live, cfg.run)  # another run of the same name
             return live
     return create_store(cfg.store_config(data.n, data.num_classes), replace=replace)
@@ -166,13 +167,13 @@ def run_training(
     thread = threading.Thread(target=fit, name="curriculum-fit", daemon=True)
     thread.start()
     # A resumed run's store already holds the finished rounds: report only the new ones.
-    printed = sum(1 for s in ray.get(store.round_summaries.remote()) if s["metrics"])
+    printed = sum(1 for s in ray.get(store.round_summaries.remote()) if s.metrics)
     while True:
         alive = thread.is_alive()
         summaries, info = ray.get([store.round_summaries.remote(), store.info.remote()])
-        done = [s for s in summaries if s["metrics"]]
+        done = [s for s in summaries if s.metrics]
         for s in done[printed:]:
-            out(format_round(s, cfg.epochs, info["ingest_samples_per_s"]))
+            out(format_round(s, cfg.epochs, info.ingest_samples_per_s))
             if on_round is not None:
                 on_round(s, store)
         printed = len(done)
@@ -186,24 +187,24 @@ def run_training(
         assert cfg.storage_path is not None  # prepare() filled it in
         drop_unkept_checkpoints(cfg.storage_path, train_name(cfg), [c for c, _ in kept])
 
-    final = done[-1]["metrics"] if done else {}
-    passes = sum(s["size"] for s in summaries)
+    final = done[-1].metrics if done else {}
+    passes = sum(s.size for s in summaries)
     summary = {
         "run": cfg.run,
         "method": cfg.method,
         "metric": cfg.metric,
         "rounds": len(done),
         "final_test_accuracy": final.get("test_accuracy"),
-        "best_test_accuracy": max((s["metrics"].get("test_accuracy", 0.0) for s in done), default=None),
+        "best_test_accuracy": max((s.metrics.get("test_accuracy", 0.0) for s in done), default=None),
         "sample_passes": passes,
         "epochs_equivalent": passes / data.n,
-        "ingested": info["ingested"],
+        "ingested": info.ingested,
         "wall_s": time.perf_counter() - t0,
     }
     out(
         f"done: final test accuracy {100 * (summary['final_test_accuracy'] or 0):.2f}% "
         f"(best {100 * (summary['best_test_accuracy'] or 0):.2f}%), {passes} sample passes "
-        f"= {summary['epochs_equivalent']:.1f} epochs of full data, {info['ingested']} byproducts ingested, "
+        f"= {summary['epochs_equivalent']:.1f} epochs of full data, {info.ingested} byproducts ingested, "
         f"{summary['wall_s']:.1f} s"
     )
     return summary

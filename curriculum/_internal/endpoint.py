@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol, cast
 
 from scorer_service.core.interface import TrainerInterface
+from scorer_service.core.wire import Ingested
 
 
 class Endpoint(TrainerInterface, Protocol):
@@ -26,7 +27,7 @@ class Endpoint(TrainerInterface, Protocol):
         """Start :meth:`ingest` of ``data`` without waiting; :meth:`ingest_result` waits for it."""
         ...
 
-    def ingest_result(self, pending: Any) -> dict[str, Any]:
+    def ingest_result(self, pending: Any) -> Ingested:
         """The acknowledgement of a send from :meth:`send_ingest`; raises the store's error."""
         ...
 

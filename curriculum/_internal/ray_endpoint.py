@@ -10,15 +10,19 @@ else goes to the coordinator. Each method is that of
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import ray
 
+from scorer_service.core.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
 from scorer_service.core.errors import CurriculumError, NotFound
 from scorer_service.core.split import acknowledged, check, split
-from scorer_service.core.wire import NAMESPACE, actor_name, shard_name
+from scorer_service.core.wire import NAMESPACE, Ingested, actor_name, shard_name
 from scorer_service.ray.errors import unwrap
+
+if TYPE_CHECKING:
+    from scorer_service.core.state import Sample
 
 # A byproduct send in flight: one call, or one per shard for a batch sent in parts.
 Pending: TypeAlias = ray.ObjectRef | list[ray.ObjectRef]
@@ -30,7 +34,7 @@ class ActorEndpoint:
     def __init__(self, run: str, handle: ray.actor.ActorHandle | None = None) -> None:
         self.run = run
         self.handle = handle if handle is not None else _actor(actor_name(run), f"no store for run {run!r}")
-        self.config = self.info()["config"]
+        self.config = self.info().config
         count = int(self.config.get("store_shards", 1))
         missing = f"no store shards for run {run!r}"
         self.shards = [_actor(shard_name(run, i), missing) for i in range(count)] if count > 1 else []
@@ -39,7 +43,7 @@ class ActorEndpoint:
 
     # ---- the trainers' calls -------------------------------------------------------------
 
-    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+    def ingest(self, data: dict[str, Any]) -> Ingested:
         return self.ingest_result(self.send_ingest(data))
 
     def send_ingest(self, data: dict[str, Any]) -> Pending:
@@ -51,7 +55,7 @@ class ActorEndpoint:
             return [s.ingest.remote(part) for s, part in zip(self.shards, parts, strict=True)]
         return self.handle.ingest.remote(data)
 
-    def ingest_result(self, pending: Pending) -> dict[str, Any]:
+    def ingest_result(self, pending: Pending) -> Ingested:
         """The acknowledgement of a send (of a batch sent in parts: its parts' acknowledgement)."""
         return acknowledged(_get(pending)) if isinstance(pending, list) else _get(pending)
 
@@ -75,7 +79,7 @@ class ActorEndpoint:
     def rewind(self, completed_round: int) -> bool:
         return _get(self.handle.rewind.remote(completed_round))
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> RunInfo:
         return _get(self.handle.info.remote())
 
     def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
@@ -93,19 +97,19 @@ class ActorEndpoint:
     def snapshot(self) -> int:
         return _get(self.handle.snapshot.remote())
 
-    def round_summaries(self) -> list[dict[str, Any]]:
+    def round_summaries(self) -> list[RoundSummary]:
         return _get(self.handle.round_summaries.remote())
 
-    def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
+    def samples(self, ids: np.ndarray | list[int]) -> list[Sample]:  # type: ignore[valid-type]
         return _get(self.handle.samples.remote(ids))
 
     def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
         return _get(self.handle.top.remote(metric, k, order))
 
-    def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
+    def histogram(self, metric: str = "dih", bins: int = 20) -> Histogram:
         return _get(self.handle.histogram.remote(metric, bins))
 
-    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> Subset:
         return _get(self.handle.round_subset.remote(round_, offset, limit))
 
     def column(self, name: str) -> np.ndarray:
@@ -114,7 +118,7 @@ class ActorEndpoint:
     def columns(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
         return _get(self.handle.columns.remote(names))
 
-    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
         return _get(self.handle.label_issues.remote(threshold, limit))
 
     def layout(self) -> list[int]:

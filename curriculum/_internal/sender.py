@@ -31,22 +31,11 @@ import torch
 
 from curriculum._internal.endpoint import Endpoint
 from curriculum._internal.step_byproducts import Step, StepColumns
+from scorer_service.core.wire import COLUMNS
 
 # Columns with a fixed wire type; the others keep float16/float32 and send other floats as float32.
-_DTYPES = {
-    "sample_id": torch.int64,
-    "loss": torch.float32,
-    "correct": torch.bool,
-    "label": torch.int32,
-    "predicted": torch.int32,
-}
-_NUMPY = {
-    "sample_id": np.int64,
-    "loss": np.float32,
-    "correct": np.bool_,
-    "label": np.int32,
-    "predicted": np.int32,
-}
+_NUMPY = {name: np.dtype(c.wire) for name, c in COLUMNS.items() if c.wire}
+_DTYPES = {name: getattr(torch, dtype.name) for name, dtype in _NUMPY.items()}
 _WIRE_FLOATS = (torch.float16, torch.float32)
 # A buffer handed to the thread: its round, its steps and the CUDA stream they ran on (None: the CPU).
 _Item = tuple[int, list[Step], torch.cuda.Stream | None]
@@ -147,7 +136,7 @@ class Sender:
 
     def _collect(self, pending: Any) -> None:
         try:
-            self.lag_s = float(self.endpoint.ingest_result(pending).get("lag_s", 0.0))
+            self.lag_s = float(self.endpoint.ingest_result(pending).lag_s)
         except ValueError as e:  # the store refused the batch; its message says why
             if self.on_error == "raise":
                 self._fail(e)
@@ -174,11 +163,11 @@ class Sender:
             copied.synchronize()
             columns = {name: t.numpy() if isinstance(t, torch.Tensor) else t for name, t in staged.items()}
         columns["sample_id"] = _narrow(columns["sample_id"])
-        step = _narrow(np.asarray([s.step for s in steps], dtype=np.int64))
+        step = _narrow(np.asarray([s.step for s in steps], dtype=_NUMPY["step"]))
         batch = {
             **columns,
             "step": np.repeat(step, counts),
-            "lr": np.repeat(np.asarray([float(s.lr) for s in steps], dtype=np.float64), counts),
+            "lr": np.repeat(np.asarray([float(s.lr) for s in steps], dtype=_NUMPY["lr"]), counts),
             "round": round_,
             "rank": self.rank,
             "writer": self.writer,

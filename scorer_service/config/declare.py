@@ -2,7 +2,7 @@
 
 A configuration is a dataclass of settings and of groups of settings (each group a dataclass of its
 own). Every setting has one flat name, ``{prefix}_{name}`` of its group's prefix and its own name
-unless declared otherwise: the key it has in serialized settings (snapshots, ``info()["config"]``,
+unless declared otherwise: the key it has in serialized settings (snapshots, ``info().config``,
 REST create bodies, ``--config`` files) and, with dashes, its command-line flag. Settings given by
 those flat names, nested by group (``{"budget": {"start": 0.5}}``) or both at once all convert through
 :func:`nest`.

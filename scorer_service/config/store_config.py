@@ -120,11 +120,11 @@ class StoreConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StoreConfig:
         """From :meth:`to_dict`'s flat settings, settings nested by group (as :func:`dataclasses.asdict`
-        writes them) or a mix: snapshots, ``info()["config"]`` and files of any version."""
+        writes them) or a mix: snapshots, ``info().config`` and files of any version."""
         return build(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings by flat name: the form snapshots, ``info()["config"]`` and flags use."""
+        """The settings by flat name: the form snapshots, ``info().config`` and flags use."""
         return flatten(self)
 
     @property

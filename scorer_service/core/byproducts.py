@@ -1,23 +1,5 @@
-"""One batch of per-sample training byproducts, as a trainer sends it to the store.
-
-Columns (one row per observed sample, all from the training forward pass):
-
-=============  ==========  ==============================================================
-``sample_id``  int64       index in ``[0, n)``; unique within a batch
-``loss``       float32     unreduced cross-entropy, before any data-parameter scaling
-``correct``    bool        ``argmax(logits) == label`` (optional: runs created with correct=False)
-``step``       int64       global optimizer step at which the sample was observed
-``lr``         float32/64  learning rate of that step (same for every sample of a step; >= 0)
-=============  ==========  ==============================================================
-
-Per batch: ``round``, ``rank``, ``writer`` (a stable id of the sending process) and ``seq`` (that
-writer's sequence number, so a retried send is applied once). A batch split over the shards of a
-store also carries the whole batch's learning-rate table (``table_step``, ``table_lr``: every step
-of the batch once, in any order), so every shard logs every step's rate, also shards that hold none
-of the batch's samples. Optional, for backpressure: ``sent`` (the writer's clock when it sent the
-batch, seconds since the epoch) and ``queued`` (how many of its sends to this store or shard were
-unacknowledged then, this one included).
-"""
+"""One batch of per-sample training byproducts, as a trainer sends it to the store, checked against
+the wire schema (:mod:`scorer_service.core.wire`: its columns and per-batch fields)."""
 
 from __future__ import annotations
 
@@ -27,30 +9,17 @@ from typing import Any
 import numpy as np
 
 from scorer_service.core.errors import InvalidBatch
+from scorer_service.core.wire import (
+    BATCH_FIELDS,
+    COLUMNS,
+    OPTIONAL_COLUMNS,
+    RECORD_FIELDS,
+    REQUIRED_COLUMNS,
+    TABLE_COLUMNS,
+)
 
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "sample_id": ("i",),
-    "loss": ("f",),
-    "correct": ("b",),
-    "step": ("i",),
-    "lr": ("f",),
-}
-# What a writer tells the store about its sending (backpressure), not part of the byproducts.
-SENDER_FIELDS = ("sent", "queued")
-# The learning rates of a whole batch, carried by each of its parts (any length, equal to each other).
-TABLE_COLUMNS = ("table_step", "table_lr")
 # Required unless the store was told that its trainers send no correctness (regression, LM losses).
 OPTIONAL_CORE = frozenset({"correct"})
-# Optional per-sample columns: name -> (dtype kinds, ndim, the store matrix fixing a 2-d column's width).
-OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], int, str | None]] = {
-    "logit_sketch": (("f",), 2, "outputs"),  # logits (C <= 128) or their fixed random projection
-    "residual_sketch": (("f",), 2, "outputs"),  # onehot(y) - softmax(z), same projection
-    "embedding": (("f",), 2, "embedding"),  # projection of the penultimate features
-    "log_sigma": (("f",), 1, None),  # instance data parameter after this step
-    "log_sigma_momentum": (("f",), 1, None),
-    "label": (("i", "u"), 1, None),  # the label trained on (for label-issue reports)
-    "predicted": (("i", "u"), 1, None),  # argmax of the logits
-}
 
 
 @dataclass
@@ -109,27 +78,18 @@ class ByproductBatch:
         if not isinstance(data, dict):
             raise InvalidBatch(f"a batch must be a dict of columns, got {type(data).__name__}")
         needed = [c for c in REQUIRED_COLUMNS if correct or c not in OPTIONAL_CORE]
-        missing = [c for c in (*needed, "round", "rank", "writer", "seq") if c not in data]
+        missing = [c for c in (*needed, *RECORD_FIELDS) if c not in data]
         if missing:
             raise InvalidBatch(f"batch is missing {', '.join(missing)}")
-        known = {
-            *REQUIRED_COLUMNS,
-            *OPTIONAL_COLUMNS,
-            *TABLE_COLUMNS,
-            *SENDER_FIELDS,
-            "round",
-            "rank",
-            "writer",
-            "seq",
-        }
+        known = {*COLUMNS, *TABLE_COLUMNS, *BATCH_FIELDS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidBatch(f"batch has unknown columns {', '.join(unknown)}")
 
         widths = widths or {}
-        specs = {name: (kinds, 1, None) for name, kinds in REQUIRED_COLUMNS.items()} | OPTIONAL_COLUMNS
         cols: dict[str, np.ndarray] = {}
-        for name, (kinds, ndim, matrix) in specs.items():
+        for name, spec in COLUMNS.items():
+            kinds, ndim, matrix = spec.kinds, spec.ndim, spec.matrix
             if name not in data:
                 continue
             arr = data[name]

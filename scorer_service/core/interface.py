@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     import numpy as np
 
+    from scorer_service.core.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+    from scorer_service.core.state import Sample
+    from scorer_service.core.wire import Ingested
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -36,7 +40,7 @@ def is_read_only(fn: Callable[..., Any]) -> bool:
 class TrainerInterface(Protocol):
     """The store of one run as a training loop calls it."""
 
-    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
+    def ingest(self, data: dict[str, Any]) -> Ingested:
         """Validate and apply one byproduct batch; its acknowledgement (``lag_s``, ...)."""
         ...
 
@@ -52,7 +56,7 @@ class TrainerInterface(Protocol):
         """Return the store to the end of ``completed_round``; whether it changed anything."""
         ...
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> RunInfo:
         """Counters and settings (``config``) of the run."""
         ...
 
@@ -76,11 +80,11 @@ class StoreInterface(TrainerInterface, Protocol):
         """Write a snapshot now; its number."""
         ...
 
-    def round_summaries(self) -> list[dict[str, Any]]:
+    def round_summaries(self) -> list[RoundSummary]:
         """Each round: size, selector, selection time, ingested samples and recorded metrics."""
         ...
 
-    def samples(self, ids: np.ndarray | list[int]) -> list[dict[str, Any]]:
+    def samples(self, ids: np.ndarray | list[int]) -> list[Sample]:  # type: ignore[valid-type]
         """Every score of each sample in ``ids``."""
         ...
 
@@ -88,11 +92,11 @@ class StoreInterface(TrainerInterface, Protocol):
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
         ...
 
-    def histogram(self, metric: str = "dih", bins: int = 20) -> dict[str, Any]:
+    def histogram(self, metric: str = "dih", bins: int = 20) -> Histogram:
         """The distribution of ``metric`` over all samples."""
         ...
 
-    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+    def round_subset(self, round_: int, offset: int = 0, limit: int = 1000) -> Subset:
         """The ids trained on in ``round_``, paged."""
         ...
 
@@ -104,7 +108,7 @@ class StoreInterface(TrainerInterface, Protocol):
         """Whole state columns (default: all)."""
         ...
 
-    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[dict[str, Any]]:
+    def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
         """Samples whose label is likely wrong, most likely first."""
         ...
 

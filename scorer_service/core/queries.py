@@ -8,16 +8,26 @@ into what one store holding every sample answers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from scorer_service.core import label_noise
+from scorer_service.core.answers import (
+    Histogram,
+    LabelIssue,
+    RoundSummary,
+    RunInfo,
+    ShardLoad,
+    Subset,
+    run_state,
+)
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.ranking import top_k
 from scorer_service.core.reduce import Count, Hist, Max, Min, combine
-from scorer_service.core.state import METRICS, SampleState
+from scorer_service.core.state import METRICS, Sample, SampleState
 
 
 def check_ids(ids: npt.ArrayLike, n: int) -> np.ndarray:
@@ -32,9 +42,10 @@ def check_ids(ids: npt.ArrayLike, n: int) -> np.ndarray:
     return ids
 
 
-def samples(ids: np.ndarray, rows: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Every score column of each sample in ``ids``, from its ``rows`` (:meth:`.SampleState.rows`)."""
-    return [{"id": int(i), **{k: _py(v[j]) for k, v in rows.items()}} for j, i in enumerate(ids.tolist())]
+def samples(ids: np.ndarray, rows: dict[str, np.ndarray]) -> list[Any]:
+    """Every score column of each sample in ``ids`` (:class:`.Sample`), from its ``rows``
+    (:meth:`.SampleState.rows`)."""
+    return [Sample(id=int(i), **{k: _py(v[j]) for k, v in rows.items()}) for j, i in enumerate(ids.tolist())]
 
 
 def metric_values(state: SampleState, metric: str) -> np.ndarray:
@@ -56,9 +67,7 @@ def columns(state: SampleState, names: list[str] | None = None) -> dict[str, np.
 LABEL_ISSUE_COLUMNS = ("noise", "last_correct", "label", "predicted", "loss_mean", "seen")
 
 
-def label_issues(
-    cols: dict[str, np.ndarray], threshold: float = 0.5, limit: int = 100
-) -> list[dict[str, Any]]:
+def label_issues(cols: dict[str, np.ndarray], threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
     """The likely mislabeled samples (:func:`.label_noise.suspects`) among ``cols`` (copies of
     :data:`LABEL_ISSUE_COLUMNS`), most likely first, with their noise probability, the label trained on
     and the model's latest prediction (-1: not sent)."""
@@ -69,7 +78,7 @@ def label_issues(
     ids = np.flatnonzero(label_noise.suspects(cols["noise"], cols["last_correct"], threshold))
     pick = ids[top_k(cols["noise"][ids].astype(np.float64), min(limit, ids.size))]
     shown = ("noise", "label", "predicted", "loss_mean", "seen")
-    return [{"id": int(i), **{c: _py(cols[c][i]) for c in shown}} for i in pick]
+    return [LabelIssue(id=int(i), **{c: _py(cols[c][i]) for c in shown}) for i in pick]
 
 
 def _py(v: Any) -> Any:
@@ -120,49 +129,43 @@ def histogram_edges(stats: dict[str, Any], bins: int) -> np.ndarray | None:
     return np.histogram_bin_edges(np.array([stats["min"], stats["max"]]), bins=bins)
 
 
-def merge_label_issues(parts: list[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
+def merge_label_issues(parts: list[list[LabelIssue]], limit: int) -> list[LabelIssue]:
     """The ``limit`` most likely mislabeled of every shard's: most likely first, ties by lowest id."""
     rows = [row for part in parts for row in part]
-    rows.sort(key=lambda r: (-(r["noise"] if r["noise"] is not None else -np.inf), r["id"]))
+    rows.sort(key=lambda r: (-(r.noise if r.noise is not None else -np.inf), r.id))
     return rows[:limit]
 
 
-def merge_rounds(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def merge_rounds(parts: list[list[RoundSummary]]) -> list[RoundSummary]:
     """Round summaries from every shard: the run's fields from the first, ingested counts summed."""
-    out = [dict(s) for s in parts[0]]
-    for part in parts[1:]:
-        for summary, other in zip(out, part, strict=True):
-            summary["ingested"] += other["ingested"]
-    return out
+    return [replace(same[0], ingested=sum(s.ingested for s in same)) for same in zip(*parts, strict=True)]
 
 
-def merge_info(
-    config: dict[str, Any], parts: list[dict[str, Any]], rounds: list[dict[str, Any]]
-) -> dict[str, Any]:
+def merge_info(config: dict[str, Any], parts: list[dict[str, Any]], rounds: list[RoundSummary]) -> RunInfo:
     """A run's settings and counters over its shards. Every batch reaches every shard (with at least
     its learning rates), so batches, rejections and duplicates are the largest of the shards' counts;
     samples add up, and so do the shards' ingest rates (they ingest side by side)."""
     rate = sum(p["ingested"] / p["ingest_seconds"] for p in parts if p["ingest_seconds"])
-    return {
-        "run": config["run"],
-        "n": config["n"],
-        "method": config["method"],
-        "metric": config["metric"],
-        "epochs": config["epochs"],
-        "rounds": len(rounds),
-        "rounds_completed": sum(1 for r in rounds if r["recorded"]),
-        "steps": max(p["steps"] for p in parts),
-        "ingested": sum(p["ingested"] for p in parts),
-        "superseded": sum(p.get("superseded", 0) for p in parts),
+    completed = sum(1 for r in rounds if r.recorded)
+    load = [f.name for f in fields(ShardLoad)]
+    return RunInfo(
+        run=config["run"],
+        state=run_state(completed, config["epochs"]),
+        n=config["n"],
+        method=config["method"],
+        metric=config["metric"],
+        epochs=config["epochs"],
+        rounds=len(rounds),
+        rounds_completed=completed,
+        steps=max(p["steps"] for p in parts),
+        ingested=sum(p["ingested"] for p in parts),
+        superseded=sum(p.get("superseded", 0) for p in parts),
         **{k: max(p[k] for p in parts) for k in ("batches", "rejected", "duplicates")},
-        "ingest_samples_per_s": rate,
-        "fsyncs": sum(p.get("fsyncs", 0) for p in parts),  # of the write-ahead logs
-        "shards": [
-            {k: p[k] for k in ("first", "n", "ingested", "lag_s", "max_lag_s", "queued", "writers")}
-            for p in parts
-        ],
-        "config": config,
-    }
+        ingest_samples_per_s=rate,
+        fsyncs=sum(p.get("fsyncs", 0) for p in parts),
+        shards=[ShardLoad(**{k: p[k] for k in load}) for p in parts],
+        config=config,
+    )
 
 
 def route(
@@ -198,7 +201,7 @@ def page(counts: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
     return [(int(a), int(max(a, b))) for a, b in zip(lo, hi, strict=True)]
 
 
-def sharded_histogram(parts: Callable[..., list[Any]], metric: str, bins: int) -> dict[str, Any]:
+def sharded_histogram(parts: Callable[..., list[Any]], metric: str, bins: int) -> Histogram:
     """The histogram of ``metric`` over every shard (``parts(op, *args)``: every shard's
     :func:`metric_part`), with the edges one store would use: the finite range first, then each
     shard's counts over it. Counts and missing come from one read of each shard, so they add up to n
@@ -206,14 +209,11 @@ def sharded_histogram(parts: Callable[..., list[Any]], metric: str, bins: int) -
     stats = combine(parts("range"))
     edges = histogram_edges(stats, bins)
     if edges is None:
-        return {"metric": metric, "counts": [], "edges": [], "missing": stats["missing"]}
+        return Histogram(metric=metric, counts=[], edges=[], missing=stats["missing"])
     hist = combine(parts("hist", bins, edges[0], edges[-1]))
-    return {
-        "metric": metric,
-        "counts": hist["hist"].tolist(),
-        "edges": edges.tolist(),
-        "missing": hist["missing"],
-    }
+    return Histogram(
+        metric=metric, counts=hist["hist"].tolist(), edges=edges.tolist(), missing=hist["missing"]
+    )
 
 
 def sharded_subset(
@@ -222,7 +222,7 @@ def sharded_subset(
     round_: int,
     offset: int,
     limit: int,
-) -> dict[str, Any]:
+) -> Subset:
     """Page ``[offset, offset + limit)`` of the ids trained on in ``round_`` (``state``: the round's
     state on the first shard, None: never selected), from the shards that hold them
     (``ids_of(args per shard or None)``: their ``round_ids``)."""
@@ -233,4 +233,4 @@ def sharded_subset(
     spans = page(state["counts"], offset, limit)
     parts = ids_of([None if a == b else (round_, a, b) for a, b in spans])
     ids = np.concatenate([np.zeros(0, np.int64), *[p for p in parts if p is not None]])
-    return {"round": round_, "total": sum(state["counts"]), "offset": offset, "ids": ids.tolist()}
+    return Subset(round=round_, total=sum(state["counts"]), offset=offset, ids=ids.tolist())

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from scorer_service.core.answers import RoundSummary
 from scorer_service.core.errors import InvalidQuery
 
 # No trim: every selected sample is trained on.
@@ -123,18 +124,19 @@ class RoundRecord:
             "details": self.details,
         }
 
-    def summary(self, ingested: int | None = None) -> dict[str, Any]:
-        return {
-            "round": self.round,
-            "cycle": self.cycle,
-            "selector": self.selector,
-            "budget": self.budget,
-            "size": self.size,
-            "world_size": self.world_size,
-            "selection_ms": self.selection_ms,
-            "ingested": self.ingested if ingested is None else ingested,
-            "metrics": dict(self.metrics),
-            "recorded": self.recorded,
-            "dih_histogram": self.dih_histogram,
-            "details": dict(self.details),
-        }
+    def summary(self) -> RoundSummary:
+        """The round as this shard knows it (``ingested``: its samples' observations)."""
+        return RoundSummary(
+            round=self.round,
+            cycle=self.cycle,
+            selector=self.selector,
+            budget=self.budget,
+            size=self.size,
+            world_size=self.world_size,
+            selection_ms=self.selection_ms,
+            ingested=self.ingested,
+            metrics=dict(self.metrics),
+            recorded=self.recorded,
+            dih_histogram=self.dih_histogram,
+            details=dict(self.details),
+        )

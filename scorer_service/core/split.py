@@ -21,13 +21,11 @@ from scorer_service.core.byproducts import (
     NEGATIVE_LOSS,
     NEGATIVE_STEP,
     NONFINITE_LOSS,
-    TABLE_COLUMNS,
     ByproductBatch,
     value_problem,
 )
 from scorer_service.core.errors import InvalidBatch
-
-_FIELDS = ("round", "rank", "writer", "seq", "sent", "queued")
+from scorer_service.core.wire import BATCH_FIELDS, TABLE_COLUMNS, Ingested
 
 
 def check(data: dict[str, Any], n: int, widths: dict[str, int], *, correct: bool) -> ByproductBatch:
@@ -70,7 +68,7 @@ def split(data: dict[str, Any], batch: ByproductBatch, bounds: np.ndarray) -> li
         for k, v in data.items()
         if isinstance(v, np.ndarray) and k not in TABLE_COLUMNS and k != "sample_id"
     }
-    fields = {k: data[k] for k in _FIELDS if k in data}
+    fields = {k: data[k] for k in BATCH_FIELDS if k in data}
     parts = []
     for s in range(len(bounds) - 1):
         rows = order[cuts[s] : cuts[s + 1]]
@@ -79,11 +77,11 @@ def split(data: dict[str, Any], batch: ByproductBatch, bounds: np.ndarray) -> li
     return parts
 
 
-def acknowledged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def acknowledged(parts: list[Ingested]) -> Ingested:
     """One batch's acknowledgement from its parts': samples applied, whether it was a retried send, and
     the lag of the shard furthest behind."""
-    return {
-        "applied": sum(p["applied"] for p in parts),
-        "duplicate": all(p["duplicate"] for p in parts),
-        "lag_s": max(p["lag_s"] for p in parts),
-    }
+    return Ingested(
+        applied=sum(p.applied for p in parts),
+        duplicate=all(p.duplicate for p in parts),
+        lag_s=max(p.lag_s for p in parts),
+    )

@@ -3,6 +3,8 @@ columns for what only some methods do."""
 
 from __future__ import annotations
 
+from dataclasses import make_dataclass
+
 import numba as nb
 import numpy as np
 
@@ -74,6 +76,20 @@ def _record_dtype() -> np.dtype:
 
 
 RECORD = _record_dtype()
+
+
+def _sample_class() -> type:
+    # One field per score column: integers stay integers; floats are None where undefined (NaN).
+    columns = [
+        (name, int if np.issubdtype(dtype, np.integer) else float | None)
+        for name, (dtype, _) in COLUMNS.items()
+    ]
+    namespace = {"__doc__": "Every score column of one sample (a store's answer).", "__module__": __name__}
+    return make_dataclass("Sample", [("id", int), *columns], frozen=True, namespace=namespace)
+
+
+Sample = _sample_class()
+
 
 # Columns a user may rank or histogram by; ``sigma`` is derived as exp(log_sigma), ``dih_rise`` as the
 # change of DIH at each sample's latest observation (NaN before its first).

@@ -1,12 +1,107 @@
 """The wire schema shared by trainers and the store: what a byproduct batch carries and how.
 
-The client library imports this module and :mod:`scorer_service.core.errors`, nothing else of the
-store (a contract in ``.importlinter``). numpy only.
+Columns (one row per observed sample, all from the training forward pass):
+
+=====================  ==========  ==============================================================
+``sample_id``          int64       index in ``[0, n)``; unique within a batch
+``loss``               float32     unreduced cross-entropy, before any data-parameter scaling
+``correct``            bool        ``argmax(logits) == label`` (optional: runs created with correct=False)
+``step``               int64       global optimizer step at which the sample was observed
+``lr``                 float64     learning rate of that step (same for every sample of a step; >= 0)
+``logit_sketch``       float, 2-d  logits (C <= 128) or their fixed random projection (:class:`OutputSketch`)
+``residual_sketch``    float, 2-d  onehot(y) - softmax(z), same projection
+``embedding``          float, 2-d  projection of the penultimate features
+``log_sigma``          float       instance data parameter after this step (and its ``_momentum``)
+``label``              int32       the label trained on (for label-issue reports)
+``predicted``          int32       argmax of the logits
+=====================  ==========  ==============================================================
+
+Per batch (:data:`BATCH_FIELDS`): ``round``, ``rank``, ``writer`` (a stable id of the sending process)
+and ``seq`` (that writer's sequence number, so a retried send is applied once); for backpressure,
+``sent`` (the writer's clock when it sent the batch, seconds since the epoch) and ``queued`` (how many
+of its sends to this store or shard were unacknowledged then, this one included). A batch split over
+the shards of a store also carries the whole batch's learning-rate table (:data:`TABLE_COLUMNS`: every
+step of the batch once, in any order), so every shard logs every step's rate, also shards that hold
+none of the batch's samples.
+
+The trainer side of the client library imports this module, :mod:`scorer_service.core.errors` and
+the answer types (:mod:`scorer_service.core.answers`), nothing else of the store (a contract in
+``.importlinter``). numpy only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Column:
+    """One per-sample column: the dtype kinds the store accepts (``"f"``, ``"iu"``, ...), the dtype a
+    trainer sends (None: float16 or float32 as computed, other floats as float32), its dimensions, and
+    for a 2-d column the store matrix that fixes its width."""
+
+    kinds: str
+    wire: str | None = None
+    ndim: int = 1
+    matrix: str | None = None
+    required: bool = False
+
+
+COLUMNS: dict[str, Column] = {
+    "sample_id": Column("i", "int64", required=True),
+    "loss": Column("f", "float32", required=True),
+    "correct": Column("b", "bool", required=True),
+    "step": Column("i", "int64", required=True),
+    "lr": Column("f", "float64", required=True),
+    "logit_sketch": Column("f", ndim=2, matrix="outputs"),
+    "residual_sketch": Column("f", ndim=2, matrix="outputs"),
+    "embedding": Column("f", ndim=2, matrix="embedding"),
+    "log_sigma": Column("f"),
+    "log_sigma_momentum": Column("f"),
+    "label": Column("iu", "int32"),
+    "predicted": Column("iu", "int32"),
+}
+REQUIRED_COLUMNS = tuple(name for name, c in COLUMNS.items() if c.required)
+OPTIONAL_COLUMNS = tuple(name for name, c in COLUMNS.items() if not c.required)
+# The learning rates of a whole batch, carried by each of its parts (any length, equal to each other).
+TABLE_COLUMNS = ("table_step", "table_lr")
+
+
+@dataclass(frozen=True)
+class BatchField:
+    """A value of the whole batch: its type, its default (None: required) and what it means. A
+    ``sender`` field tells the store about the sending (backpressure) and is not part of the record."""
+
+    type: type
+    description: str
+    default: float | None = None
+    sender: bool = False
+
+
+BATCH_FIELDS: dict[str, BatchField] = {
+    "round": BatchField(int, "round the samples were trained in"),
+    "rank": BatchField(int, "rank of the sending trainer"),
+    "writer": BatchField(str, "stable id of the sending process"),
+    "seq": BatchField(int, "the writer's sequence number: a retried send counts once"),
+    "sent": BatchField(float, "the writer's clock when it sent the batch (load report)", 0.0, True),
+    "queued": BatchField(int, "the writer's unacknowledged sends, this one included", 0, True),
+}
+# What a store records of a batch besides its columns (and replays from its log).
+RECORD_FIELDS = tuple(name for name, f in BATCH_FIELDS.items() if not f.sender)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ingested:
+    """A store's acknowledgement of a batch: samples applied, whether it was a retried send (applied
+    before, so not again), and how far the store is behind its writers (seconds from a send to its
+    ingest): a writer slows down above a bound."""
+
+    applied: int
+    duplicate: bool
+    lag_s: float = 0.0
+
 
 # Where the Ray transport finds a run's store: named actors in one namespace.
 NAMESPACE = "curriculum"

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from scorer_service.core.wire import RECORD_FIELDS
 from scorer_service.selection import steps
 from scorer_service.selection.steps import Step
 
@@ -35,8 +36,7 @@ class IngestEntry:
 
     def batch(self) -> dict[str, Any]:
         """The batch as the trainers sent it."""
-        data: dict[str, Any] = {**self.columns, "round": self.round, "rank": self.rank}
-        data |= {"writer": self.writer, "seq": self.seq}
+        data: dict[str, Any] = {**self.columns, **{k: getattr(self, k) for k in RECORD_FIELDS}}
         if self.table is not None:
             data["table_step"] = np.asarray(self.table[0], dtype=np.int64)
             data["table_lr"] = np.asarray(self.table[1], dtype=np.float64)
@@ -103,8 +103,7 @@ def encode(entry: Entry) -> tuple[dict[str, Any], Columns | None]:
     """``entry`` as a log record's header and columns."""
     match entry:
         case IngestEntry():
-            header = {"kind": entry.kind, "round": entry.round, "rank": entry.rank, "writer": entry.writer}
-            header |= {"seq": entry.seq, "t": entry.t}
+            header = {"kind": entry.kind, **{k: getattr(entry, k) for k in RECORD_FIELDS}, "t": entry.t}
             if entry.table is not None:
                 header["table"] = [list(entry.table[0]), list(entry.table[1])]
             return header, entry.columns
@@ -131,7 +130,7 @@ def decode(header: dict[str, Any], columns: Columns) -> Entry:
     """The entry a log record holds."""
     kind = header["kind"]
     if kind == "ingest":
-        ids = {k: header[k] for k in ("round", "rank", "writer", "seq")}
+        ids = {k: header[k] for k in RECORD_FIELDS}
         table = (header["table"][0], header["table"][1]) if "table" in header else None
         return IngestEntry(**ids, t=header["t"], columns=columns, table=table)
     if kind == "step":

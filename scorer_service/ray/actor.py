@@ -72,7 +72,7 @@ def _describe(handle: ray.actor.ActorHandle, run: str) -> str:
         info = ray.get(handle.info.remote(), timeout=10)
     except Exception:
         return f"run {run!r} already has a store (not answering)"
-    done, total = info["rounds_completed"], info["epochs"]
+    done, total = info.rounds_completed, info.epochs
     state = "finished" if done >= total else "in progress"
     return f"run {run!r} already exists and is {state} ({done}/{total} rounds)"
 

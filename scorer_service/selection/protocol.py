@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from scorer_service.core import counter_rng
+from scorer_service.core.answers import RoundSummary
 from scorer_service.core.interface import read_only
 from scorer_service.core.label_noise import NoiseFit, fit, labels_look_noisy
 from scorer_service.core.radix import DIGITS, LEVELS
@@ -308,11 +309,11 @@ def fit_noise(shards: ShardGroup) -> NoiseFit:
     return fit(stats)
 
 
-def noisy_labels_decision(rounds: list[dict[str, Any]]) -> bool | None:
+def noisy_labels_decision(rounds: list[RoundSummary]) -> bool | None:
     """The run's decision whether its labels are noisy, from its round records (None: no denoising
     round has made it yet)."""
-    for r in sorted(rounds, key=lambda r: r["round"]):
-        decided = (r.get("details") or {}).get("noise_labels_noisy")
+    for r in sorted(rounds, key=lambda r: r.round):
+        decided = (r.details or {}).get("noise_labels_noisy")
         if decided is not None:
             return decided
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +17,6 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from scorer_service.core.interface import StoreInterface
-from scorer_service.core.run_state import run_state
 from scorer_service.web.auth import Guards
 from scorer_service.web.charts import (
     bar_chart,
@@ -78,7 +78,7 @@ def add_dashboard(
                 info = await call_store(directory, run, StoreInterface.info)
             except HTTPException:
                 continue  # deleted or unreachable between listing and asking
-            rows.append(info)
+            rows.append(asdict(info))
         return HTMLResponse(_page("curriculum runs", _header("curriculum runs") + _runs_table(rows)))
 
     @app.get("/runs/{run}", response_class=HTMLResponse, include_in_schema=False, **guards.reads())
@@ -97,19 +97,21 @@ async def _run_body(
     directory: StoreDirectory, run: str, source: ImageSource | None, runs: list[str]
 ) -> tuple[str, bool]:
     """One run's page; ``runs``: the runs the caller may read, linked at the top."""
-    info = await call_store(directory, run, StoreInterface.info)
-    rounds = await call_store(directory, run, StoreInterface.round_summaries)
+    # The page renders the answers' fields by name.
+    info = asdict(await call_store(directory, run, StoreInterface.info))
+    rounds = [asdict(r) for r in await call_store(directory, run, StoreInterface.round_summaries)]
     hardest = await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "desc")
     easiest = await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "asc")
-    now = await call_store(directory, run, StoreInterface.histogram, "dih", 20)
+    now = asdict(await call_store(directory, run, StoreInterface.histogram, "dih", 20))
     rising, rising_note = await _rising(directory, run)
-    suspects = await call_store(directory, run, StoreInterface.label_issues, 0.5, SAMPLES_SHOWN)
+    issues = await call_store(directory, run, StoreInterface.label_issues, 0.5, SAMPLES_SHOWN)
+    suspects = [asdict(r) for r in issues]
     images = None
     if source is not None:
         spec = (info.get("config") or {}).get("dataset") or ""
         images = await asyncio.to_thread(source, spec, int(info.get("n", 0)))
 
-    status = run_state(info)
+    status = info["state"]
     running = status == "running"
     head = _header(run, status, _info_list(info))
     numbers = [r["round"] for r in rounds]
@@ -198,7 +200,7 @@ async def _rising(directory: StoreDirectory, run: str) -> tuple[list[dict[str, A
     rows = await call_store(directory, run, StoreInterface.samples, [t["id"] for t in top])
     note = "change of DIH at each sample's latest observation (DIH now minus DIH before it)"
     return [
-        {"id": t["id"], "value": t["dih_rise"], "dih": r["dih"]} for t, r in zip(top, rows, strict=True)
+        {"id": t["id"], "value": t["dih_rise"], "dih": r.dih} for t, r in zip(top, rows, strict=True)
     ], note
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Path, Query
 
+from scorer_service.core import answers
 from scorer_service.core.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
@@ -17,7 +16,7 @@ MAX_LIMIT = 10_000
 def add_label_issue_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
     @app.get(
         "/v1/runs/{run}/label-issues",
-        response_model=list[LabelIssue],
+        response_model=list[LabelIssue],  # type: ignore[valid-type]  # a model made at import time
         responses=READ_STORE_ERRORS,
         **guards.reads(),
     )
@@ -27,7 +26,7 @@ def add_label_issue_routes(app: FastAPI, directory: StoreDirectory, guards: Guar
             0.5, gt=0.0, lt=1.0, description="noise probability above which a label is suspect"
         ),
         limit: int = Query(100, ge=1, le=MAX_LIMIT),
-    ) -> list[dict[str, Any]]:
+    ) -> list[answers.LabelIssue]:
         """Likely mislabeled samples, most likely first: noise probability (a two-component mixture on
         each sample's mean loss), the label trained on and the model's latest prediction (-1: not sent)."""
         return await call_store(directory, run, StoreInterface.label_issues, threshold, limit)

@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 
+from scorer_service.core import answers
 from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound
 from scorer_service.core.interface import StoreInterface
-from scorer_service.core.run_state import RunState, with_state
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import (
     CALL_TIMEOUT_S,
@@ -40,16 +40,16 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
 
     @app.get(
         "/v1/runs",
-        response_model=list[RunSummary],
+        response_model=list[RunSummary],  # type: ignore[valid-type]  # a model made at import time
         responses=errors(401, 422, 503),
         **guards.reads("any"),
     )
     async def list_runs(
         request: Request,
-        state: RunState | None = Query(None, description="only runs in this state"),
+        state: answers.RunState | None = Query(None, description="only runs in this state"),
         method: str | None = Query(None, max_length=200, description="only runs of this selector"),
         prefix: str | None = Query(None, max_length=200, description="only runs whose name starts so"),
-    ) -> list[dict[str, Any]]:
+    ) -> list[answers.RunSummary]:
         """Every run the caller may read, with its state, size, method, rounds and ingested count."""
         try:
             names = await asyncio.wait_for(directory.runs(), CALL_TIMEOUT_S)
@@ -61,11 +61,11 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
             if prefix is not None and not run.startswith(prefix):
                 continue
             try:
-                info = with_state(await call_store(directory, run, StoreInterface.info))
+                info = await call_store(directory, run, StoreInterface.info)
             except HTTPException:
                 continue  # a run deleted between listing and asking
-            if (state is None or info["state"] == state) and (method is None or info["method"] == method):
-                out.append({k: v for k, v in info.items() if k != "config"})
+            if (state is None or info.state == state) and (method is None or info.method == method):
+                out.append(info.summary())
         return out
 
     @app.post(
@@ -76,7 +76,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
         | {201: {"links": follow("run", "run", *RUN_ROUTES)}},
         dependencies=guards.create(),
     )
-    async def create_run(request: Request, spec: CreateRun) -> dict[str, Any]:
+    async def create_run(request: Request, spec: CreateRun) -> answers.RunInfo:
         """Create the store of a new run (the settings of ``curriculum.create_run``); 409 while a run
         of that name is live, unless ``replace`` (an ``admin`` token that reaches the name)."""
         guards.check(request, spec.name)
@@ -95,7 +95,7 @@ def add_lifecycle_routes(app: FastAPI, directory: StoreDirectory, guards: Guards
             ) from None
         except Exception as e:
             raise http_error(e, spec.name) from None
-        return with_state(await call_store(directory, spec.name, StoreInterface.info))
+        return await call_store(directory, spec.name, StoreInterface.info)
 
     @app.post(
         "/v1/runs/{run}/snapshot",

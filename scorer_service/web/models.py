@@ -3,13 +3,12 @@ every answer against them before it is sent."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from typing import Annotated, Any, Literal, get_type_hints
 
-import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
-from scorer_service.core.run_state import RunState
-from scorer_service.core.state import COLUMNS
+from scorer_service.core import answers, state, wire
 
 # The bound of every integer parameter that no id range bounds (offsets, rounds, steps, sequence
 # numbers): far beyond any real value, an int64 with room for the store's arithmetic on it, and the
@@ -34,82 +33,40 @@ class Health(BaseModel):
     error: str | None = None
 
 
-class RunSummary(BaseModel):
-    run: str
-    # finished: every round it was created for is recorded.
-    state: RunState
-    n: int
-    method: str
-    metric: str
-    epochs: int
-    rounds: int
-    rounds_completed: int
-    steps: int
-    ingested: int
-    batches: int
-    rejected: int
-    duplicates: int
-    # Observations dropped because the sample had been observed at a later step (max_staleness runs).
-    superseded: int = 0
-    ingest_samples_per_s: float
+class _Answer(BaseModel):
+    # Routes return the store's typed answers; the models read their fields.
+    model_config = ConfigDict(from_attributes=True)
 
 
-class ShardLoad(BaseModel):
-    """One store shard: its ids (``first`` and ``n`` of them), what it ingested, how far it is behind."""
-
-    first: int
-    n: int
-    ingested: int
-    lag_s: float
-    max_lag_s: float
-    queued: int
-    writers: int
+class _ClosedAnswer(_Answer):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
 
 
-class RunInfo(RunSummary):
-    config: dict[str, Any]
-    shards: list[ShardLoad] = []
+def answer_model(cls: type, base: type[BaseModel] = _Answer, **types: Any) -> type[BaseModel]:
+    """The REST model of a store answer (a dataclass of :mod:`scorer_service.core.answers`): its fields,
+    types (``types``: those of fields holding answers, as their models), defaults and description."""
+    hints = get_type_hints(cls) | types
+    specs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        specs[f.name] = (hints[f.name], default)
+    return create_model(cls.__name__, __base__=base, __doc__=cls.__doc__, __module__=__name__, **specs)
 
 
-def _sample_model() -> type[BaseModel]:
-    # One field per score column: integers stay integers; floats are null where undefined (NaN).
-    fields: dict[str, Any] = {"id": (int, ...)}
-    for name, (dtype, _) in COLUMNS.items():
-        fields[name] = (int, ...) if np.issubdtype(dtype, np.integer) else (float | None, ...)
-    return create_model("Sample", __config__=ConfigDict(extra="forbid"), **fields)
-
-
-Sample = _sample_model()
-
-
-class Histogram(BaseModel):
-    metric: str
-    counts: list[int]
-    edges: list[float]
-    missing: int
-
-
-class RoundSummary(BaseModel):
-    round: int
-    cycle: int
-    selector: str
-    budget: int
-    size: int
-    world_size: int
-    selection_ms: float
-    ingested: int
-    metrics: dict[str, float]
-    # {"counts": [...], "edges": [...]} at selection time; empty for rounds restored from old snapshots.
-    dih_histogram: dict[str, list[int | float]]
-    # What the selection did besides picking: samples left out as likely mislabeled, ...
-    details: dict[str, Any] = {}
-
-
-class Subset(BaseModel):
-    round: int
-    total: int
-    offset: int
-    ids: list[int]
+ShardLoad = answer_model(answers.ShardLoad)
+RunSummary = answer_model(answers.RunSummary)
+RunInfo = answer_model(answers.RunInfo, shards=list[ShardLoad])  # type: ignore[valid-type]
+Sample = answer_model(state.Sample, _ClosedAnswer)
+Histogram = answer_model(answers.Histogram)
+RoundSummary = answer_model(answers.RoundSummary)
+Subset = answer_model(answers.Subset)
+LabelIssue = answer_model(answers.LabelIssue)
+Ingested = answer_model(wire.Ingested)
 
 
 # A run name as a path segment can carry it: no "/", no control characters.
@@ -179,22 +136,6 @@ class SnapshotTaken(BaseModel):
 class Deleted(BaseModel):
     run: str
     deleted: bool
-
-
-class LabelIssue(BaseModel):
-    id: int
-    noise: float | None
-    label: int
-    predicted: int
-    loss_mean: float | None
-    seen: int
-
-
-class Ingested(BaseModel):
-    applied: int
-    duplicate: bool
-    # How far the store is behind its writers (seconds from a send to its ingest): slow down above a bound.
-    lag_s: float = 0.0
 
 
 class Shard(BaseModel):

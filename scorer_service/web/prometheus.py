@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
@@ -21,6 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from scorer_service.core.answers import RoundSummary, RunInfo
 from scorer_service.core.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory
@@ -30,7 +30,7 @@ from scorer_service.web.models import errors
 # to seconds (submodular selection over millions), hence the wide range.
 SELECTION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# info() key -> (metric name, help); counters get the ``_total`` suffix in the exposition.
+# RunInfo field -> (metric name, help); counters get the ``_total`` suffix in the exposition.
 COUNTERS = {
     "ingested": ("curriculum_ingested_samples", "Per-sample byproducts applied by the store."),
     "batches": ("curriculum_ingest_batches", "Byproduct batches applied by the store."),
@@ -56,7 +56,7 @@ GAUGES = {
 }
 
 
-# info()["shards"] key -> (metric name, help), one series per store shard.
+# ShardLoad field -> (metric name, help), one series per store shard.
 SHARD_GAUGES = {
     "lag_s": (
         "curriculum_shard_ingest_lag_seconds",
@@ -77,7 +77,7 @@ class _Snapshot:
         yield from self.families
 
 
-async def _ask(directory: StoreDirectory, run: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+async def _ask(directory: StoreDirectory, run: str) -> tuple[RunInfo, list[RoundSummary]] | None:
     try:
         info = await asyncio.wait_for(directory.call(run, StoreInterface.info), CALL_TIMEOUT_S)
         rounds = await asyncio.wait_for(directory.call(run, StoreInterface.round_summaries), CALL_TIMEOUT_S)
@@ -86,7 +86,7 @@ async def _ask(directory: StoreDirectory, run: str) -> tuple[dict[str, Any], lis
     return info, rounds
 
 
-def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None]) -> list[Metric]:
+def _families(runs: dict[str, tuple[RunInfo, list[RoundSummary]] | None]) -> list[Metric]:
     """Metric families for ``run -> (info, round summaries)``; ``None`` marks a store that did not answer."""
     up = GaugeMetricFamily("curriculum_store_up", "Whether the run's store answered.", labels=["run"])
     run_info = GaugeMetricFamily(
@@ -108,27 +108,22 @@ def _families(runs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | None
         k: GaugeMetricFamily(name, doc, labels=["run", "shard"]) for k, (name, doc) in SHARD_GAUGES.items()
     }
     family: CounterMetricFamily | GaugeMetricFamily
+    per_run: list[tuple[str, CounterMetricFamily | GaugeMetricFamily]] = [*counters.items(), *gauges.items()]
     for run, answer in sorted(runs.items()):
         up.add_metric([run], 0.0 if answer is None else 1.0)
         if answer is None:
             continue
         info, rounds = answer
-        run_info.add_metric([run, str(info.get("method", "")), str(info.get("metric", ""))], 1.0)
-        for key, family in counters.items():
-            if key in info:
-                family.add_metric([run], float(info[key]))
-        for key, family in gauges.items():
-            if key in info:
-                family.add_metric([run], float(info[key]))
-        accuracies = [
-            r["metrics"]["test_accuracy"] for r in rounds if "test_accuracy" in r.get("metrics", {})
-        ]
+        run_info.add_metric([run, info.method, info.metric], 1.0)
+        for key, family in per_run:
+            family.add_metric([run], float(getattr(info, key)))
+        accuracies = [r.metrics["test_accuracy"] for r in rounds if "test_accuracy" in r.metrics]
         if accuracies:
             accuracy.add_metric([run], float(accuracies[-1]))
-        for index, load in enumerate(info.get("shards", [])):
+        for index, load in enumerate(info.shards):
             for key, family in shards.items():
-                family.add_metric([run, str(index)], float(load[key]))
-        seconds = [r["selection_ms"] / 1e3 for r in rounds]
+                family.add_metric([run, str(index)], float(getattr(load, key)))
+        seconds = [r.selection_ms / 1e3 for r in rounds]
         buckets = [(repr(le), float(sum(s <= le for s in seconds))) for le in SELECTION_BUCKETS_S]
         selection.add_metric([run], [*buckets, ("+Inf", float(len(seconds)))], sum_value=sum(seconds))
     return [up, run_info, *counters.values(), *gauges.values(), accuracy, selection, *shards.values()]

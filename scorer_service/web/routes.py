@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 
+from scorer_service.core import answers
 from scorer_service.core.interface import StoreInterface
-from scorer_service.core.run_state import with_state
 from scorer_service.core.state import METRICS
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, P, R, StoreDirectory, StoreMethod, call_store
@@ -77,16 +77,14 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         return {"status": status, "store_reachable": not down, **named}
 
     @app.get("/v1/runs/{run}", response_model=RunInfo, responses=READ_ERRORS, **reads)
-    async def run_info(run: str = RunName) -> dict[str, Any]:
+    async def run_info(run: str = RunName) -> answers.RunInfo:
         """One run's state, configuration and counters."""
-        return with_state(await call(run, StoreInterface.info))
+        return await call(run, StoreInterface.info)
 
     @app.get(
         "/v1/runs/{run}/samples/{sample_id}", response_model=Sample, responses=READ_STORE_ERRORS, **reads
     )
-    async def sample(
-        run: str = RunName, sample_id: int = Path(..., description="sample id")
-    ) -> dict[str, Any]:
+    async def sample(run: str = RunName, sample_id: int = Path(..., description="sample id")) -> Any:
         """Every score column of one sample."""
         return (await call(run, StoreInterface.samples, [sample_id]))[0]
 
@@ -100,7 +98,7 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
     async def samples(
         run: str = RunName,
         ids: str = Query(..., pattern=IDS_PATTERN, description=f"up to {MAX_IDS} comma-separated ids"),
-    ) -> list[dict[str, Any]]:
+    ) -> list[Any]:
         """Every score column of up to 1000 samples."""
         return await call(run, StoreInterface.samples, [int(x) for x in ids.split(",") if x.strip()])
 
@@ -119,12 +117,12 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         run: str = RunName,
         metric: Metric = Query("dih", description="the score to count"),
         bins: int = Query(20, ge=1, le=MAX_BINS),
-    ) -> dict[str, Any]:
+    ) -> answers.Histogram:
         """The distribution of ``metric`` over all samples."""
         return await call(run, StoreInterface.histogram, metric, bins)
 
-    @app.get("/v1/runs/{run}/rounds", response_model=list[RoundSummary], responses=READ_ERRORS, **reads)
-    async def rounds(run: str = RunName) -> list[dict[str, Any]]:
+    @app.get("/v1/runs/{run}/rounds", response_model=list[RoundSummary], responses=READ_ERRORS, **reads)  # type: ignore[valid-type]  # a model made at import time
+    async def rounds(run: str = RunName) -> list[answers.RoundSummary]:
         """Each round: size, selector, selection time, ingested samples and training metrics."""
         return await call(run, StoreInterface.round_summaries)
 
@@ -136,6 +134,6 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         round_: int = Path(..., ge=0, description="round"),
         offset: int = Query(0, ge=0, le=MAX_INT),
         limit: int = Query(1000, ge=1, le=MAX_LIMIT),
-    ) -> dict[str, Any]:
+    ) -> answers.Subset:
         """The ids trained on in round ``round_``, paged by ``offset`` / ``limit``."""
         return await call(run, StoreInterface.round_subset, round_, offset, limit)

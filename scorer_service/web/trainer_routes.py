@@ -8,14 +8,17 @@ a ``train`` token for the run.
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 
 from scorer_service.core.arrow import from_ipc
 from scorer_service.core.interface import StoreInterface
+from scorer_service.core.wire import BATCH_FIELDS, BatchField
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import (
@@ -58,6 +61,28 @@ def decode_byproducts(body: bytes, content_type: str) -> dict[str, np.ndarray]:
     raise HTTPException(415, f"send {ARROW_STREAM} or application/json, not {kind or 'no content type'}")
 
 
+def _query(field: BatchField) -> Any:
+    """A batch field as a query parameter, bounded as the API bounds every number and name."""
+    default = ... if field.default is None else field.default
+    if field.type is str:
+        return Query(default, min_length=1, max_length=200, description=field.description)
+    return Query(default, ge=0, le=MAX_INT if field.type is int else 1e12, description=field.description)
+
+
+def _batch_fields() -> Callable[..., dict[str, Any]]:
+    """A dependency that takes every per-batch field of the wire schema from the query string."""
+
+    def fields(**values: Any) -> dict[str, Any]:
+        return values
+
+    params = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_query(f), annotation=f.type)
+        for name, f in BATCH_FIELDS.items()
+    ]
+    fields.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return fields
+
+
 def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) -> None:
     guard = guards.train()
     run_name = guards.run_param
@@ -79,29 +104,12 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
         openapi_extra=body_doc,
     )
     async def post_byproducts(
-        request: Request,
-        run: str = run_name,
-        round: int = Query(..., ge=0, le=MAX_INT, description="round the samples were trained in"),
-        rank: int = Query(..., ge=0, le=MAX_INT),
-        writer: str = Query(
-            ..., min_length=1, max_length=200, description="stable id of the sending process"
-        ),
-        seq: int = Query(
-            ..., ge=0, le=MAX_INT, description="the writer's sequence number: a retried send counts once"
-        ),
-        sent: float = Query(
-            0.0, ge=0, le=1e12, description="the writer's clock when it sent the batch (load report)"
-        ),
-        queued: int = Query(
-            0, ge=0, le=MAX_INT, description="the writer's unacknowledged sends, this one included"
-        ),
+        request: Request, run: str = run_name, fields: dict[str, Any] = Depends(_batch_fields())
     ) -> Any:
         """One byproduct batch (columns ``sample_id``, ``loss``, ``step``, ``lr``, optionally ``correct``,
         sketches, ...), validated whole and applied exactly once."""
         columns = decode_byproducts(await request.body(), request.headers.get("content-type", ""))
-        batch = {**columns, "round": round, "rank": rank, "writer": writer, "seq": seq}
-        batch |= {"sent": sent, "queued": queued}
-        return await call_store(directory, run, StoreInterface.ingest, batch)
+        return await call_store(directory, run, StoreInterface.ingest, columns | fields)
 
     @app.get(
         "/v1/runs/{run}/rounds/{round_}/shard",

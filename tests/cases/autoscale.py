@@ -137,16 +137,16 @@ def main(temp: str, work: str) -> None:
 
     store = get_store(RUN)
     info, rounds = ray.get([store.info.remote(), store.round_summaries.remote()])
-    passes = sum(r["size"] for r in rounds)
+    passes = sum(r.size for r in rounds)
     printed = int(re.search(r"(\d+) sample passes", train.stdout).group(1))
     log(
-        f"store: rounds completed {info['rounds_completed']}, world sizes "
-        f"{[r['world_size'] for r in rounds]}, ingested {info['ingested']}, sample passes {passes} "
+        f"store: rounds completed {info.rounds_completed}, world sizes "
+        f"{[r.world_size for r in rounds]}, ingested {info.ingested}, sample passes {passes} "
         f"(driver printed {printed})"
     )
-    assert info["rounds_completed"] == EPOCHS and len(rounds) == EPOCHS, info
-    assert all(r["world_size"] == 2 for r in rounds), rounds
-    assert info["ingested"] == passes == printed, (info, passes, printed)
+    assert info.rounds_completed == EPOCHS and len(rounds) == EPOCHS, info
+    assert all(r.world_size == 2 for r in rounds), rounds
+    assert info.ingested == passes == printed, (info, passes, printed)
 
     idle_from = time.monotonic()
     while len(alive_nodes()) > 1 and time.monotonic() - idle_from < IDLE_REMOVAL_TIMEOUT_S:
@@ -155,13 +155,13 @@ def main(temp: str, work: str) -> None:
     log(f"alive nodes {time.monotonic() - idle_from:.1f} s after the run: {left}")
     assert left == 1, f"idle worker nodes still alive after {IDLE_REMOVAL_TIMEOUT_S} s: {left - 1}"
     # The detached store outlived the run on the head, which no scale-down touches.
-    assert ray.get(store.info.remote())["ingested"] == info["ingested"]
+    assert ray.get(store.info.remote()).ingested == info.ingested
     result = {
         "peak_nodes": peak["nodes"],
         "nodes_after": left,
         "idle_removal_s": round(time.monotonic() - idle_from, 1),
-        "rounds": info["rounds_completed"],
-        "ingested": info["ingested"],
+        "rounds": info.rounds_completed,
+        "ingested": info.ingested,
         "sample_passes": passes,
     }
     print("RESULT " + json.dumps(result), flush=True)

@@ -168,7 +168,7 @@ def main(cluster: Cluster, tmp: str) -> None:
 
     n = data.n
     info, rounds = ray.get([store.info.remote(), store.round_summaries.remote()])
-    worlds = [r["world_size"] for r in rounds]
+    worlds = [r.world_size for r in rounds]
     log(f"world size per round: {worlds}")
     assert summary["rounds"] == EPOCHS and len(rounds) == EPOCHS, (summary, len(rounds))
     assert 1 in worlds and 2 in worlds, worlds
@@ -177,29 +177,29 @@ def main(cluster: Cluster, tmp: str) -> None:
     seen = ray.get(store.column.remote("seen"))
     expected = np.zeros(n, dtype=np.int64)
     for r in rounds:
-        world = r["world_size"]
-        ids = np.asarray(ray.get(store.round_subset.remote(r["round"], 0, n))["ids"])
-        shards = [ray.get(store.subset.remote(r["round"], rank, world)) for rank in range(world)]
+        world = r.world_size
+        ids = np.asarray(ray.get(store.round_subset.remote(r.round, 0, n)).ids)
+        shards = [ray.get(store.subset.remote(r.round, rank, world)) for rank in range(world)]
         lengths = sorted({len(s) for s in shards})
         union = np.concatenate(shards)
         print(
-            f"round {r['round']:>2}: world {world}, subset {len(ids)}, shard lengths {lengths}, "
-            f"{len(np.unique(union))} distinct ids in {len(union)} shard slots, ingested {r['ingested']}",
+            f"round {r.round:>2}: world {world}, subset {len(ids)}, shard lengths {lengths}, "
+            f"{len(np.unique(union))} distinct ids in {len(union)} shard slots, ingested {r.ingested}",
             flush=True,
         )
-        assert len(lengths) == 1 and len(ids) == r["size"] == r["ingested"], (r, lengths, len(ids))
+        assert len(lengths) == 1 and len(ids) == r.size == r.ingested, (r, lengths, len(ids))
         # Disjoint (no id twice across the shards) and covering (the union is exactly the subset).
-        assert len(np.unique(union)) == len(union) == len(ids), r["round"]
-        assert set(union.tolist()) == set(ids.tolist()), r["round"]
+        assert len(np.unique(union)) == len(union) == len(ids), r.round
+        assert set(union.tolist()) == set(ids.tolist()), r.round
         expected[ids] += 1
     wrong = int((seen != expected).sum())
     print(
         f"seen == number of rounds selecting the sample for {n - wrong}/{n} samples; "
-        f"ingested {info['ingested']}, sample passes {summary['sample_passes']}",
+        f"ingested {info.ingested}, sample passes {summary['sample_passes']}",
         flush=True,
     )
     assert wrong == 0, wrong
-    assert info["ingested"] == expected.sum() == summary["sample_passes"], info
+    assert info.ingested == expected.sum() == summary["sample_passes"], info
     print("RESULT " + json.dumps({"worlds": worlds, **summary}), flush=True)
     ray.kill(store)
 

@@ -51,7 +51,7 @@ def main(tmp: str) -> None:
     def remove_a_node() -> None:
         while True:
             try:
-                if ray.get(get_store("node-loss").info.remote(), timeout=10)["rounds_completed"] >= 2:
+                if ray.get(get_store("node-loss").info.remote(), timeout=10).rounds_completed >= 2:
                     break
             except Exception:
                 pass
@@ -65,10 +65,10 @@ def main(tmp: str) -> None:
     thread.join(timeout=60)
     info = ray.get(get_store("node-loss").info.remote())
     print(
-        f"rounds {summary['rounds']} ingested {info['ingested']} passes {summary['sample_passes']}",
+        f"rounds {summary['rounds']} ingested {info.ingested} passes {summary['sample_passes']}",
         flush=True,
     )
-    assert info["ingested"] == summary["sample_passes"], info
+    assert info.ingested == summary["sample_passes"], info
     ray.shutdown()
     cluster.shutdown()
 

@@ -62,14 +62,14 @@ def one(writers: int, policy: str, args: argparse.Namespace, snap_dir: Path) -> 
         "fsync": policy,
         "duration_s": duration,
         "samples_sent": sent,
-        "samples_ingested": int(info["ingested"]),
-        "samples_per_s": info["ingested"] / duration,
-        "batches": int(info["batches"]),
-        "fsyncs": int(info.get("fsyncs", 0)),
-        "rejected": int(info["rejected"]),
+        "samples_ingested": int(info.ingested),
+        "samples_per_s": info.ingested / duration,
+        "batches": int(info.batches),
+        "fsyncs": int(info.fsyncs),
+        "rejected": int(info.rejected),
         "call_p50_ms": float(np.percentile(ms, 50)),
         "call_p99_ms": float(np.percentile(ms, 99)),
-        "ok": int(info["ingested"]) == sent and info["rejected"] == 0,
+        "ok": int(info.ingested) == sent and info.rejected == 0,
     }
 
 

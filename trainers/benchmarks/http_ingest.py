@@ -91,7 +91,7 @@ def measure(path: str, url: str | None, batch_size: int, samples: int) -> dict[s
         "batch": batch_size,
         "samples": sent,
         "seconds": seconds,
-        "ingested": ingested["ingested"],
+        "ingested": ingested.ingested,
     }
 
 

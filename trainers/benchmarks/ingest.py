@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from scorer_service.config import StoreConfig  # noqa: E402
+from scorer_service.core.wire import Ingested  # noqa: E402
 from scorer_service.ray.actor import actor_class, create_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
 from trainers.benchmarks.report import start_local_ray  # noqa: E402
@@ -101,9 +102,9 @@ class NullStore:
     def ready(self) -> bool:
         return True
 
-    def ingest(self, data: dict[str, Any]) -> dict[str, Any]:
-        # A reply of the store's shape, so both sides serialize the same result.
-        return {"applied": 0, "duplicate": False}
+    def ingest(self, data: dict[str, Any]) -> Ingested:
+        # A reply of the store's type, so both sides serialize the same result.
+        return Ingested(applied=0, duplicate=False)
 
 
 class Writer:
@@ -241,13 +242,13 @@ def measure(
             info = ray.get(store.info.remote())
         finally:
             ray.kill(store, no_restart=True)
-        apply_rates.append(float(info["ingest_samples_per_s"]))
+        apply_rates.append(float(info.ingest_samples_per_s))
         if not expected == null_sent == sent:
             raise RuntimeError(f"writers sent {sent} (null {null_sent}) samples, expected {expected}")
         print(
             f"  batch {batch_size:>6} writers {world}: null {sent / null_s[-1]:,.0f}/s, store "
-            f"{sent / store_s[-1]:,.0f}/s; store ingested {info['ingested']} of {sent} sent"
-            f" (rejected {info['rejected']}, duplicates {info['duplicates']})",
+            f"{sent / store_s[-1]:,.0f}/s; store ingested {info.ingested} of {sent} sent"
+            f" (rejected {info.rejected}, duplicates {info.duplicates})",
             flush=True,
         )
     null_med, store_med = statistics.median(null_s), statistics.median(store_s)
@@ -262,7 +263,7 @@ def measure(
         ratio=null_med / store_med,
         apply_rate=statistics.median(apply_rates),
         cpu_s_per_m=statistics.median(cpu),
-        ingested=int(info["ingested"]),
+        ingested=int(info.ingested),
         repeats=repeat,
     )
 

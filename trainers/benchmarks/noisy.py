@@ -29,6 +29,7 @@ import numpy as np
 import ray
 from sklearn.metrics import roc_auc_score
 
+from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
 from trainers.benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
@@ -142,13 +143,13 @@ def _one(settings: Settings, sr: ScoreRun, data: Dataset, index: int, storage: s
     columns = [c for _, c in sr.scores]
     noisy = np.asarray(data.noisy, dtype=bool)
 
-    def on_round(summary: dict[str, Any], store: ray.actor.ActorHandle) -> None:
-        values = ray.get(store.round_end_columns.remote(summary["round"], columns))
+    def on_round(summary: RoundSummary, store: ray.actor.ActorHandle) -> None:
+        values = ray.get(store.round_end_columns.remote(summary.round, columns))
         rounds.append(
             {
-                "round": summary["round"],
-                "size": summary["size"],
-                "test_accuracy": summary["metrics"]["test_accuracy"],
+                "round": summary.round,
+                "size": summary.size,
+                "test_accuracy": summary.metrics["test_accuracy"],
                 "scores": {
                     label: ranking_quality(v, noisy) for (label, _), v in zip(sr.scores, values, strict=True)
                 },

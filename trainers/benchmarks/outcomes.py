@@ -24,6 +24,7 @@ from typing import Any
 
 import ray
 
+from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import get_store
 from trainers.benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
 from trainers.benchmarks.report import (
@@ -127,13 +128,13 @@ def _one(settings: Settings, data: Data, v: Variant, seed: int, index: int, stor
     )
     rounds: list[dict[str, Any]] = []
 
-    def on_round(summary: dict[str, Any], _store: Any) -> None:
+    def on_round(summary: RoundSummary, _store: Any) -> None:
         rounds.append(
             {
-                "size": summary["size"],
-                "test_accuracy": summary["metrics"]["test_accuracy"],
+                "size": summary.size,
+                "test_accuracy": summary.metrics["test_accuracy"],
                 # --denoise's evidence, recorded by the round that decided it (see core.label_noise)
-                "never_correct_share": (summary.get("details") or {}).get("noise_never_correct_share"),
+                "never_correct_share": (summary.details or {}).get("noise_never_correct_share"),
             }
         )
 

@@ -207,7 +207,7 @@ def _measure(
                         flush.append(flush_seconds)
             done += 1
             progress("overhead", done, total, f"{wl.name} on {device.type}")
-        ingested = ray.get(store.info.remote())["ingested"]
+        ingested = ray.get(store.info.remote()).ingested
     finally:
         drop_store(run)
     ratios = [s / p for s, p in zip(wall["streaming"], wall["plain"], strict=True)]

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scorer_service.core.answers import RoundSummary
 from trainers.benchmarks.report import (
     ProgressFn,
     bench_config,
@@ -130,8 +131,8 @@ def _one(settings: Settings, w: Workload, m: Method, seed: int, storage: str) ->
     cfg = bench_config("bench-savings", w.spec, w.model, settings, seed, storage, **m.settings)
     rounds: list[dict[str, Any]] = []
 
-    def on_round(summary: dict[str, Any], _store: Any) -> None:
-        rounds.append({"size": summary["size"], **summary["metrics"]})
+    def on_round(summary: RoundSummary, _store: Any) -> None:
+        rounds.append({"size": summary.size, **summary.metrics})
 
     load = os.getloadavg()[0]  # the machine is shared: how busy it was is part of the measurement
     try:

@@ -151,8 +151,8 @@ def measure(
     wall = time.perf_counter() - t0
     cpu = [_cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
     info = ray.get(store.info.remote())
-    assert info["ingested"] == n, (info["ingested"], n)
-    parts = [s["n"] for s in info["shards"]]
+    assert info.ingested == n, (info.ingested, n)
+    parts = [s.n for s in info.shards]
     row: dict[str, Any] = {
         "n": n,
         "shards": shards,
@@ -191,9 +191,9 @@ def measure(
             "seconds": float(np.median([r["seconds"] for r in reps])),
             "first_seconds": reps[0]["seconds"],
             "all_seconds": [r["seconds"] for r in reps],
-            "selected": reps[-1]["summary"]["size"],
+            "selected": reps[-1]["summary"].size,
             "shard_cpu_s": np.median([r["cpu"] for r in reps], axis=0).tolist(),
-            "details": reps[-1]["summary"]["details"],
+            "details": reps[-1]["summary"].details,
         }
     row["select"] = select
     row["rss_bytes"] = rss

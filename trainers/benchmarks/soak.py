@@ -110,10 +110,10 @@ async def _sample(
     return {
         "t_s": round(t, 2),
         "info_call_ms": 1e3 * (time.time() - t_call),  # waits behind queued ingests and snapshots
-        "ingested": int(info["ingested"]),
-        "rejected": int(info["rejected"]),
-        "duplicates": int(info["duplicates"]),
-        "steps": int(info["steps"]),
+        "ingested": int(info.ingested),
+        "rejected": int(info.rejected),
+        "duplicates": int(info.duplicates),
+        "steps": int(info.steps),
         "store_rss_mib": rss,
         "store_rss_peak_mib": hwm,
         "snapshot_dir_mib": dir_mib(snap_dir),

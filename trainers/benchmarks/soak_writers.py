@@ -80,9 +80,7 @@ class Writer:
         def acknowledged(refs: list[ray.ObjectRef]) -> int:
             now = time.time()
             latencies.extend((sent_at[r], now - sent_at.pop(r)) for r in refs)
-            return sum(
-                r["duplicate"] for r in ray.get(refs)
-            )  # surfaces a rejected batch, as the Recorder does
+            return sum(r.duplicate for r in ray.get(refs))  # surfaces a rejected batch, as the Recorder does
 
         sent = seq = epoch = 0
         duplicates = 0
