@@ -86,8 +86,8 @@ class HttpEndpoint:
 
     def subset(self, round_: int, rank: int, world_size: int, step: int | None = None) -> np.ndarray:
         params = {"rank": rank, "world_size": world_size} | ({"step": step} if step is not None else {})
-        shard = self._request("GET", f"{self._path}/rounds/{round_}/shard", params=params)
-        return np.asarray(shard["ids"], np.int64)
+        part = self._request("GET", f"{self._path}/rounds/{round_}/slice", params=params)
+        return np.asarray(part["ids"], np.int64)
 
     def record_round(self, round_: int, metrics: dict[str, float]) -> None:
         self._request("POST", f"{self._path}/rounds/{round_}/metrics", json=dict(metrics))

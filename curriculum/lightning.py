@@ -64,7 +64,7 @@ class CurriculumCallback(L.Callback):
             self.sampler.load_state_dict(self._restored)
 
     def dataloader(self, dataset: Any, **kwargs: Any) -> DataLoader[tuple[Any, ...]]:
-        """A loader over this rank's shard of the current epoch's round; ``kwargs`` go to ``DataLoader``."""
+        """A loader over this rank's slice of the current epoch's round; ``kwargs`` go to ``DataLoader``."""
         if self.sampler is None or self._trainer is None:
             raise RuntimeError("the callback is not set up yet: pass it to the Trainer's callbacks")
         # Resuming from a checkpoint taken at an epoch's end, Lightning still reports that epoch here
@@ -118,7 +118,7 @@ class CurriculumCallback(L.Callback):
 
 
 class CurriculumDataModule(L.LightningDataModule):
-    """Training data served through the callback's sampler, one round's shard per epoch.
+    """Training data served through the callback's sampler, one round's slice per epoch.
 
     Args:
         dataset: the map-style training set (each item is wrapped with its id).

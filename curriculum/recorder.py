@@ -9,7 +9,7 @@ time bound brings a round's observations to the store while the round runs, howe
 share of it is; at large ``flush_samples`` it adds one clock read per ``observe``. The
 optimizer step and learning rate of each observation come from the optimizer (or are given).
 ``end_round`` is the round's barrier: every rank's byproducts are in the store before any rank asks
-for the next round's shard.
+for the next round's slice.
 """
 
 from __future__ import annotations

@@ -19,14 +19,14 @@ STALENESS_WAIT_S = 600.0
 
 
 class RoundSampler(torch.utils.data.Sampler[int]):
-    """This rank's equal, disjoint shard of each round's selection, in a seeded per-rank order.
+    """This rank's equal, disjoint slice of each round's selection, in a seeded per-rank order.
 
     ``run`` is a run name (its store is found on the connected Ray cluster), a
     :class:`~curriculum.run.Run` or an endpoint (:class:`~curriculum.http_endpoint.HttpEndpoint` for
     trainers outside Ray). Rank and world size come from Ray Train's context, ``torch.distributed`` or
     torchrun's environment unless given; ``barrier`` defaults to ``torch.distributed.barrier``.
 
-    :meth:`set_epoch` (``round``) fetches the round's shard; the first call of a sampler starts a
+    :meth:`set_epoch` (``round``) fetches the round's slice; the first call of a sampler starts a
     training attempt at that round, so rank 0 first rewinds the store to the end of the round
     before it (what a lost attempt recorded later is forgotten) and every rank waits for that.
     :meth:`state_dict` / :meth:`load_state_dict` carry the position through the user's own
@@ -36,7 +36,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         run: a run name, a :class:`~curriculum.run.Run` or an endpoint.
         rank: this process's rank (default: from Ray Train, ``torch.distributed`` or torchrun).
         world_size: the number of ranks (default: as ``rank``).
-        shuffle: visit this rank's shard in a seeded random order (per round and rank).
+        shuffle: visit this rank's slice in a seeded random order (per round and rank).
         seed: the order's seed (default: the run's ``seed``).
         barrier: waits for every rank (default: none for one rank, else
             ``torch.distributed.barrier``).
@@ -100,7 +100,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         self._barrier()
 
     def set_epoch(self, epoch: int) -> None:
-        """Fetch this rank's shard of round ``epoch`` (rounds are the sampler's epochs)."""
+        """Fetch this rank's slice of round ``epoch`` (rounds are the sampler's epochs)."""
         if not self._started:
             if epoch < self.start_round:
                 raise ValueError(
@@ -143,7 +143,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
                 time.sleep(0.01)
 
     def order(self) -> np.ndarray:
-        """The shard's positions in this round's order (seeded by seed, round and rank)."""
+        """The slice's positions in this round's order (seeded by seed, round and rank)."""
         if not self.shuffle:
             return np.arange(len(self.ids))
         assert self.round is not None, "set_epoch() first"
@@ -156,7 +156,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         return len(self.ids)
 
     def positions(self, ids: Any) -> np.ndarray:
-        """Where each of ``ids`` stands in this rank's shard (rows of :meth:`parameters`)."""
+        """Where each of ``ids`` stands in this rank's slice (rows of :meth:`parameters`)."""
         ids = np.asarray(ids.cpu().numpy() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
         found: np.ndarray = self._sorter[np.searchsorted(self.ids, ids, sorter=self._sorter)]
         return found
@@ -178,7 +178,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         return w.to(device, non_blocking=True)
 
     def parameters(self, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Instance data parameters (log sigma and its momentum) of ``ids`` (default: this shard)."""
+        """Instance data parameters (log sigma and its momentum) of ``ids`` (default: this slice)."""
         return self.endpoint.parameters(self.ids if ids is None else ids)
 
     def recorder(self, optimizer: torch.optim.Optimizer | None = None, **kwargs: Any) -> Recorder:

@@ -57,7 +57,7 @@ def train_loop_per_worker(config: dict) -> None:
         sampler.load_state_dict(state["sampler"])
     loader = DataLoader(curriculum.WithIds(Images(config["samples"])), 32, sampler=sampler, num_workers=2)
     for rnd in range(sampler.start_round, sampler.epochs):
-        sampler.set_epoch(rnd)  # this rank's shard of round rnd
+        sampler.set_epoch(rnd)  # this rank's slice of round rnd
         for ids, x, y in loader:
             logits = model(x)
             loss = F.cross_entropy(logits, y, reduction="none")

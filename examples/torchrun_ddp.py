@@ -30,7 +30,7 @@ def main() -> None:
         curriculum.create_run(
             args.name, n=args.samples, num_classes=10, epochs=args.epochs, warm_start=2, cycle_length=2
         )
-    dist.barrier()  # the run exists before any rank asks for a shard
+    dist.barrier()  # the run exists before any rank asks for its slice
 
     torch.manual_seed(0)
     model = DistributedDataParallel(cnn())

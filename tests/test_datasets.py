@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from trainers.datasets import load_dataset
-from trainers.models import build_model
+from trainers.networks import build_model
 from trainers.rows import NpyRows
 
 N = 60
@@ -106,8 +106,8 @@ def test_models_by_name_and_by_module_callable():
 
 
 def test_the_recipe_trains_a_cnn_on_an_image_directory(ray_session, tmp_path):
-    from trainers.config import TrainConfig
     from trainers.driver import run_training
+    from trainers.train_config import TrainConfig
 
     x = np.random.default_rng(1).standard_normal((200, 3, 8, 8)).astype(np.float32)
     y = np.arange(200) % 3
@@ -192,7 +192,7 @@ def test_a_malformed_idx_file_is_named(tmp_path):
 def test_image_models_classify_28x28_images(name):
     import torch
 
-    from trainers.models import build_model
+    from trainers.networks import build_model
 
     model = build_model(name, (1, 28, 28), 10)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)

@@ -14,9 +14,9 @@ import ray
 
 from scorer_service.core.state import COLUMNS
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, shard_name
-from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.driver import prepare, run_training
+from trainers.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
 

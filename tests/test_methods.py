@@ -14,8 +14,8 @@ from scorer_service.store import HardnessStore
 from scorer_service.submodular import select_diverse
 from tests.helpers import batch, diversity_config
 from trainers import data_parameters as dp
-from trainers.config import TrainConfig
 from trainers.driver import run_training
+from trainers.train_config import TrainConfig
 
 
 @pytest.mark.parametrize("classes", [10, 500])

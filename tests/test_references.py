@@ -121,9 +121,9 @@ def test_a_query_parameter_the_route_does_not_declare_is_a_422_naming_it():
     store = HardnessStore(StoreConfig.create(n=20, epochs=3, run="q", warm_start=1, cycle_length=1))
     client = TestClient(build_app(LocalDirectory({"q": store}), token="tok"))
     auth = {"Authorization": "Bearer tok"}
-    ok = client.get("/v1/runs/q/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=auth)
+    ok = client.get("/v1/runs/q/rounds/0/slice", params={"rank": 0, "world_size": 1}, headers=auth)
     assert ok.status_code == 200 and len(ok.json()["ids"]) == 20
-    r = client.get("/v1/runs/q/rounds/0/shard", params={"rank": 0, "world_size": 1, "wrold": 2}, headers=auth)
+    r = client.get("/v1/runs/q/rounds/0/slice", params={"rank": 0, "world_size": 1, "wrold": 2}, headers=auth)
     assert r.status_code == 422 and "wrold" in r.json()["detail"] and r.json()["type"] == "InvalidQuery"
     r = client.post("/v1/runs/q/rewind", params={"completed_round": -1, "x": 1}, headers=auth)
     assert r.status_code == 422 and "query parameter x" in r.json()["detail"]

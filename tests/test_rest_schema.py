@@ -214,9 +214,9 @@ def test_state_changes_are_disabled_without_a_configured_token(monkeypatch):
         ("/v1/runs/r1/top", {"metric": "nope"}, 422, "InvalidQuery", "metric"),
         ("/v1/runs/r1/samples/77", None, 404, "NotFound", "sample 77 does not exist"),
         ("/v1/runs/r1/rounds/9/subset", None, 404, "NotFound", "round 9 was never selected"),
-        ("/v1/runs/zz/rounds/0/shard", {"rank": 0, "world_size": 1}, 404, "NotFound", "no store for run"),
+        ("/v1/runs/zz/rounds/0/slice", {"rank": 0, "world_size": 1}, 404, "NotFound", "no store for run"),
         (
-            "/v1/runs/r1/rounds/0/shard",
+            "/v1/runs/r1/rounds/0/slice",
             {"rank": 0, "world_size": 1, "step": 2**70},
             422,
             "InvalidQuery",

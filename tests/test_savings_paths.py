@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from scorer_service.core.answers import RoundSummary
-from trainers.config import TrainConfig
 from trainers.driver import run_training
+from trainers.train_config import TrainConfig
 
 BASE = {"dataset": "digits", "epochs": 4, "warm_start": 1, "cycle_length": 1, "workers": 0}
 

@@ -23,7 +23,7 @@ from scorer_service.config import (
 )
 from trainers.cli import train_config
 from trainers.cli.flags import add_config_flags
-from trainers.config import TrainConfig
+from trainers.train_config import TrainConfig
 
 # The flat settings of a configuration as snapshots and info().config held them before the groups.
 FLAT_KEYS = {

@@ -5,7 +5,7 @@ import pytest
 
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
-from scorer_service.core.rounds import shard
+from scorer_service.core.rounds import rank_slice
 from scorer_service.core.wire import Ingested
 from scorer_service.selection.schedule import Budget, Cycles, cyclic_cosine_lr
 from scorer_service.store import HardnessStore
@@ -149,10 +149,10 @@ def test_rank_shards_follow_global_positions_across_parts_and_reject_bad_ranks()
     # Ids 10..16 are positions 0..6 of a selection held in two parts (3 ids, then 4): position p goes to
     # rank p mod 3 whichever part holds it.
     parts = [(np.array([10, 11, 12]), 0), (np.array([13, 14, 15, 16]), 3)]
-    ranks = [np.concatenate([shard(ids, r, 3, offset) for ids, offset in parts]) for r in range(3)]
+    ranks = [np.concatenate([rank_slice(ids, r, 3, offset) for ids, offset in parts]) for r in range(3)]
     assert [r.tolist() for r in ranks] == [[10, 13, 16], [11, 14], [12, 15]]
     with pytest.raises(ValueError, match="rank"):
-        shard(np.arange(4), 2, 2)
+        rank_slice(np.arange(4), 2, 2)
 
 
 def test_schedule_cycles_budget_and_lr():

@@ -71,6 +71,7 @@ def bearer(token: str) -> dict[str, str]:
 QUERY = {
     "/v1/runs/{run}/samples": {"ids": "1,2"},
     "/v1/runs/{run}/byproducts": {"round": 0, "rank": 0, "writer": "w", "seq": 0},
+    "/v1/runs/{run}/rounds/{round_}/slice": {"rank": 0, "world_size": 1},
     "/v1/runs/{run}/rounds/{round_}/shard": {"rank": 0, "world_size": 1},
     "/v1/runs/{run}/rewind": {"completed_round": -1},
 }
@@ -88,7 +89,7 @@ def run_routes(client) -> list[tuple[str, str, str]]:
         if "{run}" not in path:
             continue
         for method in ops:
-            writes = method != "get" or path.endswith("/shard")
+            writes = method != "get" or path.endswith(("/slice", "/shard"))
             routes.append((method.upper(), path, "write" if writes else "read"))
     return routes
 
@@ -149,7 +150,7 @@ def test_roles_include_the_ones_below_and_scopes_reach_their_runs(service):
     train_prefix = new_token(client, "train", prefix="team-a-")
     admin_b = new_token(client, "admin", run=B)
     shard = client.get(
-        f"/v1/runs/{A}/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=bearer(train_prefix)
+        f"/v1/runs/{A}/rounds/0/slice", params={"rank": 0, "world_size": 1}, headers=bearer(train_prefix)
     )
     assert shard.status_code == 200 and len(shard.json()["ids"]) == 20
     assert client.get(f"/v1/runs/{A}/top", headers=bearer(train_prefix)).status_code == 200  # train reads

@@ -9,9 +9,9 @@ import ray
 from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
 from tests.helpers import reference_dih
-from trainers.config import TrainConfig
 from trainers.datasets import load_dataset
 from trainers.driver import run_training
+from trainers.train_config import TrainConfig
 
 
 class TapStore(HardnessStore):

@@ -43,7 +43,7 @@ def params(seq, writer="w1"):
 
 
 def test_shard_ingest_and_metrics_over_http(client, store):
-    shard = client.get("/v1/runs/h/rounds/0/shard", params={"rank": 1, "world_size": 2}, headers=AUTH).json()
+    shard = client.get("/v1/runs/h/rounds/0/slice", params={"rank": 1, "world_size": 2}, headers=AUTH).json()
     assert shard["ids"] == store.subset(0, 1, 2).tolist() and len(shard["ids"]) == 10
     r = client.post(
         "/v1/runs/h/byproducts", params=params(0), content=to_ipc(columns(shard["ids"])), headers=ARROW
@@ -104,7 +104,7 @@ def test_a_malformed_post_is_a_4xx_naming_the_problem_and_changes_nothing(
 def test_trainer_routes_need_the_token(client):
     body = to_ipc(columns([1]))
     assert client.post("/v1/runs/h/byproducts", params=params(0), content=body).status_code == 401
-    assert client.get("/v1/runs/h/rounds/0/shard", params={"rank": 0, "world_size": 1}).status_code == 401
+    assert client.get("/v1/runs/h/rounds/0/slice", params={"rank": 0, "world_size": 1}).status_code == 401
     assert (
         client.post("/v1/runs/nope/byproducts", params=params(0), content=body, headers=ARROW).status_code
         == 404
@@ -116,18 +116,27 @@ def test_a_round_too_far_behind_the_trainers_is_425_until_the_scores_catch_up():
         StoreConfig.create(n=20, epochs=3, run="h", warm_start=1, cycle_length=1, max_staleness=1)
     )
     client = TestClient(build_app(LocalDirectory({"h": store}), token="tok"))
-    client.get("/v1/runs/h/rounds/0/shard", params={"rank": 0, "world_size": 1}, headers=AUTH)
+    client.get("/v1/runs/h/rounds/0/slice", params={"rank": 0, "world_size": 1}, headers=AUTH)
     for step in range(3):
         r = client.post("/v1/runs/h/byproducts", params=params(step), json=_json([step], step), headers=AUTH)
         assert r.status_code == 200
     ask = {"rank": 0, "world_size": 1, "step": 4}
-    r = client.get("/v1/runs/h/rounds/1/shard", params=ask, headers=AUTH)
+    r = client.get("/v1/runs/h/rounds/1/slice", params=ask, headers=AUTH)
     assert r.status_code == 425 and "2 steps behind step 4, and max_staleness is 1" in r.json()["detail"]
     assert 1 not in store.rounds
     client.post("/v1/runs/h/byproducts", params=params(3), json=_json([3], 3), headers=AUTH)
-    r = client.get("/v1/runs/h/rounds/1/shard", params=ask, headers=AUTH)
+    r = client.get("/v1/runs/h/rounds/1/slice", params=ask, headers=AUTH)
     assert r.status_code == 200 and store.round_summaries()[1].details["staleness_steps"] == 1
 
 
 def _json(ids, step):
     return {k: v.tolist() for k, v in columns(ids, step=step).items()}
+
+
+def test_the_earlier_shard_route_answers_as_the_slice_route(client):
+    ask = {"rank": 1, "world_size": 2}
+    new = client.get("/v1/runs/h/rounds/0/slice", params=ask, headers=AUTH)
+    old = client.get("/v1/runs/h/rounds/0/shard", params=ask, headers=AUTH)
+    assert new.status_code == old.status_code == 200 and new.json() == old.json() and new.json()["ids"]
+    spec = client.get("/openapi.json").json()["paths"]
+    assert spec["/v1/runs/{run}/rounds/{round_}/shard"]["get"]["deprecated"] is True

@@ -16,11 +16,11 @@ from ray.train.torch import TorchTrainer
 from scorer_service.config import default_snapshot_dir, new_incarnation
 from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store, refusal
-from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.loop import train_loop_per_worker
 from trainers.plain import RoundLog, round_log_name
 from trainers.resume import drop_unkept_checkpoints, save_config, train_name
+from trainers.train_config import TrainConfig
 
 
 def init_ray(address: str | None = None, *, quiet: bool = True) -> None:

@@ -1,7 +1,7 @@
 """``train_loop_per_worker`` for ``ray.train.torch.TorchTrainer``: the curriculum training recipe.
 
 It uses only the public API (``RoundSampler``, its ``Recorder``) and reads top to bottom: build
-data, model and optimizer; restore from a checkpoint; then per round, fetch this rank's shard,
+data, model and optimizer; restore from a checkpoint; then per round, fetch this rank's slice,
 train on it while recording per-sample byproducts of the very forward pass used for the gradient,
 end the round (flush, barrier, record), checkpoint. Optional components (Data Parameters, LeRaC,
 embedding features for diversity) plug in where the config asks for them.
@@ -29,12 +29,12 @@ from curriculum.ids import WithIds
 from curriculum.sampler import RoundSampler
 from scorer_service.selection.schedule import cyclic_cosine_lr
 from trainers import data_parameters as dp
-from trainers.config import TrainConfig
 from trainers.datasets import ArrayDataset, load_dataset
 from trainers.lerac import LeRaCScheduler, depth_param_groups
-from trainers.models import build_model
+from trainers.networks import build_model
 from trainers.plain import PlainSampler
 from trainers.resume import starting_checkpoint, write_checkpoint_meta
+from trainers.train_config import TrainConfig
 
 
 def evaluate(model: nn.Module, data: ArrayDataset, device: torch.device, batch: int = 4096) -> float:

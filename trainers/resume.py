@@ -18,7 +18,7 @@ from pyarrow import fs as pafs
 
 from scorer_service.config import default_snapshot_dir
 from scorer_service.durability.storage import RunStorage, latest_incarnation, open_filesystem, read_json
-from trainers.config import TrainConfig
+from trainers.train_config import TrainConfig
 
 # Next to the model state in every checkpoint of the recipe: the sampler's state_dict.
 CHECKPOINT_META = "curriculum.json"

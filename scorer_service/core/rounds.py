@@ -1,9 +1,9 @@
-"""Rounds: what each round selected, held where the samples are, and its split into equal rank shards.
+"""Rounds: what each round selected, held where the samples are, and its split into equal rank slices.
 
 A round's selection is kept by the store shard that holds each sample (one store: all of it), with
 its selection key; the record's other fields (sizes, metrics, histograms) are the run's and the same
 in every shard. The ids trained on are the selection trimmed to a multiple of the world size by
-dropping the lowest keys (ties: highest id first), so equal rank shards keep DDP steps in lockstep.
+dropping the lowest keys (ties: highest id first), so equal rank slices keep DDP steps in lockstep.
 Ranks take positions in increasing id order: position p goes to rank p mod W. A store shard owns a
 contiguous id range, so it knows its ids' positions from the counts of the shards before it.
 """
@@ -23,10 +23,10 @@ from scorer_service.core.errors import InvalidQuery
 NO_CUT = (0, -1)
 
 
-def shard(ids: np.ndarray, rank: int, world_size: int, offset: int = 0) -> np.ndarray:
+def rank_slice(ids: np.ndarray, rank: int, world_size: int, offset: int = 0) -> np.ndarray:
     """Rank ``rank``'s part of ``ids``, which stand at global positions ``offset ..``: position p
     goes to rank p mod ``world_size``. Over all parts of a selection whose size is a multiple of
-    ``world_size``, shards are disjoint, equally long, and their union is the selection."""
+    ``world_size``, slices are disjoint, equally long, and their union is the selection."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
     return ids[(rank - offset) % world_size :: world_size]
@@ -107,7 +107,7 @@ class RoundRecord:
     def rank_ids(self, rank: int, world_size: int) -> np.ndarray:
         if world_size != self.world_size:
             raise InvalidQuery(f"round {self.round} is shared by {self.world_size} ranks, not {world_size}")
-        return shard(self.ids, rank, world_size, self.offset)
+        return rank_slice(self.ids, rank, world_size, self.offset)
 
     def meta(self) -> dict[str, Any]:
         """The fields every shard holds alike (as a JSON-friendly dict)."""

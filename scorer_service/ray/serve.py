@@ -81,7 +81,7 @@ class RayDirectory:
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)
 @serve.ingress()
-class ScoreAPI:
+class HardnessStoreAPI:
     """A replica hosting :func:`~scorer_service.web.app.build_app` over the cluster's stores."""
 
     def __init__(self, images: ImageSource | None = None, token_hash: str | None = None) -> None:
@@ -93,7 +93,7 @@ class ScoreAPI:
 
 
 # serve.deployment made the class a deployment, which mypy does not see through a class decorator.
-app = ScoreAPI.bind()  # type: ignore[attr-defined]
+app = HardnessStoreAPI.bind()  # type: ignore[attr-defined]
 
 
 def start(
@@ -108,7 +108,7 @@ def start(
     the deployment."""
     serve.start(http_options={"host": host, "port": port})
     url = f"http://{host}:{port}"
-    app_args = ScoreAPI.bind(images, hash_token(token) if token else None)  # type: ignore[attr-defined]
+    app_args = HardnessStoreAPI.bind(images, hash_token(token) if token else None)  # type: ignore[attr-defined]
     if blocking:
         serve.run(app_args, name="curriculum", route_prefix="/", blocking=True, logging_config=_QUIET)
         return url

@@ -138,7 +138,7 @@ class Deleted(BaseModel):
     deleted: bool
 
 
-class Shard(BaseModel):
+class RankSlice(BaseModel):
     round: int
     rank: int
     world_size: int
@@ -146,7 +146,7 @@ class Shard(BaseModel):
 
 
 class SampleIds(BaseModel):
-    ids: list[JsonInt] = Field(..., max_length=10_000_000, description="sample ids, e.g. a rank's shard")
+    ids: list[JsonInt] = Field(..., max_length=10_000_000, description="sample ids, e.g. a rank's slice")
 
 
 class LossWeights(BaseModel):

@@ -25,10 +25,10 @@ from scorer_service.web.models import (
     MAX_INT,
     Ingested,
     LossWeights,
+    RankSlice,
     Recorded,
     Rewound,
     SampleIds,
-    Shard,
     errors,
 )
 
@@ -111,13 +111,22 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
         columns = decode_byproducts(await request.body(), request.headers.get("content-type", ""))
         return await call_store(directory, run, StoreInterface.ingest, columns | fields)
 
+    # ".../shard" is the route's earlier name, kept for trainers written against it.
     @app.get(
         "/v1/runs/{run}/rounds/{round_}/shard",
-        response_model=Shard,
+        response_model=RankSlice,
+        responses=errors(400, 401, 403, 404, 422, 425, 500, 503),
+        dependencies=guard,
+        deprecated=True,
+        summary="Rank slice (earlier name of .../slice)",
+    )
+    @app.get(
+        "/v1/runs/{run}/rounds/{round_}/slice",
+        response_model=RankSlice,
         responses=errors(400, 401, 403, 404, 422, 425, 500, 503),
         dependencies=guard,
     )
-    async def get_shard(
+    async def rank_slice(
         run: str = run_name,
         round_: int = Path(..., ge=0, le=MAX_INT, description="round"),
         rank: int = Query(..., ge=0, le=MAX_INT),
@@ -130,7 +139,7 @@ def add_trainer_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) 
             "the scores are at most that many steps behind it)",
         ),
     ) -> Any:
-        """Rank ``rank``'s equal, disjoint shard of the round's selection (selected on first request)."""
+        """Rank ``rank``'s equal, disjoint slice of the round's selection (selected on first request)."""
         ids = await call_store(directory, run, StoreInterface.subset, round_, rank, world_size, step)
         return {"round": round_, "rank": rank, "world_size": world_size, "ids": np.asarray(ids).tolist()}
 

@@ -30,8 +30,8 @@ from ray.train import ScalingConfig  # noqa: E402
 import trainers.driver  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
-from trainers.config import TrainConfig  # noqa: E402
 from trainers.datasets import load_dataset  # noqa: E402
+from trainers.train_config import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_loss import start_cluster  # noqa: E402

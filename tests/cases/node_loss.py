@@ -12,8 +12,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from scorer_service.ray.actor import NAMESPACE, get_store
-from trainers.config import TrainConfig
 from trainers.driver import run_training
+from trainers.train_config import TrainConfig
 
 
 def start_cluster() -> Cluster:

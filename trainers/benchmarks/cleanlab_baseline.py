@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from trainers.datasets import load_dataset
-from trainers.models import build_model
+from trainers.networks import build_model
 
 FOLDS = 5
 

@@ -33,9 +33,9 @@ from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
 from trainers.benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
-from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.driver import run_training
+from trainers.train_config import TrainConfig
 
 TOP_FRACTION = 0.4
 SCORE_COLUMNS = ("dih", "last_loss", "docl", "log_sigma")

@@ -56,7 +56,7 @@ from trainers.benchmarks.report import (
     write_json,
 )
 from trainers.datasets import load_dataset
-from trainers.models import build_model
+from trainers.networks import build_model
 
 LR = 0.05
 WARMUP_EPOCHS = 2

@@ -198,7 +198,7 @@ def bench_config(
 ) -> Any:
     """A training run of a benchmark: ``settings``' schedule (epochs, warm start, cycle length), local mode
     (one process), snapshots and checkpoints under ``storage``, and the method's ``options``."""
-    from trainers.config import TrainConfig
+    from trainers.train_config import TrainConfig
 
     return TrainConfig.create(
         run=run,

@@ -12,7 +12,7 @@ from trainers.cli.flags import add_config_flags, settings_from_args
 from trainers.cli.report import add_report_parser, cmd_report
 from trainers.cli.scores import add_query_parsers, cmd_export, cmd_label_issues, cmd_scores
 from trainers.cli.tokens import add_token_parser, cmd_token
-from trainers.config import TrainConfig, default_run_name
+from trainers.train_config import TrainConfig, default_run_name
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:

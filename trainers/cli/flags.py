@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scorer_service.config import Leaf, StoreConfig, leaves
-from trainers.config import TrainConfig
+from trainers.train_config import TrainConfig
 
 
 def _parser_for(f: Field, hint: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 
 from trainers.cli.scores import DEFAULT_API, api_client, get_json, run_path
-from trainers.config import default_run_name
+from trainers.train_config import default_run_name
 
 
 @dataclass
