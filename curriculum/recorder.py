@@ -20,18 +20,36 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from curriculum._internal.endpoint import Endpoint
 from curriculum._internal.sender import Sender
 from curriculum._internal.step_byproducts import OutputByproducts, Step, StepColumns
 
-if TYPE_CHECKING:
-    from curriculum.sampler import RoundSampler
-
 log = logging.getLogger(__name__)
+
+
+class RoundPosition(Protocol):
+    """What a recorder reads of its rank's sampler (a :class:`~curriculum.sampler.RoundSampler`):
+    where the rank stands in the run, and the run's store."""
+
+    endpoint: Endpoint
+    config: dict[str, Any]
+    rank: int
+    round: int | None
+    completed: int | None
+    step: int
+
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def max_staleness(self) -> int: ...
+
+    def barrier(self) -> None: ...
 
 
 class Recorder:
@@ -75,7 +93,7 @@ class Recorder:
 
     def __init__(
         self,
-        sampler: RoundSampler,
+        sampler: RoundPosition,
         optimizer: torch.optim.Optimizer | None = None,
         *,
         flush_samples: int = 4096,

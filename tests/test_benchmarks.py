@@ -12,7 +12,7 @@ import pytest
 import trainers
 from trainers.benchmarks import noisy, outcomes, overhead, rest, savings
 from trainers.benchmarks.__main__ import main, run_suite
-from trainers.benchmarks.report import markdown_table, quiet_progress, write_json
+from trainers.benchmarks.harness import markdown_table, quiet_progress, write_json
 
 TINY = {
     "overhead": overhead.Settings(

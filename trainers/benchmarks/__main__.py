@@ -26,7 +26,7 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from trainers.benchmarks.report import (  # noqa: E402
+from trainers.benchmarks.harness import (  # noqa: E402
     Progress,
     ProgressFn,
     child_env,

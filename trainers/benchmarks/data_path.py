@@ -27,7 +27,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np  # noqa: E402
 
-from trainers.benchmarks.report import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
+from trainers.benchmarks.harness import drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 from trainers.driver import run_training  # noqa: E402
 from trainers.train_config import TrainConfig  # noqa: E402
 

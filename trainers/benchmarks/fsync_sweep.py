@@ -24,7 +24,7 @@ import ray
 
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import create_store
-from trainers.benchmarks.report import describe, machine, markdown_table, start_local_ray, write_json
+from trainers.benchmarks.harness import describe, machine, markdown_table, start_local_ray, write_json
 from trainers.benchmarks.soak_writers import NAMESPACE, RUN, N, WriterActor
 
 POLICIES = ("never", "always")

@@ -33,8 +33,8 @@ from curriculum._internal.ray_endpoint import ActorEndpoint  # noqa: E402
 from curriculum.http_endpoint import HttpEndpoint  # noqa: E402
 from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store  # noqa: E402
+from trainers.benchmarks.harness import child_env, drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 from trainers.benchmarks.ingest import N, build_batches  # noqa: E402
-from trainers.benchmarks.report import child_env, drop_store, machine, markdown_table, start_local_ray  # noqa: E402
 
 WINDOW = 8
 SERVER = """

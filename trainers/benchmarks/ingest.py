@@ -37,7 +37,7 @@ from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.core.wire import Ingested  # noqa: E402
 from scorer_service.ray.actor import actor_class, create_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
-from trainers.benchmarks.report import start_local_ray  # noqa: E402
+from trainers.benchmarks.harness import start_local_ray  # noqa: E402
 
 N = 1_280_000  # an ImageNet-sized store
 STEP_SAMPLES = 256  # per rank and optimizer step; divides N // 2, so both ranks share whole steps

@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
-from trainers.benchmarks.report import ProgressFn, drop_store, markdown_table, pyplot, save_figure
+from trainers.benchmarks.harness import ProgressFn, drop_store, markdown_table, pyplot, save_figure
 from trainers.datasets import Dataset, load_dataset
 from trainers.driver import run_training
 from trainers.train_config import TrainConfig

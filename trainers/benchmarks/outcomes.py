@@ -27,7 +27,7 @@ import ray
 from scorer_service.core.answers import RoundSummary
 from scorer_service.ray.actor import get_store
 from trainers.benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
-from trainers.benchmarks.report import (
+from trainers.benchmarks.harness import (
     ProgressFn,
     bench_config,
     drop_store,

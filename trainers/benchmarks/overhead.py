@@ -43,7 +43,7 @@ from curriculum.recorder import Recorder
 from curriculum.sampler import RoundSampler
 from scorer_service.config import StoreConfig
 from scorer_service.ray.actor import NAMESPACE, create_store
-from trainers.benchmarks.report import (
+from trainers.benchmarks.harness import (
     Progress,
     ProgressFn,
     describe,

@@ -33,7 +33,7 @@ import numpy as np
 from scorer_service.config import StoreConfig
 from scorer_service.core.state import COLUMNS
 from scorer_service.store import HardnessStore
-from trainers.benchmarks.report import ProgressFn, child_env, markdown_table, percentile, pyplot, save_figure
+from trainers.benchmarks.harness import ProgressFn, child_env, markdown_table, percentile, pyplot, save_figure
 
 RUN = "bench-rest"
 HOST = "127.0.0.1"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from scorer_service.core.answers import RoundSummary
-from trainers.benchmarks.report import (
+from trainers.benchmarks.harness import (
     ProgressFn,
     bench_config,
     drop_store,
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from trainers.benchmarks.__main__ import _start_ray
-    from trainers.benchmarks.report import Progress
+    from trainers.benchmarks.harness import Progress
 
     _start_ray()
     try:

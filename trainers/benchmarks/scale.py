@@ -46,7 +46,7 @@ from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_
 from scorer_service.ray.shards import RayShards  # noqa: E402
 from scorer_service.sizing import bytes_per_sample  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
-from trainers.benchmarks.report import machine, start_local_ray  # noqa: E402
+from trainers.benchmarks.harness import machine, start_local_ray  # noqa: E402
 
 STEP_SAMPLES = 256
 SELECTORS = ("dihcl-greedy", "dihcl-rand", "dihcl-exp", "random")

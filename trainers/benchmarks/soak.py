@@ -38,7 +38,7 @@ from scorer_service.config import StoreConfig  # noqa: E402
 from scorer_service.durability.journal import FSYNC_POLICIES  # noqa: E402
 from scorer_service.ray.actor import create_store  # noqa: E402
 from trainers.benchmarks import soak_writers  # noqa: E402
-from trainers.benchmarks.report import describe, machine, start_local_ray, write_json  # noqa: E402
+from trainers.benchmarks.harness import describe, machine, start_local_ray, write_json  # noqa: E402
 from trainers.benchmarks.rest import _wait_ready  # noqa: E402
 from trainers.benchmarks.soak_load import QPS, QUERY_MIX, Load, Query, latency_stats  # noqa: E402
 from trainers.benchmarks.soak_report import kind_table, summarize, table  # noqa: E402

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from trainers.benchmarks.report import percentile
+from trainers.benchmarks.harness import percentile
 from trainers.benchmarks.soak_writers import RUN, N
 
 QPS = 20.0

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from trainers.benchmarks.report import markdown_table
+from trainers.benchmarks.harness import markdown_table
 from trainers.benchmarks.soak_load import QUERY_MIX, latency_stats
 
 
