@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 
 from curriculum.http_endpoint import api_error, server_error
-from scorer_service.core.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
 from scorer_service.core.errors import InvalidQuery
 from scorer_service.core.state import COLUMNS, Sample
+from scorer_service.core.wire.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
 
 if TYPE_CHECKING:
     from scorer_service.config import StoreConfig

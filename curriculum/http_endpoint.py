@@ -15,8 +15,6 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
-from scorer_service.core.answers import RunInfo
-from scorer_service.core.arrow import to_ipc
 from scorer_service.core.errors import (
     ERROR_TYPES,
     Forbidden,
@@ -25,7 +23,9 @@ from scorer_service.core.errors import (
     NotReady,
     Unauthorized,
 )
-from scorer_service.core.wire import BATCH_FIELDS, Ingested
+from scorer_service.core.wire.answers import RunInfo
+from scorer_service.core.wire.arrow import to_ipc
+from scorer_service.core.wire.batch import BATCH_FIELDS, Ingested
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -35,7 +35,7 @@ class HttpEndpoint:
 
     Pass it to :class:`~curriculum.sampler.RoundSampler` in place of a run name: the sampler and its
     recorder then talk HTTP and never import Ray. Its methods are the trainers' calls of
-    :class:`~scorer_service.core.interface.TrainerInterface`, one route each (``parameters`` has none).
+    :class:`~scorer_service.core.wire.interface.TrainerInterface`, one route each (``parameters`` has none).
 
     Args:
         api: the API's base URL, e.g. ``http://10.0.0.5:8000`` (:func:`curriculum.serve`'s answer).

@@ -10,9 +10,9 @@ import ray
 
 from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig, run_config
-from scorer_service.core.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
 from scorer_service.core.errors import NotFound
 from scorer_service.core.state import COLUMNS, Sample
+from scorer_service.core.wire.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, list_runs
 
 

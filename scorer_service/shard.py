@@ -28,16 +28,16 @@ import numpy as np
 
 from scorer_service.config import StoreConfig, components
 from scorer_service.core import label_noise, queries
-from scorer_service.core.answers import LabelIssue, RoundSummary
 from scorer_service.core.errors import InvalidBatch, NotFound
-from scorer_service.core.interface import read_only
 from scorer_service.core.load import IngestLoad
 from scorer_service.core.locking import ReadWriteLock, changes
 from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
 from scorer_service.core.turns import WriterTurns, writer_key
-from scorer_service.core.wire import TABLE_COLUMNS, Ingested
+from scorer_service.core.wire.answers import LabelIssue, RoundSummary
+from scorer_service.core.wire.batch import TABLE_COLUMNS, Ingested
+from scorer_service.core.wire.interface import read_only
 from scorer_service.durability.entries import (
     AdoptEntry,
     DuplicatesEntry,

@@ -18,13 +18,13 @@ import numpy as np
 from scorer_service.config import StoreConfig
 from scorer_service.config.components import planner
 from scorer_service.core import queries, staleness
-from scorer_service.core.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
 from scorer_service.core.errors import InvalidQuery, NotFound
-from scorer_service.core.interface import read_only
 from scorer_service.core.rounds import check_metrics
-from scorer_service.core.split import acknowledged, check, split
 from scorer_service.core.state import Sample
-from scorer_service.core.wire import Ingested
+from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+from scorer_service.core.wire.batch import Ingested
+from scorer_service.core.wire.interface import read_only
+from scorer_service.core.wire.split import acknowledged, check, split
 from scorer_service.local_shards import LocalShards
 from scorer_service.selection.protocol import ShardGroup, ask, fit_noise, noisy_labels_decision, trim_cut
 from scorer_service.shard import StoreShard

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from scorer_service.core.docl import docl_observation, docl_update, residual
-from scorer_service.core.wire import OutputSketch
+from scorer_service.core.wire.batch import OutputSketch
 
 C, M = 1000, 32
 

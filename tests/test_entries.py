@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scorer_service.core.interface import is_read_only
+from scorer_service.core.wire.interface import is_read_only
 from scorer_service.durability import entries
 from scorer_service.durability.wal import encode, read_records
 from scorer_service.selection import steps

@@ -11,7 +11,6 @@ import pytest
 import ray
 
 from scorer_service.config import StoreConfig
-from scorer_service.core.wire import Ingested
 from scorer_service.durability.wal import LogWriter
 from scorer_service.ray.actor import create_store, delete_store
 from scorer_service.store import HardnessStore
@@ -138,17 +137,3 @@ def test_other_policies_do_not_fsync_per_ingest(tmp_path, policy):
     for k in range(5):
         s.ingest(writer_batch(0, k))
     assert s.info().fsyncs == start
-
-
-def test_a_batch_waits_seconds_for_a_late_predecessor_rather_than_go_out_of_order():
-    # On a loaded machine the thread holding batch 0 may not run for a while: batch 1 must still wait.
-    s = HardnessStore(StoreConfig(n=WRITERS * SIZE * 4, epochs=2, run="late"))
-    answers: dict[int, Ingested] = {}
-    second = threading.Thread(target=lambda: answers.update({1: s.ingest(writer_batch(0, 1))}))
-    second.start()
-    time.sleep(1.5)
-    assert second.is_alive(), "batch 1 went ahead of batch 0"
-    answers[0] = s.ingest(writer_batch(0, 0))
-    second.join(30)
-    assert [answers[k].applied for k in (0, 1)] == [SIZE, SIZE]
-    assert s.info().ingested == 2 * SIZE

@@ -13,7 +13,7 @@ import scorer_service.ray
 from curriculum._internal.ray_endpoint import ActorEndpoint
 from curriculum.http_endpoint import HttpEndpoint
 from scorer_service.core import errors
-from scorer_service.core.interface import StoreInterface, TrainerInterface, is_read_only
+from scorer_service.core.wire.interface import StoreInterface, TrainerInterface, is_read_only
 from scorer_service.ray.actor import HardnessStoreActor, actor_class, read_only_methods
 from scorer_service.store import HardnessStore
 

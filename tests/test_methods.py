@@ -8,7 +8,7 @@ import torch
 from scorer_service.config import StoreConfig
 from scorer_service.core.docl import residual
 from scorer_service.core.errors import InvalidBatch
-from scorer_service.core.wire import OutputSketch
+from scorer_service.core.wire.batch import OutputSketch
 from scorer_service.selection import KeyContext, get_selector
 from scorer_service.store import HardnessStore
 from scorer_service.submodular import select_diverse

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import InvalidBatch
-from scorer_service.core.wire import Ingested
+from scorer_service.core.wire.batch import Ingested
 from scorer_service.store import HardnessStore
 from tests.helpers import batch
 

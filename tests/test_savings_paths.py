@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from scorer_service.core.answers import RoundSummary
+from scorer_service.core.wire.answers import RoundSummary
 from trainers.driver import run_training
 from trainers.train_config import TrainConfig
 

@@ -6,7 +6,7 @@ import pytest
 from scorer_service.config import StoreConfig
 from scorer_service.core.errors import InvalidBatch, InvalidQuery, NotFound
 from scorer_service.core.rounds import rank_slice
-from scorer_service.core.wire import Ingested
+from scorer_service.core.wire.batch import Ingested
 from scorer_service.selection.schedule import Budget, Cycles, cyclic_cosine_lr
 from scorer_service.store import HardnessStore
 from tests.helpers import batch, reference_dih

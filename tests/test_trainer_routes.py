@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from scorer_service.config import StoreConfig
-from scorer_service.core.arrow import to_ipc
+from scorer_service.core.wire.arrow import to_ipc
 from scorer_service.store import HardnessStore
 from scorer_service.web.app import build_app
 from scorer_service.web.directory import LocalDirectory

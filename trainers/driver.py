@@ -14,7 +14,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from scorer_service.config import default_snapshot_dir, new_incarnation
-from scorer_service.core.answers import RoundSummary
+from scorer_service.core.wire.answers import RoundSummary
 from scorer_service.ray.actor import NAMESPACE, create_store, get_store, refusal
 from trainers.datasets import Dataset, load_dataset
 from trainers.loop import train_loop_per_worker

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
-from scorer_service.core.interface import TrainerInterface
-from scorer_service.core.wire import Ingested
+from scorer_service.core.wire.batch import Ingested
+from scorer_service.core.wire.interface import TrainerInterface
 
 
 class Endpoint(TrainerInterface, Protocol):
     """The store of one run, as a trainer sees it: the methods of
-    :class:`~scorer_service.core.interface.TrainerInterface`, each waiting for its answer, and a
+    :class:`~scorer_service.core.wire.interface.TrainerInterface`, each waiting for its answer, and a
     byproduct send that does not wait."""
 
     run: str

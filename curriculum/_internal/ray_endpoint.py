@@ -5,7 +5,7 @@ coordinator and S shard actors: byproduct batches are checked here, split by sha
 shards directly (one part each, so every shard gets every batch's learning rates), and a rank's ids
 of a round come from the shards directly once the coordinator has selected the round; everything
 else goes to the coordinator. Each method is that of
-:class:`~scorer_service.core.interface.StoreInterface`, answered by the actor.
+:class:`~scorer_service.core.wire.interface.StoreInterface`, answered by the actor.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 import ray
 
-from scorer_service.core.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
 from scorer_service.core.errors import CurriculumError, NotFound
-from scorer_service.core.split import acknowledged, check, split
-from scorer_service.core.wire import NAMESPACE, Ingested, actor_name, shard_name
+from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+from scorer_service.core.wire.batch import NAMESPACE, Ingested, actor_name, shard_name
+from scorer_service.core.wire.split import acknowledged, check, split
 from scorer_service.ray.errors import unwrap
 
 if TYPE_CHECKING:

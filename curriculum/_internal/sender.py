@@ -31,7 +31,7 @@ import torch
 
 from curriculum._internal.endpoint import Endpoint
 from curriculum._internal.step_byproducts import Step, StepColumns
-from scorer_service.core.wire import COLUMNS
+from scorer_service.core.wire.batch import COLUMNS
 
 # Columns with a fixed wire type; the others keep float16/float32 and send other floats as float32.
 _NUMPY = {name: np.dtype(c.wire) for name, c in COLUMNS.items() if c.wire}

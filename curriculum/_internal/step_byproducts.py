@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scorer_service.core.wire import OutputSketch
+from scorer_service.core.wire.batch import OutputSketch
 
 
 class OutputByproducts:

@@ -97,7 +97,7 @@ class StoreConfig:
     def completed(self, n: int, num_classes: int | None = None, **derived: Any) -> StoreConfig:
         """This configuration for ``n`` training samples of ``num_classes``, with the widths of the
         byproduct sketches the run's method needs (and any other ``derived`` settings, by flat name)."""
-        from scorer_service.core.wire import OutputSketch
+        from scorer_service.core.wire.batch import OutputSketch
 
         classes = self.num_classes if num_classes is None else num_classes
         sketch = self.byproducts.sketch_dim

@@ -12,7 +12,7 @@ Storing n x C logits does not scale with the number of classes C, so trainers se
 projection of the residual and the logits (``OutputSketch``); the inner product of two projections is
 an unbiased estimate of the exact inner product (Johnson-Lindenstrauss). With few classes the
 "projection" is the identity and everything is exact. The sketch itself is part of the wire schema
-(:mod:`scorer_service.core.wire`): trainers build it, the store reads its columns.
+(:mod:`scorer_service.core.wire.batch`): trainers build it, the store reads its columns.
 """
 
 from __future__ import annotations

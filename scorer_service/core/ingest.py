@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.core.byproducts import STALE, ByproductBatch, value_problem
 from scorer_service.core.dedup import AppliedSequences, AppliedState
 from scorer_service.core.errors import InvalidBatch
 from scorer_service.core.hardness import metric_code
@@ -16,6 +15,7 @@ from scorer_service.core.lr_log import LearningRateLog
 from scorer_service.core.scan import scan_batch
 from scorer_service.core.state import SampleState
 from scorer_service.core.updates import apply_batch
+from scorer_service.core.wire.validation import STALE, ByproductBatch, value_problem
 
 
 @dataclass

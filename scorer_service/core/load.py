@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scorer_service.core.byproducts import ByproductBatch
+from scorer_service.core.wire.validation import ByproductBatch
 
 SMOOTHING = 0.2
 FORGET_S = 60.0  # a writer not heard from for this long has stopped (finished, or died)

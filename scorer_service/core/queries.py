@@ -15,7 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from scorer_service.core import label_noise
-from scorer_service.core.answers import (
+from scorer_service.core.errors import InvalidQuery, NotFound
+from scorer_service.core.ranking import top_k
+from scorer_service.core.reduce import Count, Hist, Max, Min, combine
+from scorer_service.core.state import METRICS, Sample, SampleState
+from scorer_service.core.wire.answers import (
     Histogram,
     LabelIssue,
     RoundSummary,
@@ -24,10 +28,6 @@ from scorer_service.core.answers import (
     Subset,
     run_state,
 )
-from scorer_service.core.errors import InvalidQuery, NotFound
-from scorer_service.core.ranking import top_k
-from scorer_service.core.reduce import Count, Hist, Max, Min, combine
-from scorer_service.core.state import METRICS, Sample, SampleState
 
 
 def check_ids(ids: npt.ArrayLike, n: int) -> np.ndarray:

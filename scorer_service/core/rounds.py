@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scorer_service.core.answers import RoundSummary
 from scorer_service.core.errors import InvalidQuery
+from scorer_service.core.wire.answers import RoundSummary
 
 # No trim: every selected sample is trained on.
 NO_CUT = (0, -1)

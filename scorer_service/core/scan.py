@@ -16,7 +16,9 @@ import math
 import numba as nb
 import numpy as np
 
-from scorer_service.core.byproducts import (
+from scorer_service.core.kernel_types import FLOATS, INT, RECORDS, column
+from scorer_service.core.prefetch import AHEAD, prefetch
+from scorer_service.core.wire.validation import (
     BAD_LR,
     DUPLICATE,
     HIGH,
@@ -26,8 +28,6 @@ from scorer_service.core.byproducts import (
     NONFINITE_LOSS,
     STALE,
 )
-from scorer_service.core.kernel_types import FLOATS, INT, RECORDS, column
-from scorer_service.core.prefetch import AHEAD, prefetch
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from scorer_service.core.byproducts import ByproductBatch
 from scorer_service.core.docl import docl_observation, docl_update
 from scorer_service.core.hardness import dih_update, instantaneous_hardness
 from scorer_service.core.kernel_types import FLOATS, INT, RECORDS, column, out
 from scorer_service.core.lr_log import LearningRateLog
 from scorer_service.core.prefetch import AHEAD, prefetch
 from scorer_service.core.state import SampleState
+from scorer_service.core.wire.validation import ByproductBatch
 
 _NO_CORRECT = np.zeros(0, dtype=np.bool_)
 

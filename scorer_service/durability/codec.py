@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from scorer_service.core.arrow import to_numpy, to_record_batch
 from scorer_service.core.rounds import RoundRecord
+from scorer_service.core.wire.arrow import to_numpy, to_record_batch
 
 __all__ = ["rounds_from_table", "rounds_table", "to_numpy", "to_record_batch"]
 

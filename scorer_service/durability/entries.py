@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from scorer_service.core.wire import RECORD_FIELDS
+from scorer_service.core.wire.batch import RECORD_FIELDS
 from scorer_service.selection import steps
 from scorer_service.selection.steps import Step
 

@@ -12,8 +12,8 @@ import ray
 from scorer_service.config import StoreConfig
 from scorer_service.config.components import bounds
 from scorer_service.core.errors import NotFound, RunExists
-from scorer_service.core.interface import is_read_only
-from scorer_service.core.wire import NAMESPACE, SHARD_PREFIX, STORE_PREFIX, actor_name, shard_name
+from scorer_service.core.wire.batch import NAMESPACE, SHARD_PREFIX, STORE_PREFIX, actor_name, shard_name
+from scorer_service.core.wire.interface import is_read_only
 from scorer_service.ray.block_tasks import ray_block_map
 from scorer_service.ray.shards import RayShards
 from scorer_service.shard import StoreShard
@@ -27,7 +27,7 @@ INGEST_THREADS = 32
 
 
 def read_only_methods(cls: type) -> set[str]:
-    """Names of ``cls``'s methods marked :func:`~scorer_service.core.interface.read_only` by it or by a
+    """Names of ``cls``'s methods marked :func:`~scorer_service.core.wire.interface.read_only` by it or by a
     class it derives from (an override keeps the mark of the method it overrides)."""
     return {name for base in cls.__mro__ for name, fn in vars(base).items() if is_read_only(fn)}
 

@@ -27,12 +27,12 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from scorer_service.core import counter_rng
-from scorer_service.core.answers import RoundSummary
-from scorer_service.core.interface import read_only
 from scorer_service.core.label_noise import NoiseFit, fit, labels_look_noisy
 from scorer_service.core.radix import DIGITS, LEVELS
 from scorer_service.core.reduce import bin_edges, combine
 from scorer_service.core.rounds import NO_CUT
+from scorer_service.core.wire.answers import RoundSummary
+from scorer_service.core.wire.interface import read_only
 from scorer_service.selection.diversity import DiversityTerm
 from scorer_service.selection.registry import SelectorSpec
 from scorer_service.selection.schedule import Budget, Cycles

@@ -16,7 +16,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from scorer_service.core.interface import StoreInterface
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.charts import (
     bar_chart,

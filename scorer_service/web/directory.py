@@ -27,7 +27,7 @@ from scorer_service.core.errors import (
     RunExists,
     StoreUnavailable,
 )
-from scorer_service.core.interface import StoreInterface
+from scorer_service.core.wire.interface import StoreInterface
 
 CALL_TIMEOUT_S = 10.0
 MAX_MESSAGE = 300

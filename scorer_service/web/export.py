@@ -10,8 +10,8 @@ from fastapi import FastAPI, Query
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from scorer_service.core.interface import StoreInterface
 from scorer_service.core.table import EXPORT_FORMATS, TableEncoder
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import READ_STORE_ERRORS

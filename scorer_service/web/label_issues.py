@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Path, Query
 
-from scorer_service.core import answers
-from scorer_service.core.interface import StoreInterface
+from scorer_service.core.wire import answers
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import READ_STORE_ERRORS, LabelIssue

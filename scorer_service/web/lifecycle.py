@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 
-from scorer_service.core import answers
 from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery, NotFound
-from scorer_service.core.interface import StoreInterface
+from scorer_service.core.wire import answers
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import (
     CALL_TIMEOUT_S,

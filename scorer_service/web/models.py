@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
-from scorer_service.core import answers, state, wire
+from scorer_service.core import state
+from scorer_service.core.wire import answers
+from scorer_service.core.wire import batch as wire
 
 # The bound of every integer parameter that no id range bounds (offsets, rounds, steps, sequence
 # numbers): far beyond any real value, an int64 with room for the store's arithmetic on it, and the
@@ -43,7 +45,7 @@ class _ClosedAnswer(_Answer):
 
 
 def answer_model(cls: type, base: type[BaseModel] = _Answer, **types: Any) -> type[BaseModel]:
-    """The REST model of a store answer (a dataclass of :mod:`scorer_service.core.answers`): its fields,
+    """The REST model of a store answer (a dataclass of :mod:`scorer_service.core.wire.answers`): its fields,
     types (``types``: those of fields holding answers, as their models), defaults and description."""
     hints = get_type_hints(cls) | types
     specs: dict[str, Any] = {}

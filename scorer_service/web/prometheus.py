@@ -20,8 +20,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from scorer_service.core.answers import RoundSummary, RunInfo
-from scorer_service.core.interface import StoreInterface
+from scorer_service.core.wire.answers import RoundSummary, RunInfo
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory
 from scorer_service.web.models import errors

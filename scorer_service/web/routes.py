@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 
-from scorer_service.core import answers
-from scorer_service.core.interface import StoreInterface
 from scorer_service.core.state import METRICS
+from scorer_service.core.wire import answers
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import CALL_TIMEOUT_S, P, R, StoreDirectory, StoreMethod, call_store
 from scorer_service.web.models import (

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 
-from scorer_service.core.arrow import from_ipc
-from scorer_service.core.interface import StoreInterface
-from scorer_service.core.wire import BATCH_FIELDS, BatchField
+from scorer_service.core.wire.arrow import from_ipc
+from scorer_service.core.wire.batch import BATCH_FIELDS, BatchField
+from scorer_service.core.wire.interface import StoreInterface
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import StoreDirectory, call_store
 from scorer_service.web.models import (

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from scorer_service.config import StoreConfig  # noqa: E402
-from scorer_service.core.wire import Ingested  # noqa: E402
+from scorer_service.core.wire.batch import Ingested  # noqa: E402
 from scorer_service.ray.actor import actor_class, create_store  # noqa: E402
 from scorer_service.store import HardnessStore  # noqa: E402
 from trainers.benchmarks.harness import start_local_ray  # noqa: E402

@@ -29,7 +29,7 @@ import numpy as np
 import ray
 from sklearn.metrics import roc_auc_score
 
-from scorer_service.core.answers import RoundSummary
+from scorer_service.core.wire.answers import RoundSummary
 from scorer_service.ray.actor import create_store
 from scorer_service.store import HardnessStore
 from trainers.benchmarks.harness import ProgressFn, drop_store, markdown_table, pyplot, save_figure

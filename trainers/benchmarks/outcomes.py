@@ -24,7 +24,7 @@ from typing import Any
 
 import ray
 
-from scorer_service.core.answers import RoundSummary
+from scorer_service.core.wire.answers import RoundSummary
 from scorer_service.ray.actor import get_store
 from trainers.benchmarks.cleanlab_baseline import FOLDS, cleanlab_detection, detection
 from trainers.benchmarks.harness import (

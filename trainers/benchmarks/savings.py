@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from scorer_service.core.answers import RoundSummary
+from scorer_service.core.wire.answers import RoundSummary
 from trainers.benchmarks.harness import (
     ProgressFn,
     bench_config,

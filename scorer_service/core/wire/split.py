@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.core.byproducts import (
+from scorer_service.core.errors import InvalidBatch
+from scorer_service.core.wire.batch import BATCH_FIELDS, TABLE_COLUMNS, Ingested
+from scorer_service.core.wire.validation import (
     BAD_LR,
     DUPLICATE,
     HIGH,
@@ -24,8 +26,6 @@ from scorer_service.core.byproducts import (
     ByproductBatch,
     value_problem,
 )
-from scorer_service.core.errors import InvalidBatch
-from scorer_service.core.wire import BATCH_FIELDS, TABLE_COLUMNS, Ingested
 
 
 def check(data: dict[str, Any], n: int, widths: dict[str, int], *, correct: bool) -> ByproductBatch:

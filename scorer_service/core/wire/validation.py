@@ -1,5 +1,5 @@
 """One batch of per-sample training byproducts, as a trainer sends it to the store, checked against
-the wire schema (:mod:`scorer_service.core.wire`: its columns and per-batch fields)."""
+the wire schema (:mod:`scorer_service.core.wire.batch`: its columns and per-batch fields)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scorer_service.core.errors import InvalidBatch
-from scorer_service.core.wire import (
+from scorer_service.core.wire.batch import (
     BATCH_FIELDS,
     COLUMNS,
     OPTIONAL_COLUMNS,

@@ -25,7 +25,7 @@ step of the batch once, in any order), so every shard logs every step's rate, al
 none of the batch's samples.
 
 The trainer side of the client library imports this module, :mod:`scorer_service.core.errors` and
-the answer types (:mod:`scorer_service.core.answers`), nothing else of the store (a contract in
+the answer types (:mod:`scorer_service.core.wire.answers`), nothing else of the store (a contract in
 ``.importlinter``). numpy only.
 """
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     import numpy as np
 
-    from scorer_service.core.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
     from scorer_service.core.state import Sample
-    from scorer_service.core.wire import Ingested
+    from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+    from scorer_service.core.wire.batch import Ingested
 
 F = TypeVar("F", bound=Callable[..., Any])
 
