@@ -17,7 +17,7 @@ import numpy as np
 from curriculum.http_endpoint import api_error, server_error
 from scorer_service.core.errors import InvalidQuery
 from scorer_service.core.state import COLUMNS, Sample
-from scorer_service.core.wire.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
+from scorer_service.core.wire.answers import LabelIssue, RoundSummary, RunInfo, RunSummary, TopEntry
 
 if TYPE_CHECKING:
     from scorer_service.config import StoreConfig
@@ -112,11 +112,10 @@ class Client:
             out.extend(Sample(**row) for row in self._ask("GET", "/samples", params={"ids": part}))
         return out
 
-    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[TopEntry]:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
-        return cast(
-            list[dict[str, Any]], self._ask("GET", "/top", params={"metric": metric, "k": k, "order": order})
-        )
+        rows = self._ask("GET", "/top", params={"metric": metric, "k": k, "order": order})
+        return [TopEntry.from_json(r, metric) for r in rows]
 
     def label_issues(self, threshold: float = 0.5, limit: int = 100) -> list[LabelIssue]:
         """Samples whose label is likely wrong, most likely first (noise probability, label, prediction)."""

@@ -12,7 +12,7 @@ from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig, run_config
 from scorer_service.core.errors import NotFound
 from scorer_service.core.state import COLUMNS, Sample
-from scorer_service.core.wire.answers import LabelIssue, RoundSummary, RunInfo, RunSummary
+from scorer_service.core.wire.answers import LabelIssue, RoundSummary, RunInfo, RunSummary, TopEntry
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, get_store, list_runs
 
 
@@ -88,7 +88,7 @@ class Run:
         """Every score of each sample in ``ids``."""
         return self.endpoint.samples(np.asarray(ids, dtype=np.int64))
 
-    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[TopEntry]:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
         return self.endpoint.top(metric, k, order)
 

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve:  # the REST API on this cluster; it keeps serving after this driver ends
         url = curriculum.serve(port=args.serve)
         hardest = curriculum.Client(url, run=run.name).top("dih", k=3)
-        print(f"REST API at {url}; hardest now: {' '.join(str(s['id']) for s in hardest)}")
+        print(f"REST API at {url}; hardest now: {' '.join(str(s.id) for s in hardest)}")
 
 
 if __name__ == "__main__":

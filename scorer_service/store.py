@@ -21,7 +21,7 @@ from scorer_service.core import queries, staleness
 from scorer_service.core.errors import InvalidQuery, NotFound
 from scorer_service.core.rounds import check_metrics
 from scorer_service.core.state import Sample
-from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset, TopEntry
 from scorer_service.core.wire.batch import Ingested
 from scorer_service.core.wire.interface import read_only
 from scorer_service.core.wire.split import acknowledged, check, split
@@ -172,7 +172,7 @@ class HardnessStore:
         return queries.samples(ids, self._route(StoreShard.rows, ids))
 
     @read_only
-    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[TopEntry]:
         return queries.merge_top(self._ask(StoreShard.metric_part, metric, "top", k, order), metric, k, order)
 
     @read_only

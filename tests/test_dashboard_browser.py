@@ -172,8 +172,8 @@ def test_hardest_easiest_and_rising_samples_with_images(dom, server):
     for list_id, order in (("hardest", "desc"), ("easiest", "asc")):
         items = dom.by_id(list_id).find("li", "sample")
         expected = store.top("dih", SAMPLES_SHOWN, order)
-        assert [int(i.attrs["data-id"]) for i in items] == [e["id"] for e in expected]
-        assert values(items) == [e["dih"] for e in expected]
+        assert [int(i.attrs["data-id"]) for i in items] == [e.id for e in expected]
+        assert values(items) == [e.value for e in expected]
         assert len(dom.by_id(list_id).find("svg", "digit")) == SAMPLES_SHOWN
     rising = dom.by_id("rising").find("li", "sample")
     assert len(rising) == SAMPLES_SHOWN and len(dom.by_id("rising").find("svg", "digit")) == SAMPLES_SHOWN

@@ -71,7 +71,7 @@ def test_instance_sigma_round_trip_store_rank_store():
     assert back["log_sigma"][1] == np.float32(np.log(1 / 20))  # clamped from log 0.001, like the code
     assert back["log_sigma_momentum"][1] == 0.0  # absent from the batch: momentum untouched
     assert s.samples([7])[0].log_sigma == pytest.approx(float(log_sigma[0]))
-    assert s.top("sigma", 1, "desc")[0]["sigma"] == pytest.approx(float(np.exp(log_sigma.max())))
+    assert s.top("sigma", 1, "desc")[0].value == pytest.approx(float(np.exp(log_sigma.max())))
 
 
 def test_spl_takes_the_smallest_losses_and_docl_samples_by_softmax():

@@ -72,8 +72,8 @@ def test_top_prints_the_hardest_samples(api, capsys):
     header, rows = table(capsys.readouterr().out)
     assert header == ["rank", "id", "dih", "seen", "last_loss", "flips", "last_seen_round"]
     expected = stores[RUN].top("dih", 3, "desc")
-    assert [int(r[1]) for r in rows] == [e["id"] for e in expected] == [39, 38, 37]
-    assert [r[2] for r in rows] == [f"{e['dih']:.6g}" for e in expected]
+    assert [int(r[1]) for r in rows] == [e.id for e in expected] == [39, 38, 37]
+    assert [r[2] for r in rows] == [f"{e.value:.6g}" for e in expected]
     assert [r[3] for r in rows] == ["4"] * 3 and [r[0] for r in rows] == ["1", "2", "3"]
 
 
@@ -82,7 +82,7 @@ def test_top_ascending_by_another_metric(api, capsys):
     cli("scores", RUN, "--top", "2", "--metric", "last_loss", "--order", "asc", "--api", url)
     header, rows = table(capsys.readouterr().out)
     assert header[2] == "last_loss" and "last_loss" not in header[3:]
-    assert [int(r[1]) for r in rows] == [e["id"] for e in stores[RUN].top("last_loss", 2, "asc")]
+    assert [int(r[1]) for r in rows] == [e.id for e in stores[RUN].top("last_loss", 2, "asc")]
 
 
 def test_one_sample(api, capsys):

@@ -172,8 +172,8 @@ def test_queries():
     s = make_store(n=5, metric="loss")
     s.ingest(batch([0, 1, 2], [0.1, 3.0, 1.0], [True, False, True], step=0, lr=1.0, seq=0))
     top = s.top("dih", 2, "desc")
-    assert [t["id"] for t in top] == [1, 2]
-    assert [t["id"] for t in s.top("last_loss", 5, "asc")] == [0, 2, 1]  # unseen samples have no loss
+    assert [t.id for t in top] == [1, 2]
+    assert [t.id for t in s.top("last_loss", 5, "asc")] == [0, 2, 1]  # unseen samples have no loss
     h = s.histogram("last_loss", 3)
     assert sum(h.counts) == 3 and h.missing == 2
     row = s.samples([1])[0]

@@ -179,6 +179,36 @@ def test_tokens_are_kept_hashed_and_revoked_without_a_restart(service, tmp_path)
     assert TokenTable(str(tmp_path / "tokens.json")).grants() == []  # a restart reads the same table
 
 
+def test_an_admin_manages_the_tokens_inside_its_scope_and_no_others(service):
+    client, table, _ = service
+    team_a = bearer(new_token(client, "admin", prefix="team-a-"))
+    others = new_token(client, "read", run=B)
+    r = client.post("/v1/tokens", json={"role": "read", "run": A}, headers=team_a)
+    assert r.status_code == 201 and (r.json()["run"], r.json()["role"]) == (A, "read")
+    reader = r.json()["token"]
+    assert client.get(f"/v1/runs/{A}", headers=bearer(reader)).status_code == 200
+    r = client.post("/v1/tokens", json={"role": "train", "prefix": "team-a-exp-"}, headers=team_a)
+    assert r.status_code == 201
+    for outside in ({"run": B}, {"prefix": "team-"}, {}):
+        r = client.post("/v1/tokens", json={"role": "read", **outside}, headers=team_a)
+        assert r.status_code == 403 and r.json()["type"] == "Forbidden", outside
+        assert "reaches runs named 'team-a-'..., not " in r.json()["detail"]
+    assert len(table.grants()) == 4  # the refused ones created nothing
+    listed = client.get("/v1/tokens", headers=team_a).json()
+    assert sorted(t["run"] or t["prefix"] for t in listed) == sorted([A, "team-a-", "team-a-exp-"])
+    (hidden,) = [t["id"] for t in client.get("/v1/tokens", headers=ROOT).json() if t["run"] == B]
+    r = client.delete(f"/v1/tokens/{hidden}", headers=team_a)
+    assert r.status_code == 404 and r.json()["detail"] == f"no token {hidden!r}"
+    assert client.get(f"/v1/runs/{B}", headers=bearer(others)).status_code == 200  # still works
+    mine = next(t["id"] for t in listed if t["run"] == A)
+    assert client.delete(f"/v1/tokens/{mine}", headers=team_a).status_code == 200
+    assert client.get(f"/v1/runs/{A}", headers=bearer(reader)).status_code == 401
+    one_run = bearer(new_token(client, "admin", run=A))
+    assert client.post("/v1/tokens", json={"role": "read", "run": A}, headers=one_run).status_code == 201
+    r = client.post("/v1/tokens", json={"role": "read", "prefix": A}, headers=one_run)
+    assert r.status_code == 403  # a prefix reaches runs beyond the one it administers
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [
@@ -284,3 +314,35 @@ def test_a_token_table_that_cannot_answer_is_a_503_and_health_still_answers(capl
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["runs"] == []  # who asks is unknown: no run is named
     assert "10.0.0.7" in caplog.text and "10.0.0.7" not in r.text
+
+
+def test_a_browser_signs_in_with_a_scoped_token_and_sees_only_its_runs(service):
+    client, _, _ = service
+    reader = new_token(client, "read", run=A)
+    r = client.get(f"/runs/{A}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/login?next=/runs/{A}"
+    form = client.get(r.headers["location"])
+    assert form.status_code == 200 and 'name="token"' in form.text and f'value="/runs/{A}"' in form.text
+    r = client.post("/login", data={"token": "cur_guess", "next": f"/runs/{A}"}, follow_redirects=False)
+    assert r.status_code == 401 and "unknown token" in r.text and "set-cookie" not in r.headers
+    r = client.post("/login", data={"token": reader, "next": f"/runs/{A}"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/runs/{A}"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    page = client.get(f"/runs/{A}")  # the client keeps the cookie, as a browser does
+    assert page.status_code == 200 and 'id="run-name"' in page.text and A in page.text
+    assert client.get(f"/runs/{B}").status_code == 403
+    index = client.get("/")
+    assert f'href="/runs/{A}"' in index.text and B not in index.text and 'id="sign-out"' in index.text
+    # The cookie opens pages only: the API never acts on it.
+    assert client.get(f"/v1/runs/{A}").status_code == 401
+    assert client.post(f"/v1/runs/{A}/snapshot").status_code == 401
+    r = client.post("/logout", follow_redirects=False)
+    assert r.status_code == 303 and client.get(f"/runs/{A}", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("where", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "runs"])
+def test_sign_in_never_sends_a_browser_to_another_site(service, where):
+    client, _, _ = service
+    r = client.post("/login", data={"token": "root", "next": where}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"

@@ -16,7 +16,7 @@ import numpy as np
 import ray
 
 from scorer_service.core.errors import CurriculumError, NotFound
-from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset, TopEntry
 from scorer_service.core.wire.batch import NAMESPACE, Ingested, actor_name, shard_name
 from scorer_service.core.wire.split import acknowledged, check, split
 from scorer_service.ray.errors import unwrap
@@ -103,7 +103,7 @@ class ActorEndpoint:
     def samples(self, ids: np.ndarray | list[int]) -> list[Sample]:  # type: ignore[valid-type]
         return _get(self.handle.samples.remote(ids))
 
-    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[TopEntry]:
         return _get(self.handle.top.remote(metric, k, order))
 
     def histogram(self, metric: str = "dih", bins: int = 20) -> Histogram:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from scorer_service.config.store_config import StoreConfig
 from scorer_service.core.ingest import Ingestor
 from scorer_service.durability.journal import Journal
-from scorer_service.selection.protocol import RoundSelector
+from scorer_service.selection.protocol import RoundPlanner
 
 
 def bounds(config: StoreConfig) -> list[int]:
@@ -31,10 +31,10 @@ def ingestor(config: StoreConfig, shard: int = 0) -> Ingestor:
     )
 
 
-def planner(config: StoreConfig) -> RoundSelector:
+def planner(config: StoreConfig) -> RoundPlanner:
     """The coordinator's plan of every round's selection for a store of ``config``."""
     schedule = config.schedule
-    return RoundSelector(
+    return RoundPlanner(
         config.selector,
         n=config.n,
         cycles=config.cycles,

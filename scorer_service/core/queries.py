@@ -26,6 +26,7 @@ from scorer_service.core.wire.answers import (
     RunInfo,
     ShardLoad,
     Subset,
+    TopEntry,
     run_state,
 )
 
@@ -112,14 +113,12 @@ def metric_part(values: np.ndarray, first: int, op: str, *args: Any) -> Any:
     return {"hist": Hist(counts), "missing": missing}
 
 
-def merge_top(
-    parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str
-) -> list[dict[str, Any]]:
+def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], metric: str, k: int, order: str) -> list[TopEntry]:
     """The k best of every shard's k best: best first, ties by lowest id (as one store ranks)."""
     ids = np.concatenate([p[0] for p in parts]).astype(np.int64)
     values = np.concatenate([p[1] for p in parts]).astype(np.float64)
     pick = np.lexsort((ids, -values if order == "desc" else values))[:k]
-    return [{"id": int(ids[i]), metric: float(values[i])} for i in pick]
+    return [TopEntry(id=int(ids[i]), metric=metric, value=float(values[i])) for i in pick]
 
 
 def histogram_edges(stats: dict[str, Any], bins: int) -> np.ndarray | None:

@@ -25,7 +25,7 @@ ROLES = ("read", "train", "admin")
 ROLE_DOES = {
     "read": "read scores, rounds, the dashboard and exports",
     "train": "stream byproducts, fetch slices, record rounds and rewind",
-    "admin": "create, replace, snapshot and delete runs, and manage tokens",
+    "admin": "create, replace, snapshot and delete runs, and manage the tokens of its runs",
 }
 
 
@@ -60,6 +60,16 @@ class Grant:
         if run is None:
             return False
         return run == self.run if self.run is not None else run.startswith(self.prefix or "")
+
+    def contains(self, other: Grant) -> bool:
+        """Whether every run ``other`` reaches is one this token reaches: an admin manages exactly
+        the tokens inside its own scope."""
+        if self.run is None and self.prefix is None:
+            return True
+        if self.run is not None:
+            return other.run == self.run
+        inner = other.run if other.run is not None else other.prefix
+        return inner is not None and inner.startswith(self.prefix or "")
 
     @property
     def scope(self) -> str:

@@ -130,7 +130,7 @@ def trim_cut(parts: list[tuple[np.ndarray, np.ndarray]], counts: list[int], m: i
     return (int(cut_codes[-1]), int(cut_ids[-1])), kept
 
 
-class RoundSelector:
+class RoundPlanner:
     """The rounds of one run as its coordinator plans them: which selection each round makes, over
     any number of shards (see the module docstring)."""
 

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -30,6 +31,8 @@ from scorer_service.web.directory import CALL_TIMEOUT_S, ApiError
 # the command line) stops working within this; one revoked through this replica at once.
 TOKEN_CACHE_S = 1.0
 ENV_GRANT = Grant("env", "admin", name="CURRICULUM_API_TOKEN")
+# The dashboard's sign-in cookie: a token, sent back by the browser to the dashboard's pages only.
+COOKIE = "curriculum_token"
 SCHEME = "HTTPBearer"
 
 logger = logging.getLogger(__name__)
@@ -109,13 +112,23 @@ class Guards:
         """Read the token book again on the next request (after a create or revoke through here)."""
         self._cached_at = -float("inf")
 
-    def _require(self, role: str | None, scope: str) -> list[Any]:
+    async def grant_of(self, secret: str) -> Grant | None:
+        """The grant of token ``secret``, None for an unknown one."""
+        return find(self._env + await self.entries(), secret)
+
+    def _require(self, role: str | None, scope: str, page: bool = False) -> list[Any]:
         """``role``: None only identifies the caller; ``scope``: "path" (the run in the path), "all"
-        (every run) or "any" (whatever runs the token reaches; the route filters)."""
+        (every run) or "any" (whatever runs the token reaches; the route filters); ``page``: a
+        dashboard page, which also takes the sign-in cookie and sends a caller without a token to
+        the sign-in form."""
 
         async def authorize(
             request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(self._bearer)
         ) -> None:
+            if credentials is None and page and request.cookies.get(COOKIE):
+                credentials = HTTPAuthorizationCredentials(
+                    scheme="Bearer", credentials=request.cookies[COOKIE]
+                )
             try:
                 scoped = await asyncio.wait_for(self.entries(), CALL_TIMEOUT_S)
             except Exception as e:
@@ -129,6 +142,9 @@ class Guards:
             if role is None or (grant is None and credentials is None and role == "read" and not scoped):
                 return  # identification only, or an anonymous read while no scoped token exists
             if grant is None:
+                if page:
+                    where = quote(request.url.path, safe="/")
+                    raise HTTPException(303, "sign in", headers={"Location": f"/login?next={where}"})
                 if not (self._env or scoped):
                     raise _unauthorized(
                         "no API token is configured, so this route is disabled: set "
@@ -154,11 +170,9 @@ class Guards:
     def admin(self) -> list[Any]:
         return self._require("admin", "path")
 
-    def admin_all(self) -> list[Any]:
-        return self._require("admin", "all")
-
     def create(self) -> list[Any]:
-        """Any admin token; the route checks the run it names with :meth:`check`."""
+        """Any admin token; the route checks the run or token it names (:meth:`check`,
+        :meth:`Grant.contains <scorer_service.core.tokens.Grant.contains>`)."""
         return self._require("admin", "any")
 
     def identify(self) -> dict[str, Any]:
@@ -185,6 +199,11 @@ class Guards:
         """The route arguments of a read: its dependency, and the OpenAPI security that says a token
         may be needed (once the service holds scoped tokens) besides the bearer scheme."""
         return {"dependencies": self._require("read", scope), "openapi_extra": {"security": [{}]}}
+
+    def pages(self, scope: str = "path") -> list[Any]:
+        """The dependency of a dashboard page: a read that also takes the sign-in cookie. Only pages
+        take it: an API route never acts on a browser's cookie, so no other site can make one act."""
+        return self._require("read", scope, page=True)
 
     @staticmethod
     def hash(token: str | None) -> str | None:

@@ -2,6 +2,8 @@
 
 Every plotted number is also in the markup (``data-*`` attributes, ``<title>`` tooltips), so the
 page can be checked by reading its DOM. A run still in progress refreshes itself every few seconds.
+Once the service holds scoped tokens, a browser signs in with one (``/login``): it is kept in an
+HttpOnly, SameSite=Strict cookie that only the pages read.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from scorer_service.core.wire.interface import StoreInterface
-from scorer_service.web.auth import Guards
+from scorer_service.web.auth import COOKIE, Guards
 from scorer_service.web.charts import (
     bar_chart,
     digit_svg,
@@ -39,6 +41,7 @@ from scorer_service.web.directory import StoreDirectory, call_store
 ImageSource = Callable[[str, int], tuple[np.ndarray, np.ndarray] | None]
 
 SAMPLES_SHOWN = 12
+SIGN_OUT = '<form method="post" action="/logout" id="sign-out"><button>Sign out</button></form>'
 REFRESH_S = 5
 
 _CSS = """
@@ -70,7 +73,7 @@ def add_dashboard(
 ) -> None:
     """Add ``GET /`` (the runs the caller may read) and ``GET /runs/{run}`` (one run's page) to ``app``."""
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False, **guards.reads("any"))
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=guards.pages("any"))
     async def index(request: Request) -> HTMLResponse:
         rows = []
         for run in guards.visible(request, await directory.runs()):
@@ -79,9 +82,10 @@ def add_dashboard(
             except HTTPException:
                 continue  # deleted or unreachable between listing and asking
             rows.append(asdict(info))
-        return HTMLResponse(_page("curriculum runs", _header("curriculum runs") + _runs_table(rows)))
+        out = SIGN_OUT if request.cookies.get(COOKIE) else ""
+        return HTMLResponse(_page("curriculum runs", _header("curriculum runs") + _runs_table(rows) + out))
 
-    @app.get("/runs/{run}", response_class=HTMLResponse, include_in_schema=False, **guards.reads())
+    @app.get("/runs/{run}", response_class=HTMLResponse, include_in_schema=False, dependencies=guards.pages())
     async def run_page(request: Request, run: str) -> HTMLResponse:
         try:
             runs = guards.visible(request, await directory.runs())
@@ -92,6 +96,50 @@ def add_dashboard(
             return HTMLResponse(_page(f"{run}: error", _header(run) + msg), status_code=e.status_code)
         return HTMLResponse(_page(f"{run}: curriculum", body, refresh=running))
 
+    add_sign_in(app, guards)
+
+
+def add_sign_in(app: FastAPI, guards: Guards) -> None:
+    """``GET/POST /login`` (a form that takes a token) and ``POST /logout`` for the pages."""
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_form(next: str = "/") -> HTMLResponse:
+        return HTMLResponse(_login_page(_local(next)))
+
+    @app.post("/login", include_in_schema=False, response_model=None)
+    async def login(request: Request) -> HTMLResponse | RedirectResponse:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        token, where = form.get("token", [""])[0], _local(form.get("next", ["/"])[0])
+        if not token or await guards.grant_of(token) is None:
+            return HTMLResponse(_login_page(where, "unknown token"), status_code=401)
+        done = RedirectResponse(where, status_code=303)
+        secure = request.url.scheme == "https"
+        done.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+        return done
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout() -> RedirectResponse:
+        done = RedirectResponse("/login", status_code=303)
+        done.delete_cookie(COOKIE, path="/")
+        return done
+
+
+def _local(where: str) -> str:
+    """``where`` if it is a path on this site, else ``/``: the form never sends a browser elsewhere."""
+    return where if where.startswith("/") and not where.startswith(("//", "/\\")) else "/"
+
+
+def _login_page(where: str, error: str = "") -> str:
+    note = f'<p class="error" id="error">{esc(error)}</p>' if error else ""
+    form = (
+        f'<main>{note}<form method="post" action="/login"><p><label>API token '
+        '<input type="password" name="token" autocomplete="current-password" required></label> '
+        f'<input type="hidden" name="next" value="{esc(where)}"><button>Sign in</button></p></form>'
+        '<p class="note">The token is kept in a cookie that only this dashboard\'s pages read '
+        "(HttpOnly, SameSite=Strict).</p></main>"
+    )
+    return _page("sign in: curriculum", _header("sign in") + form)
+
 
 async def _run_body(
     directory: StoreDirectory, run: str, source: ImageSource | None, runs: list[str]
@@ -100,8 +148,12 @@ async def _run_body(
     # The page renders the answers' fields by name.
     info = asdict(await call_store(directory, run, StoreInterface.info))
     rounds = [asdict(r) for r in await call_store(directory, run, StoreInterface.round_summaries)]
-    hardest = await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "desc")
-    easiest = await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "asc")
+    hardest = [
+        e.to_json() for e in await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN)
+    ]
+    easiest = [
+        e.to_json() for e in await call_store(directory, run, StoreInterface.top, "dih", SAMPLES_SHOWN, "asc")
+    ]
     now = asdict(await call_store(directory, run, StoreInterface.histogram, "dih", 20))
     rising, rising_note = await _rising(directory, run)
     issues = await call_store(directory, run, StoreInterface.label_issues, 0.5, SAMPLES_SHOWN)
@@ -197,11 +249,9 @@ async def _rising(directory: StoreDirectory, run: str) -> tuple[list[dict[str, A
     top = await call_store(directory, run, StoreInterface.top, "dih_rise", SAMPLES_SHOWN, "desc")
     if not top:
         return [], "no sample has been observed yet"
-    rows = await call_store(directory, run, StoreInterface.samples, [t["id"] for t in top])
+    rows = await call_store(directory, run, StoreInterface.samples, [t.id for t in top])
     note = "change of DIH at each sample's latest observation (DIH now minus DIH before it)"
-    return [
-        {"id": t["id"], "value": t["dih_rise"], "dih": r.dih} for t, r in zip(top, rows, strict=True)
-    ], note
+    return [{"id": t.id, "value": t.value, "dih": r.dih} for t, r in zip(top, rows, strict=True)], note
 
 
 # ---- rendering ------------------------------------------------------------------------------

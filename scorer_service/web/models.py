@@ -189,4 +189,4 @@ READ_STORE_ERRORS = errors(400, 401, 403, 404, 422, 500, 503)
 
 
 # ``{"id": 17, "<metric>": 3.2}``: the value is keyed by the metric asked for.
-TopEntry = dict[str, int | float]
+TopEntryJSON = dict[str, int | float]

@@ -27,7 +27,7 @@ from scorer_service.web.models import (
     RunInfo,
     Sample,
     Subset,
-    TopEntry,
+    TopEntryJSON,
     errors,
 )
 
@@ -102,15 +102,15 @@ def add_score_routes(app: FastAPI, directory: StoreDirectory, guards: Guards) ->
         """Every score column of up to 1000 samples."""
         return await call(run, StoreInterface.samples, [int(x) for x in ids.split(",") if x.strip()])
 
-    @app.get("/v1/runs/{run}/top", response_model=list[TopEntry], responses=READ_STORE_ERRORS, **reads)
+    @app.get("/v1/runs/{run}/top", response_model=list[TopEntryJSON], responses=READ_STORE_ERRORS, **reads)
     async def top(
         run: str = RunName,
         metric: Metric = Query("dih", description="the score to rank by"),
         k: int = Query(50, ge=1, le=MAX_K),
         order: Literal["asc", "desc"] = "desc",
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, int | float]]:
         """The hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
-        return await call(run, StoreInterface.top, metric, k, order)
+        return [e.to_json() for e in await call(run, StoreInterface.top, metric, k, order)]
 
     @app.get("/v1/runs/{run}/histogram", response_model=Histogram, responses=READ_STORE_ERRORS, **reads)
     async def histogram(

@@ -1,5 +1,7 @@
-"""``/v1/tokens``: create, list and revoke scoped API tokens without a restart (an all-runs
-``admin`` token). A new token's secret is in the creating answer only; the service keeps its hash."""
+"""``/v1/tokens``: create, list and revoke scoped API tokens without a restart. An ``admin`` token
+manages the tokens inside its own scope (a team's prefix admin mints and revokes its team's tokens);
+tokens outside it are neither listed nor revocable (404, as if absent). A new token's secret is in
+the creating answer only; the service keeps its hash."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, HTTPException, Path
+from fastapi import FastAPI, HTTPException, Path, Request
 
-from scorer_service.core.errors import InvalidQuery, NotFound
+from scorer_service.core.errors import Forbidden, InvalidQuery, NotFound
+from scorer_service.core.tokens import Grant
 from scorer_service.web.auth import Guards
 from scorer_service.web.directory import ApiError, one_line
 from scorer_service.web.links import follow
@@ -35,7 +38,7 @@ async def _ask(answer: Awaitable[T]) -> T:
 
 
 def add_token_routes(app: FastAPI, guards: Guards) -> None:
-    admin = guards.admin_all()
+    admin = guards.create()
 
     @app.post(
         "/v1/tokens",
@@ -45,8 +48,16 @@ def add_token_routes(app: FastAPI, guards: Guards) -> None:
         | {201: {"links": follow("token_id", "id", ("delete", "/v1/tokens/{token_id}"))}},
         dependencies=admin,
     )
-    async def create_token(spec: CreateToken) -> dict[str, Any]:
-        """A new token with ``role`` on run ``run``, on runs named ``prefix``..., or on all runs."""
+    async def create_token(request: Request, spec: CreateToken) -> dict[str, Any]:
+        """A new token with ``role`` on run ``run``, on runs named ``prefix``..., or on all runs,
+        inside the scope of the admin token that asks."""
+        mine: Grant = request.state.grant
+        try:
+            asked = Grant("new", spec.role, spec.run, spec.prefix, spec.name)
+        except InvalidQuery as e:
+            raise ApiError(400, one_line(str(e)), InvalidQuery) from None
+        if not mine.contains(asked):
+            raise ApiError(403, f"token {mine.id} reaches {mine.scope}, not {asked.scope}", Forbidden)
         secret, grant = await _ask(guards.book.create(spec.role, spec.run, spec.prefix, spec.name))
         guards.forget()
         return {**dataclasses.asdict(grant), "token": secret}
@@ -54,10 +65,12 @@ def add_token_routes(app: FastAPI, guards: Guards) -> None:
     @app.get(
         "/v1/tokens", response_model=list[TokenInfo], responses=errors(401, 403, 503), dependencies=admin
     )
-    async def list_tokens() -> list[dict[str, Any]]:
-        """Every token's id, role, scope, name and creation time (never a secret or hash)."""
-        entries = await _ask(guards.book.entries())
-        return [dataclasses.asdict(g) for _, g in sorted(entries, key=lambda e: (e[1].created, e[1].id))]
+    async def list_tokens(request: Request) -> list[dict[str, Any]]:
+        """The id, role, scope, name and creation time of every token inside the caller's scope
+        (never a secret or hash)."""
+        mine: Grant = request.state.grant
+        grants = sorted((g for _, g in await _ask(guards.book.entries())), key=lambda g: (g.created, g.id))
+        return [dataclasses.asdict(g) for g in grants if mine.contains(g)]
 
     @app.delete(
         "/v1/tokens/{token_id}",
@@ -65,8 +78,14 @@ def add_token_routes(app: FastAPI, guards: Guards) -> None:
         responses=errors(401, 403, 404, 422, 503),
         dependencies=admin,
     )
-    async def revoke_token(token_id: str = Path(..., min_length=1, max_length=100)) -> dict[str, Any]:
-        """Revoke a token: it stops working on this replica at once, on the others within a second."""
+    async def revoke_token(
+        request: Request, token_id: str = Path(..., min_length=1, max_length=100)
+    ) -> dict[str, Any]:
+        """Revoke a token inside the caller's scope: it stops working on this replica at once, on the
+        others within a second."""
+        mine: Grant = request.state.grant
+        if not any(g.id == token_id and mine.contains(g) for _, g in await _ask(guards.book.entries())):
+            raise ApiError(404, f"no token {token_id!r}", NotFound)  # one outside the scope is not told
         grant = await _ask(guards.book.revoke(token_id))
         guards.forget()
         return dataclasses.asdict(grant)

@@ -116,6 +116,23 @@ class Subset:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TopEntry:
+    """One sample of a ``top`` answer: its id and its value of the metric that ranked it. Its JSON keys
+    the value by the metric's name: ``{"id": 17, "dih": 3.2}``."""
+
+    id: int
+    metric: str
+    value: float
+
+    def to_json(self) -> dict[str, int | float]:
+        return {"id": self.id, self.metric: self.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], metric: str) -> TopEntry:
+        return cls(id=int(data["id"]), metric=metric, value=float(data[metric]))
+
+
+@dataclass(frozen=True, kw_only=True)
 class LabelIssue:
     """A sample whose label is likely wrong: its noise probability, the label trained on, the model's
     latest prediction (-1: not sent), its mean loss and how often it was seen."""

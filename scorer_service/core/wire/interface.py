@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     import numpy as np
 
     from scorer_service.core.state import Sample
-    from scorer_service.core.wire.answers import Histogram, LabelIssue, RoundSummary, RunInfo, Subset
+    from scorer_service.core.wire.answers import (
+        Histogram,
+        LabelIssue,
+        RoundSummary,
+        RunInfo,
+        Subset,
+        TopEntry,
+    )
     from scorer_service.core.wire.batch import Ingested
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,7 +95,7 @@ class StoreInterface(TrainerInterface, Protocol):
         """Every score of each sample in ``ids``."""
         ...
 
-    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[dict[str, Any]]:
+    def top(self, metric: str = "dih", k: int = 50, order: str = "desc") -> list[TopEntry]:
         """The ``k`` hardest (``desc``) or easiest (``asc``) samples by ``metric``."""
         ...
 
