@@ -34,7 +34,7 @@ from scorer_service.core.locking import ReadWriteLock, changes
 from scorer_service.core.rounds import RoundRecord, check_metrics
 from scorer_service.core.scratch import Scratch
 from scorer_service.core.state import SampleState
-from scorer_service.core.turns import WriterTurns, writer_key
+from scorer_service.core.turns import WriterTurns, in_flight, writer_key
 from scorer_service.core.wire.answers import LabelIssue, RoundSummary
 from scorer_service.core.wire.batch import TABLE_COLUMNS, Ingested
 from scorer_service.core.wire.interface import read_only
@@ -92,7 +92,8 @@ class StoreShard:
         """
         key = None if self.journal.replaying else writer_key(data)
         if key is not None:
-            self._turns.wait(*key, first=self.ingestor.applied.low.get(key[0], -1) + 1)
+            first = self.ingestor.applied.low.get(key[0], -1) + 1
+            self._turns.wait(*key, first=first, in_flight=in_flight(data))
         try:
             with self._change:
                 ticket, reply = self._ingest(data)

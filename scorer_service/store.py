@@ -157,13 +157,13 @@ class HardnessStore:
 
     @read_only
     def parameters(self, ids: np.ndarray | list[int]) -> dict[str, np.ndarray]:
-        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's shard."""
+        """Instance data parameters (log sigma and its momentum) of ``ids``, for a rank's slice."""
         return self._route(StoreShard.parameters, queries.check_ids(ids, self.config.n))
 
     @read_only
     def loss_weights(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The weight of each of ``ids``' loss in the trainers' batch mean, as the newest round chose it
-        (1 for selectors without weights), for a rank's shard."""
+        (1 for selectors without weights), for a rank's slice."""
         return self._route(StoreShard.loss_weights, queries.check_ids(ids, self.config.n))["loss_weight"]
 
     @read_only

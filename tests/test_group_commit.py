@@ -11,6 +11,7 @@ import pytest
 import ray
 
 from scorer_service.config import StoreConfig
+from scorer_service.core.turns import WriterTurns, in_flight
 from scorer_service.durability.wal import LogWriter
 from scorer_service.ray.actor import create_store, delete_store
 from scorer_service.store import HardnessStore
@@ -137,3 +138,24 @@ def test_other_policies_do_not_fsync_per_ingest(tmp_path, policy):
     for k in range(5):
         s.ingest(writer_batch(0, k))
     assert s.info().fsyncs == start
+
+
+def test_a_batch_whose_predecessor_is_in_flight_waits_for_it_past_the_short_patience():
+    """Under load the thread holding batch 0 may not run for seconds: batch 1, sent while 0 was in
+    flight (``queued`` 2), still waits its turn; one sent after 0 was acknowledged does not wait long."""
+    turns = WriterTurns(patience_s=0.05, in_flight_patience_s=5.0)
+    order: list[int] = []
+
+    def late_first() -> None:
+        time.sleep(0.5)  # past the short patience
+        order.append(0)
+        turns.done("w", 0)
+
+    threading.Thread(target=late_first).start()
+    turns.wait("w", 1, in_flight=2)
+    order.append(1)
+    assert order == [0, 1]
+    started = time.monotonic()
+    turns.wait("w", 5, in_flight=1)  # 2..4 were acknowledged before 5 was sent: lost, no long wait
+    assert time.monotonic() - started < 1.0
+    assert in_flight({"queued": "3"}) == 3 and in_flight({}) == 0 and in_flight({"queued": "x"}) == 0

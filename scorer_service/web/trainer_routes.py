@@ -2,7 +2,7 @@
 
 A trainer POSTs byproduct batches (an Arrow IPC stream, or JSON for small batches) with the same
 ``(writer, seq)`` exactly-once semantics and the store's own validation and messages, GETs its
-rank's shard of a round, rewinds on a new attempt and records a round's metrics. Every route needs
+rank's slice of a round, rewinds on a new attempt and records a round's metrics. Every route needs
 a ``train`` token for the run.
 """
 
