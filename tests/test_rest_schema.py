@@ -101,33 +101,39 @@ def test_with_scoped_tokens_the_api_is_what_its_document_says(case):
 
 
 # The stateful phase: runs created over the API, then read, snapshotted, rewound and deleted through the
-# document's links, in random orders (a deleted run must answer 404, a created one 200).
-lifecycle_runs = LocalDirectory({}, small_store)
-lifecycle_schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", build_app(lifecycle_runs, token="secret"), config=CONFIG
-)
+# document's links, in random orders (a deleted run must answer 404, a created one 200); with the
+# all-runs token of CURRICULUM_API_TOKEN, and with a scoped admin token beside a scoped reader.
+def lifecycle(token: str, tokens: TokenTable | None, examples: int) -> type:
+    runs = LocalDirectory({}, small_store)
+    built = build_app(runs, token="" if tokens else token, tokens=LocalTokens(tokens) if tokens else None)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", built, config=CONFIG)
+
+    class RunLifecycle(schema.as_state_machine()):
+        def setup(self):
+            runs.stores.clear()  # each scenario starts with no runs: replays draw the same way
+
+        def get_call_kwargs(self, case):
+            return {"headers": {"Authorization": f"Bearer {token}"}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            super().validate_response(response, case, additional_checks, **kwargs)
+            check_body(response)
+
+    case = RunLifecycle.TestCase
+    case.settings = settings(
+        max_examples=examples, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    return case
 
 
-class RunLifecycle(lifecycle_schema.as_state_machine()):
-    def setup(self):
-        lifecycle_runs.stores.clear()  # each scenario starts with no runs: replays draw the same way
-
-    def get_call_kwargs(self, case):
-        return {"headers": {"Authorization": "Bearer secret"}}
-
-    def validate_response(self, response, case, additional_checks=None, **kwargs):
-        super().validate_response(response, case, additional_checks, **kwargs)
-        check_body(response)
-
-
-TestRunLifecycle = RunLifecycle.TestCase
-TestRunLifecycle.settings = settings(
-    max_examples=30, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
-)
+lifecycle_tokens = TokenTable()
+lifecycle_tokens.create("read", prefix="r")
+TestRunLifecycle = lifecycle("secret", None, 30)
+TestRunLifecycleWithScopedTokens = lifecycle(lifecycle_tokens.create("admin")[0], lifecycle_tokens, 15)
 
 
 def test_the_document_links_a_created_run_to_its_routes():
-    links = lifecycle_schema.raw_schema["paths"]["/v1/runs"]["post"]["responses"]["201"]["links"]
+    links = schemas["env token"][0].raw_schema["paths"]["/v1/runs"]["post"]["responses"]["201"]["links"]
     assert {"GET /v1/runs/{run}", "DELETE /v1/runs/{run}", "POST /v1/runs/{run}/snapshot"} <= set(links)
     assert all(link["parameters"] == {"run": "$response.body#/run"} for link in links.values())
 
