@@ -157,9 +157,22 @@ def client():
     return TestClient(build_app(LocalDirectory({"r1": make_store("r1")}), token="secret"))
 
 
+@pytest.fixture(scope="module", params=["env token", "no token", "scoped tokens"])
+def any_client(request):
+    """The API with the environment's token, with no token configured, and with scoped tokens (each
+    request then carries an all-runs scoped admin's token)."""
+    runs = LocalDirectory({"r1": make_store("r1")})
+    if request.param == "scoped tokens":
+        table = TokenTable()
+        table.create("read", run="r2")
+        headers = {"Authorization": f"Bearer {table.create('admin')[0]}"}
+        return TestClient(build_app(runs, token="", tokens=LocalTokens(table)), headers=headers)
+    return TestClient(build_app(runs, token="secret" if request.param == "env token" else ""))
+
+
 @pytest.mark.parametrize("path, params, status, message", hostile_requests("r1", N))
-def test_hostile_requests_get_one_line_and_nothing_internal(client, path, params, status, message):
-    r = client.get(path, params=params)
+def test_hostile_requests_get_one_line_and_nothing_internal(any_client, path, params, status, message):
+    r = any_client.get(path, params=params)
     assert r.status_code == status, r.text
     assert_no_leak(r.text)
     assert set(r.json()) <= {"detail", "type"} and message in r.json()["detail"], r.text
