@@ -68,7 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SUITE",
         help=f"suites to run, in this order: {', '.join(SUITES)} (default: all)",
     )
-    p.add_argument("--quick", action="store_true", help="smaller settings for a smoke run (about 10 minutes on 2 cores)")
+    p.add_argument(
+        "--quick", action="store_true", help="smaller settings for a smoke run (about 10 minutes on 2 cores)"
+    )
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for JSON, PNG and summary.md")
 
 
