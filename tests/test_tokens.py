@@ -346,3 +346,15 @@ def test_sign_in_never_sends_a_browser_to_another_site(service, where):
     client, _, _ = service
     r = client.post("/login", data={"token": "root", "next": where}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_a_malformed_sign_in_form_is_a_400_and_sets_no_cookie(service):
+    client, _, _ = service
+    body = "&".join(f"f{i}=x" for i in range(10)) + "&token=root"
+    r = client.post(
+        "/login",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 400 and "token and next" in r.text and "set-cookie" not in r.headers

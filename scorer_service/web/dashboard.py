@@ -9,13 +9,14 @@ HttpOnly, SameSite=Strict cookie that only the pages read.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from scorer_service.core.wire.interface import StoreInterface
@@ -33,7 +34,7 @@ from scorer_service.web.charts import (
     none_note,
     num,
 )
-from scorer_service.web.directory import StoreDirectory, call_store
+from scorer_service.web.directory import CALL_TIMEOUT_S, StoreDirectory, call_store
 
 # The training images and labels of a run by sample id, or None: ``images(dataset_spec, n)``.
 # The process that builds the app passes one (``curriculum serve`` knows the built-in datasets);
@@ -41,6 +42,7 @@ from scorer_service.web.directory import StoreDirectory, call_store
 ImageSource = Callable[[str, int], tuple[np.ndarray, np.ndarray] | None]
 
 SAMPLES_SHOWN = 12
+logger = logging.getLogger(__name__)
 SIGN_OUT = '<form method="post" action="/logout" id="sign-out"><button>Sign out</button></form>'
 REFRESH_S = 5
 
@@ -103,14 +105,22 @@ def add_sign_in(app: FastAPI, guards: Guards) -> None:
     """``GET/POST /login`` (a form that takes a token) and ``POST /logout`` for the pages."""
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    async def login_form(next: str = "/") -> HTMLResponse:
-        return HTMLResponse(_login_page(_local(next)))
+    async def login_form(where: str = Query("/", alias="next", max_length=2000)) -> HTMLResponse:
+        return HTMLResponse(_login_page(_local(where)))
 
     @app.post("/login", include_in_schema=False, response_model=None)
     async def login(request: Request) -> HTMLResponse | RedirectResponse:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        try:
+            form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:  # more fields than the form has
+            return HTMLResponse(_login_page("/", "the form has two fields: token and next"), status_code=400)
         token, where = form.get("token", [""])[0], _local(form.get("next", ["/"])[0])
-        if not token or await guards.grant_of(token) is None:
+        try:
+            grant = await asyncio.wait_for(guards.grant_of(token), CALL_TIMEOUT_S) if token else None
+        except Exception as e:
+            logger.error("cannot read the token table", exc_info=e)
+            raise HTTPException(503, "the service cannot check tokens now; try again") from None
+        if grant is None:
             return HTMLResponse(_login_page(where, "unknown token"), status_code=401)
         done = RedirectResponse(where, status_code=303)
         secure = request.url.scheme == "https"
