@@ -1,19 +1,15 @@
 """One shard of a run's store: the samples of one id range, with its own snapshots and write-ahead log.
 
 A store of S shards splits the ids ``0 .. n-1`` into S contiguous ranges
-(:func:`~scorer_service.config.components.bounds`); a store of one shard is the whole store. A shard
-keeps its samples' state (ingest, updates, dedup: :class:`~scorer_service.core.ingest.Ingestor`),
-every round's record with its part of the selection,
-the open selection sessions (:mod:`scorer_service.selection.session`), and its
-:class:`~scorer_service.durability.journal.Journal`. Plain Python; ``scorer_service.ray`` runs a shard
-as an actor of its own and the coordinator (:class:`~scorer_service.store.HardnessStore`) calls it.
+(:func:`~scorer_service.config.components.bounds`); a store of one shard is the whole store. A shard keeps
+its samples' state (:class:`~scorer_service.core.ingest.Ingestor`), every round's record with its part of
+the selection, the open selection sessions (:mod:`scorer_service.selection.session`) and its
+:class:`~scorer_service.durability.journal.Journal`. Plain Python; ``scorer_service.ray`` runs it as an actor.
 
-One change at a time is applied, under the shard's change lock, in the order it is logged. Ingests
-may arrive on several threads at once (the actor's "ingest" concurrency group): each writer's batches
-are applied in its own order (:mod:`scorer_service.core.turns`), and each call waits for the fsync
-that covers its log record outside the lock, so the batches logged meanwhile share that fsync (group
-commit). Queries may run on other threads, each copying what it answers from under the read side of a
-readers-writer lock.
+Changes are applied one at a time, under the change lock, in the order they are logged. Ingests may
+arrive on several threads (the actor's "ingest" group): each writer's batches apply in its own order
+(:mod:`scorer_service.core.turns`), and each call waits for its fsync outside the lock, so batches logged
+meanwhile share it (group commit). Queries copy their answers under a readers-writer lock's read side.
 """
 
 from __future__ import annotations
@@ -275,6 +271,12 @@ class StoreShard:
             self.snapshot(completed_round=-1 if completed_round < 0 else None)
         return True
 
+    @changes
+    def close(self) -> None:
+        """Complete the snapshot being written and close the log: nothing of this shard writes after it
+        (a store about to be deleted, whose directory may go next)."""
+        self.journal.close()
+
     # ---- what the coordinator and the trainers read -------------------------------------
 
     def _round(self, round_: int) -> RoundRecord:
@@ -294,10 +296,8 @@ class StoreShard:
 
     @read_only
     def round_state(self, round_: int) -> dict[str, Any] | None:
-        """Round ``round_``'s world size, this shard's selected count and the run's counts (None: not
-        adopted here)."""
-        rec = self.rounds.get(round_)
-        if rec is None:
+        """Round ``round_``'s world size, this shard's selected count, the run's counts (None: not here)."""
+        if (rec := self.rounds.get(round_)) is None:
             return None
         return {"world_size": rec.world_size, "selected": len(rec.selected), "counts": list(rec.counts)}
 

@@ -118,6 +118,10 @@ class HardnessStore:
         """Write a snapshot of every shard now; returns the first shard's snapshot number."""
         return self._ask(StoreShard.snapshot)[0]
 
+    def close(self) -> None:
+        """Complete every shard's snapshot being written and close its log (see :meth:`StoreShard.close`)."""
+        self._ask(StoreShard.close)
+
     def rewind(self, completed_round: int) -> bool:
         """Return every shard to the end of ``completed_round`` (see :meth:`StoreShard.rewind`)."""
         return all(self._ask(StoreShard.rewind, completed_round))

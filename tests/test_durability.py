@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from scorer_service.config import StoreConfig
-from scorer_service.core.errors import InvalidBatch, InvalidQuery
+from scorer_service.core.errors import Conflict, InvalidBatch, InvalidQuery
 from scorer_service.durability.entries import IngestEntry
 from scorer_service.store import HardnessStore
 from tests.helpers import batch
@@ -250,6 +250,35 @@ def test_a_restart_while_snapshots_are_being_written_loses_nothing(tmp_path):
     assert_same(s, restarted)
     assert restarted.rewind(1) and s.rewind(1)  # the end of round 1 was written again while replaying
     assert_same(s, restarted)
+
+
+def test_closing_completes_the_snapshot_being_written_and_then_nothing_changes(tmp_path):
+    """A store is closed before it is deleted: the round's end still being written in the background is
+    complete on disk when close returns, and a change or snapshot afterwards is refused, so its
+    directory may be removed at once."""
+    s = HardnessStore(config(tmp_path))
+    release = threading.Event()
+    write = s.journal.storage.write_snapshot
+
+    def stalled(seq, *args):
+        release.wait(60)
+        write(seq, *args)
+
+    s.journal.storage.write_snapshot = stalled
+    seq = drive(s, range(0, 2))  # round 1's end is being written
+    assert 1 not in [m["completed_round"] for m in s.journal.storage.snapshots()]
+    threading.Timer(0.3, release.set).start()
+    s.close()
+    assert [m["completed_round"] for m in s.journal.storage.snapshots()][-1] == 1
+    files = {p: p.stat().st_size for p in tmp_path.rglob("*")}
+    before = s.state.columns["loss_mean"].copy()
+    with pytest.raises(Conflict, match="being deleted"):
+        drive(s, range(2, 3), seq0=seq)
+    with pytest.raises(Conflict, match="being deleted"):
+        s.snapshot()
+    np.testing.assert_array_equal(s.state.columns["loss_mean"], before)
+    assert {p: p.stat().st_size for p in tmp_path.rglob("*")} == files
+    shutil.rmtree(tmp_path / "dur")
 
 
 def test_counts_and_the_ingest_rate_survive_a_restart(tmp_path):

@@ -1,6 +1,8 @@
 """A store of shard actors behind the REST API and the public API, against one store actor."""
 
 import io
+import shutil
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,6 +13,7 @@ from fastapi.testclient import TestClient
 import curriculum
 from curriculum._internal.ray_endpoint import ActorEndpoint
 from scorer_service.config import StoreConfig
+from scorer_service.durability.storage import RunStorage
 from scorer_service.ray.actor import NAMESPACE, create_store, delete_store, list_runs, shard_name
 from scorer_service.ray.serve import RayDirectory
 from scorer_service.web.app import build_app
@@ -93,6 +96,12 @@ def test_shards_are_named_actors_but_not_runs_and_go_with_their_run(runs, tmp_pa
     build("short-lived", 2, str(tmp_path))
     ray.get_actor(shard_name("short-lived", 1), namespace=NAMESPACE)
     delete_store("short-lived")
+    # Closed before it was killed: nothing of it writes any more, so its directory can go at once.
+    shard_1 = RunStorage(str(tmp_path), "short-lived", "t/shard-001")
+    assert 1 in {m["completed_round"] for m in shard_1.snapshots()}
+    shutil.rmtree(tmp_path)
+    time.sleep(0.5)
+    assert not tmp_path.exists()
     with pytest.raises(ValueError):
         ray.get_actor(shard_name("short-lived", 1), namespace=NAMESPACE)
     assert "short-lived" not in list_runs()

@@ -70,6 +70,7 @@ class Journal:
             else None
         )
         self._pending: Future | None = None
+        self._closed = False
 
     @property
     def durable(self) -> bool:
@@ -93,6 +94,8 @@ class Journal:
         ``ack``: the change will be acknowledged, so under ``always`` its fsync starts now, while the
         caller applies it.
         """
+        if self._closed:
+            raise Conflict("this store is being deleted: it takes no more changes")
         if self._log is None or self.replaying:
             return None
         record = encode(*entry_record(entry))
@@ -118,7 +121,7 @@ class Journal:
         """Whether a periodic snapshot is due (never while replaying or while one is being written)."""
         idle = self._pending is None or self._pending.done()
         late = time.time() - self.last_snapshot > self.every_s
-        return self.durable and not self.replaying and idle and late
+        return self.durable and not self.replaying and not self._closed and idle and late
 
     def snapshot(
         self,
@@ -137,6 +140,8 @@ class Journal:
         snapshot was not complete before the restart is written again, as a rewind target only: the
         logs being replayed stay where a restart begins.
         """
+        if self._closed:
+            raise Conflict("this store is being deleted: it takes no more snapshots")
         if self._writer is None:
             raise Conflict("this store keeps no snapshots: it was created without a snapshot_dir")
         seq, head = self.seq + 1, not self.replaying
@@ -191,6 +196,17 @@ class Journal:
         """Wait until the snapshot being written (if any) is complete."""
         if self._pending is not None:
             self._pending.result()
+
+    def close(self) -> None:
+        """Complete the snapshot being written and close the log (synced unless the policy never
+        syncs): once it returns, nothing of this journal writes, so its directory may go."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+        if self._log is not None:
+            self._log.close(sync=self.fsync != "never")
+            self._closed_syncs += self._log.syncs
+        self._log, self._writer = None, None
+        self._closed = True
 
     # ---- restore ------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ the coordinator's process, as one actor)."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any
 
@@ -24,6 +25,8 @@ from scorer_service.store import HardnessStore
 # theirs, so the batches of many writers share one fsync (group commit). 16 writers with the
 # recorder's 8 sends in flight each keep about this many calls at the store.
 INGEST_THREADS = 32
+# How long a store being deleted may take to complete its snapshot in progress (a large one on slow storage).
+CLOSE_TIMEOUT_S = 60.0
 
 
 def read_only_methods(cls: type) -> set[str]:
@@ -107,7 +110,7 @@ def create_store(
     if old is not None:
         if not replace:
             raise refusal(old, config.run)
-        ray.kill(old, no_restart=True)
+        _retire(old)
     _kill_shards(config.run)  # the old store's, or those of a creation that failed half-way
     if config.sharding.store_shards == 0:
         config = config.with_settings(store_shards=auto_shards(config, _node_memory()))
@@ -174,7 +177,16 @@ def list_runs() -> list[str]:
     )
 
 
+def _retire(handle: ray.actor.ActorHandle) -> None:
+    """Kill a store once it has completed the snapshot it was writing and closed its logs, so that
+    nothing of it writes afterwards (its snapshot directory may be removed next). A store that does not
+    answer within ``CLOSE_TIMEOUT_S`` is killed as it is."""
+    with contextlib.suppress(ray.exceptions.RayError):
+        ray.get(handle.close.remote(), timeout=CLOSE_TIMEOUT_S)
+    ray.kill(handle, no_restart=True)
+
+
 def delete_store(run: str) -> None:
-    """Kill a run's store and its shards (its scores are gone unless snapshotted)."""
-    ray.kill(get_store(run), no_restart=True)
+    """Close and kill a run's store and its shards (its scores are gone unless snapshotted)."""
+    _retire(get_store(run))
     _kill_shards(run)
