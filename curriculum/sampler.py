@@ -82,6 +82,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         self.ids = np.zeros(0, dtype=np.int64)
         self._sorter = np.zeros(0, dtype=np.int64)
         self._weights = np.zeros(0, dtype=np.float32)
+        self._uniform = True
         self._started = False
 
     @property
@@ -119,6 +120,7 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         self._weights = np.asarray(
             self.endpoint.loss_weights(self.ids) if len(self.ids) else [], dtype=np.float32
         )
+        self._uniform = bool((self._weights == 1).all())
         self.round = epoch
 
     @property
@@ -174,6 +176,8 @@ class RoundSampler(torch.utils.data.Sampler[int]):
         """
         if device is None:
             device = ids.device if isinstance(ids, torch.Tensor) else "cpu"
+        if self._uniform:  # most rounds of most selectors: no lookup per step
+            return torch.ones(len(ids), dtype=torch.float32, device=device)
         w = torch.from_numpy(self._weights[self.positions(ids)])
         return w.to(device, non_blocking=True)
 

@@ -84,6 +84,19 @@ def assert_same(a: HardnessStore, b: HardnessStore) -> None:
     )
 
 
+def stall_snapshots(s: HardnessStore) -> threading.Event:
+    """Make ``s``'s snapshots wait, once begun, until the returned event is set."""
+    release = threading.Event()
+    write = s.journal.storage.write_snapshot
+
+    def stalled(seq, *args):
+        release.wait(60)
+        write(seq, *args)
+
+    s.journal.storage.write_snapshot = stalled
+    return release
+
+
 def test_restart_restores_snapshot_plus_log_exactly(tmp_path):
     s = HardnessStore(config(tmp_path))
     seq = drive(s, range(0, 3))
@@ -233,14 +246,7 @@ def test_a_restart_while_snapshots_are_being_written_loses_nothing(tmp_path):
     """Snapshots are written in the background; a store that dies before one is complete restarts from
     the one before it and the logs since, and finds the rounds' ends it never finished writing."""
     s = HardnessStore(config(tmp_path, snapshot_every_s=0.0))
-    release = threading.Event()
-    write = s.journal.storage.write_snapshot
-
-    def stalled(seq, *args):
-        release.wait(60)
-        write(seq, *args)
-
-    s.journal.storage.write_snapshot = stalled
+    release = stall_snapshots(s)
     seq = drive(s, range(0, 3))  # round ends and periodic snapshots, none complete
     drive(s, range(3, 4), seq0=seq, partial=True)
     shutil.copytree(tmp_path / "dur", tmp_path / "crashed/dur")  # what a restart finds
@@ -257,14 +263,7 @@ def test_closing_completes_the_snapshot_being_written_and_then_nothing_changes(t
     complete on disk when close returns, and a change or snapshot afterwards is refused, so its
     directory may be removed at once."""
     s = HardnessStore(config(tmp_path))
-    release = threading.Event()
-    write = s.journal.storage.write_snapshot
-
-    def stalled(seq, *args):
-        release.wait(60)
-        write(seq, *args)
-
-    s.journal.storage.write_snapshot = stalled
+    release = stall_snapshots(s)
     seq = drive(s, range(0, 2))  # round 1's end is being written
     assert 1 not in [m["completed_round"] for m in s.journal.storage.snapshots()]
     threading.Timer(0.3, release.set).start()

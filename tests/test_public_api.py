@@ -217,3 +217,27 @@ def test_every_byproduct_lands_on_its_id_with_two_ranks_and_loader_workers(run_n
     hit = s["seen"] > 0
     np.testing.assert_array_equal(s["last_loss"][hit], np.flatnonzero(hit).astype(np.float32))
     assert (s["last_correct"][hit] == 1).all()
+
+
+def test_sampler_weights_are_the_stores_loss_weights_of_the_batch(run_name):
+    """InfoBatch's first round trains on all data (weight 1 each); the next keeps the below-mean samples
+    it does not prune at weight 1 / (1 - r): the sampler answers a batch's weights as the store has them."""
+    run = curriculum.create_run(run_name, n=200, epochs=4, warm_start=1, cycle_length=1, method="infobatch")
+    sampler = curriculum.RoundSampler(run_name, rank=0, world_size=1)
+    recorder = sampler.recorder(torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1))
+    rng = np.random.default_rng(0)
+    for rnd in range(2):
+        sampler.set_epoch(rnd)
+        batch = rng.permutation(sampler.ids)[:50]
+        expected = ray.get(get_store(run_name).loss_weights.remote(batch))
+        got = sampler.weights(torch.as_tensor(batch))
+        assert got.dtype == torch.float32 and got.tolist() == pytest.approx(expected.tolist())
+        if rnd == 0:
+            assert got.tolist() == [1.0] * 50
+        else:
+            assert set(np.unique(expected).tolist()) == {1.0, 2.0}  # r = 0.5: kept below-mean ones weigh 2
+        ids = torch.tensor(sampler.ids)
+        loss = ids.float() / 200  # higher ids, higher losses
+        recorder.observe(ids, loss, correct=torch.ones(len(ids), dtype=torch.bool), step=rnd, lr=0.1)
+        recorder.end_round({})
+    assert len(run.subset(1)) < 200

@@ -103,16 +103,24 @@ class Progress:
         # A resumed run's store already holds the finished rounds: report only the new ones.
         self.printed = sum(1 for s in ray.get(store.round_summaries.remote()) if s.metrics)
 
-    def poll(self) -> tuple[list[RoundSummary], RunInfo, list[RoundSummary]]:
-        """Report the rounds recorded since the last poll; the run's summaries, info and recorded rounds."""
-        summaries, info = ray.get([self.store.round_summaries.remote(), self.store.info.remote()])
+    def poll(self) -> tuple[list[RoundSummary], list[RoundSummary]]:
+        """Report the rounds recorded since the last poll; the run's summaries and recorded rounds.
+
+        One call per look, and the run's info only when a round is new: the store shares the cores with
+        the trainers, and every call it answers takes a moment of them."""
+        summaries = ray.get(self.store.round_summaries.remote())
         done = [s for s in summaries if s.metrics]
-        for s in done[self.printed :]:
-            self.out(format_round(s, self.epochs, info.ingest_samples_per_s))
-            if self.on_round is not None:
-                self.on_round(s, self.store)
+        if len(done) > self.printed:
+            rate = self.info().ingest_samples_per_s
+            for s in done[self.printed :]:
+                self.out(format_round(s, self.epochs, rate))
+                if self.on_round is not None:
+                    self.on_round(s, self.store)
         self.printed = len(done)
-        return summaries, info, done
+        return summaries, done
+
+    def info(self) -> RunInfo:
+        return ray.get(self.store.info.remote())
 
     def follow(self) -> None:
         try:
@@ -209,7 +217,8 @@ def run_training(
     finally:
         progress.stop.set()
         poller.join()
-    summaries, info, done = progress.poll()  # the rounds recorded since the poller's last look
+    summaries, done = progress.poll()  # the rounds recorded since the poller's last look
+    info = progress.info()
     progress.raise_error()
     kept = result.best_checkpoints
     if kept is not None:  # local mode keeps no record of checkpoints
