@@ -89,7 +89,7 @@ class NotReady(Conflict):
 
         while True:
             try:
-                subset = endpoint.call("subset", round_, rank, world_size, newest_step)
+                subset = endpoint.subset(round_, rank, world_size, newest_step)
                 break
             except curriculum.NotReady:
                 time.sleep(0.01)
