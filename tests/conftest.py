@@ -1,5 +1,7 @@
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 
 # Before Ray is imported anywhere: no token file, no usage reporting, no stray cluster.
@@ -38,5 +40,22 @@ def ray_session():
     ray.shutdown()
 
 
+def _stragglers() -> list[int]:
+    """Processes this session started that still run: they inherited its TMPDIR (Ray workers that a
+    shut-down local cluster left behind, servers a failed test did not stop)."""
+    if not os.path.isdir("/proc"):
+        return []
+    mark = f"TMPDIR={os.environ['TMPDIR']}".encode()
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as f:
+            if mark in f.read().split(b"\0"):
+                found.append(pid)
+    return found
+
+
 def pytest_unconfigure(config):
+    for pid in _stragglers():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     shutil.rmtree(_tmp, ignore_errors=True)
