@@ -127,7 +127,7 @@ class Client:
         return cast(int, self._ask("POST", "/snapshot")["snapshot"])
 
     def delete(self) -> None:
-        """Stop the run's store (its snapshots stay on disk)."""
+        """Stop the run's store once the snapshot it is writing is complete; its snapshots stay on disk."""
         self._ask("DELETE", "")
 
     def runs(

@@ -101,7 +101,7 @@ class Run:
         return self.endpoint.snapshot()
 
     def delete(self) -> None:
-        """Stop the run's store (its snapshots stay on disk)."""
+        """Stop the run's store once the snapshot it is writing is complete; its snapshots stay on disk."""
         delete_store(self.name)
 
     def runs(
