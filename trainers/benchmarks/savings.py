@@ -181,12 +181,13 @@ def run(settings: Settings, out: Path, progress: ProgressFn) -> dict[str, Any]:
 
         runs = json.loads(path.read_text()).get("runs", [])
     done = {(r["workload"], r["method"], r["seed"]) for r in runs}
-    # Seeds outermost and methods interleaved: a slower stretch of the machine hits every method alike.
+    # Seeds outermost and methods interleaved, their order reversed every other seed: a machine that
+    # drifts slower or faster over the runs hits every method alike, not the later ones of each seed.
     plan = [
         (w, m, seed)
         for w in settings.workloads
-        for seed in settings.seeds
-        for m in settings.methods
+        for i, seed in enumerate(settings.seeds)
+        for m in (settings.methods[::-1] if i % 2 else settings.methods)
         if applies(m, w) and (w.name, m.label, seed) not in done
     ]
     with tempfile.TemporaryDirectory(prefix="bench-savings-") as storage:
