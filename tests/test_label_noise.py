@@ -96,9 +96,7 @@ def test_denoise_settings_are_checked():
         StoreConfig.create(n=10, noise_threshold=1.0)
 
 
-def denoising_store(
-    run: str, epochs: int, cycle_length: int, anneal: float = 0.0
-) -> tuple[HardnessStore, np.ndarray]:
+def denoising_store(run: str, epochs: int, cycle_length: int) -> tuple[HardnessStore, np.ndarray]:
     """A dihcl-greedy store of 200 with --denoise after a 2-round warm start; its first 40 ids planted."""
     planted = np.zeros(200, dtype=bool)
     planted[:40] = True
@@ -110,7 +108,6 @@ def denoising_store(
         warm_start=2,
         cycle_length=cycle_length,
         denoise=True,
-        anneal=anneal,
     )
     return HardnessStore(config), planted
 
@@ -152,21 +149,3 @@ def test_denoise_lets_suspects_back_in_the_last_round_of_each_cycle_to_observe_t
     assert planted_in[4] == 10  # observed right in round 3: no longer suspects
     assert details[4]["noise_suspects"] == 30
     assert details[6]["noise_suspects"] == 30 and planted_in[6] <= 10
-
-
-def test_denoise_keeps_suspects_out_of_the_annealing_tail():
-    s, noisy = denoising_store("anneal", epochs=6, cycle_length=1, anneal=0.34)
-    rng = np.random.default_rng(5)
-    taken = {}
-    for r in range(6):
-        ids = s.subset(r, 0, 1)
-        taken[r] = (ids.size, int(noisy[ids].sum()))
-        loss = np.where(noisy[ids], rng.uniform(1.5, 3.0, ids.size), rng.uniform(0.0, 0.4, ids.size))
-        s.ingest(batch(ids, loss, ~noisy[ids], step=r, lr=0.1, round_=r, seq=r))
-        s.record_round(r, {"test_accuracy": 0.5})
-    summaries = s.round_summaries()
-    # Rounds 4 and 5 anneal: every sample but the 40 suspects, at weight 1.
-    assert [summaries[r].selector for r in (0, 1, 4, 5)] == ["all"] * 4
-    assert taken[0] == taken[1] == (200, 40)
-    assert taken[4] == taken[5] == (160, 0)
-    assert summaries[5].details["noise_excluded_share"] == 0.2

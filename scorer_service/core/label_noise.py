@@ -26,11 +26,10 @@ the share of samples the model has never once predicted as labeled (wrong at eve
 images) and 20-23 % and 37-44 % with 20 % and 40 % of the labels flipped. Without correctness
 byproducts there is no such evidence and the mixture alone decides.
 
-Suspects leave the pool from the warm start's end (the annealing tail's rounds too: all data less
-the suspects), except in the last round of every selection cycle of two or more rounds (not the
-run's last): there every sample is a candidate again, at the cycle's lowest learning rate, so the
-passes over mislabeled samples move the model least, and every suspect the selector picks is
-observed again by a model trained on the cleaner pool. A hard but
+Suspects leave the pool from the warm start's end, except in the last round of every selection
+cycle of two or more rounds (not the run's last): there every sample is a candidate again, at the
+cycle's lowest learning rate, so the passes over mislabeled samples move the model least, and every
+suspect the selector picks is observed again by a model trained on the cleaner pool. A hard but
 correctly labeled sample that the model now gets right stops being a suspect; left out for good, it
 never would be, and under heavy noise those samples cost more accuracy than the mislabeled ones
 kept in (BENCHMARKS.md "Outcomes").

@@ -160,14 +160,11 @@ class RoundPlanner:
         self.denoise = denoise
 
     def warm(self, round_: int) -> bool:
-        """Whether ``round_`` trains on all data (warm start, annealing, or DoCL's full pass of a cycle)."""
+        """Whether ``round_`` trains on all data (warm start, or DoCL's full pass of a cycle)."""
         first_of_cycle = round_ == self.cycles.bounds(self.cycles.cycle_of(round_))[0]
         warming = self.spec.warm_start and self.cycles.selection_cycle(round_) == 0
-        return warming or self.annealing(round_) or (self.full_pass_each_cycle and first_of_cycle)
-
-    def annealing(self, round_: int) -> bool:
-        """Whether ``round_`` is in the run's annealing tail."""
-        return round_ >= self.cycles.epochs - self.anneal_rounds
+        annealing = round_ >= self.cycles.epochs - self.anneal_rounds
+        return warming or annealing or (self.full_pass_each_cycle and first_of_cycle)
 
     def recheck(self, round_: int) -> bool:
         """Whether ``round_`` lets --denoise's suspects back into the pool: the last round of a
@@ -191,10 +188,7 @@ class RoundPlanner:
         t0 = time.perf_counter()
         cycle = self.cycles.selection_cycle(round_)
         warm = self.warm(round_)
-        # The annealing tail is "all data" less --denoise's suspects: its rounds come after the run's
-        # decision that its labels are noisy, and passes over mislabeled samples at the run's end undo
-        # what leaving them out earned.
-        denoise = self.denoise is not None and noise is not None and (not warm or self.annealing(round_))
+        denoise = self.denoise is not None and not warm and noise is not None
         plan = RoundPlan(
             round_,
             WARM if warm else self.spec.name,
@@ -232,8 +226,8 @@ class RoundPlanner:
         keyed = combine(step(shards, round_, Keys(stats, (lo, hi))))
         selectable = keyed["selectable"]
         if warm:
-            name, k = WARM, pool
-            chosen = self._cut(shards, round_, pool, selectable)
+            name, k = WARM, self.n
+            chosen = self._cut(shards, round_, self.n, selectable)
         else:
             name = self.spec.name
             wants = self.spec.size(stats) if self.spec.size else self.budget.size(cycle, self.n)

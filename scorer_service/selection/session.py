@@ -121,8 +121,8 @@ class ShardSession:
                 keys[self.previous.left_out - self.first] = np.inf
         else:
             keys = spec.keys(self.ctx)
-        if stream is None and self.ctx.eligible is not None:
-            keys = np.where(self.ctx.eligible, keys, np.nan)
+            if self.ctx.eligible is not None:
+                keys = np.where(self.ctx.eligible, keys, np.nan)
         # The keys become the codes where they are this session's own (not the state's columns).
         self.codes = sortable(keys, in_place=not _in_state(keys, self.state))
         self.ctx.memo.pop("dih", None)
