@@ -125,6 +125,18 @@ def test_savings_values(results):
         assert run["startup_s"] > 0
 
 
+def test_savings_report_rebuilds_the_summary_from_the_saved_runs(results, tmp_path):
+    out, done = results
+    saved = tmp_path / "savings.json"
+    saved.write_text((out / "savings.json").read_text())
+    rebuilt = savings.report(saved)
+    assert rebuilt["workloads"] == done["savings"]["workloads"]
+    assert savings.check(rebuilt) == [] and all(run["epochs"] == 4 for run in rebuilt["runs"])
+    assert rebuilt["plot"] == "savings.png" and (tmp_path / "savings.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="no such file: .*absent.json"):
+        savings.report(tmp_path / "absent.json")
+
+
 def test_ranking_quality_extremes():
     noisy_mask = np.array([True, True, False, False, False])
     perfect = noisy.ranking_quality(np.array([5.0, 4.0, 1.0, 2.0, 0.0]), noisy_mask)

@@ -42,6 +42,7 @@ from trainers.benchmarks.harness import (
 )
 
 PLAIN, FULL, INFOBATCH = "plain (no store)", "full", "infobatch"
+PANELS_PER_ROW = 4
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def _one(settings: Settings, w: Workload, m: Method, seed: int, storage: str) ->
         "workload": w.name,
         "method": m.label,
         "seed": seed,
+        "epochs": settings.epochs,
         "final_test_accuracy": s["final_test_accuracy"],
         "sample_passes": s["sample_passes"],
         "train_s": train_s,
@@ -315,12 +317,14 @@ def table(result: dict[str, Any]) -> str:
 
 def check(result: dict[str, Any]) -> list[str]:
     """Runs whose accuracy is not a number, or whose rounds did not all finish."""
-    epochs = result["settings"]["epochs"]
-    return [
-        f"{r['workload']} {r['method']} seed {r['seed']}: {len(r['rounds'])} of {epochs} rounds"
-        for r in result["runs"]
-        if len(r["rounds"]) != epochs or r["final_test_accuracy"] is None
-    ]
+    planned = result["settings"]["epochs"]  # runs saved before runs kept their own count
+    wrong = []
+    for r in result["runs"]:
+        epochs = r.get("epochs", planned)
+        if len(r["rounds"]) != epochs or r["final_test_accuracy"] is None:
+            rounds = len(r["rounds"])
+            wrong.append(f"{r['workload']} {r['method']} seed {r['seed']}: {rounds} of {epochs} rounds")
+    return wrong
 
 
 def plot(result: dict[str, Any], out: Path) -> str | None:
@@ -329,8 +333,12 @@ def plot(result: dict[str, Any], out: Path) -> str | None:
     if plt is None or not result["workloads"]:
         return None
     names = [d["workload"] for d in result["workloads"]]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    cols = min(PANELS_PER_ROW, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
         runs = [r for r in result["runs"] if r["workload"] == name]
         for label in dict.fromkeys(r["method"] for r in runs):
             rs = [r["rounds"] for r in runs if r["method"] == label]
@@ -357,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--quick", action="store_true", help="digits only, 6 rounds, 1 seed")
     p.add_argument("--json", type=Path, default=Path("bench_out/savings.json"))
+    p.add_argument("--report", action="store_true", help="only rebuild the tables and the plot from --json")
     args = p.parse_args(argv)
+    if args.report:
+        return _finish(report(args.json), args.json)
     settings = Settings.quick() if args.quick else Settings.full()
     if not args.quick:
         settings.seeds, settings.epochs = tuple(args.seeds), args.epochs
@@ -378,7 +389,24 @@ def main(argv: list[str] | None = None) -> int:
         result = run(settings, args.json.parent, Progress())
     finally:
         ray.shutdown()
-    write_json(args.json, result)
+    return _finish(result, args.json)
+
+
+def report(path: Path) -> dict[str, Any]:
+    """The result of the runs saved in ``path``, summarized and plotted again (nothing is run)."""
+    import json
+
+    if not path.exists():
+        raise SystemExit(f"--report: no such file: {path}")
+    saved = json.loads(path.read_text())
+    runs = saved["runs"]
+    result = {"settings": saved.get("settings", {}), "runs": runs, "workloads": summarize(runs)}
+    result["plot"] = plot(result, path.parent)
+    return result
+
+
+def _finish(result: dict[str, Any], path: Path) -> int:
+    write_json(path, result)
     print(table(result))
     problems = check(result)
     for line in problems:
