@@ -28,7 +28,9 @@ from typing import Any
 
 from scorer_service.core.wire.answers import RoundSummary
 from trainers.benchmarks.harness import ProgressFn, bench_config, drop_store, write_json
-from trainers.benchmarks.savings_report import FULL, INFOBATCH, PLAIN, check, plot, report, summarize, table
+from trainers.benchmarks.savings_report import FULL, PLAIN, check, plot, report, summarize, table
+
+INFOBATCH = "infobatch"
 
 
 @dataclass(frozen=True)

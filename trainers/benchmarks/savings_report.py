@@ -15,7 +15,8 @@ from typing import Any
 
 from trainers.benchmarks.harness import markdown_table, mean_std, pyplot, save_figure
 
-PLAIN, FULL, INFOBATCH = "plain (no store)", "full", "infobatch"
+# The references every method is compared with (method labels of :mod:`.savings`).
+PLAIN, FULL = "plain (no store)", "full"
 PANELS_PER_ROW = 4
 
 
