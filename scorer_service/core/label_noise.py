@@ -115,23 +115,42 @@ def fit(stats: dict[str, Any]) -> NoiseFit:
     mean = (w * x).sum() / w.sum()
     spread = (w * (x - mean) ** 2).sum() / w.sum()
     var = np.full(2, spread / 4 + 1e-12)
-    weight = np.array([0.5, 0.5])
     floor = 1e-6 * spread + 1e-12
-    for _ in range(EM_ITERATIONS):
-        post = _posteriors(x, mu, var, weight) * w[:, None]
-        mass = post.sum(axis=0) + 1e-12
-        weight = mass / w.sum()
-        mu = (post * x[:, None]).sum(axis=0) / mass
-        var = np.maximum((post * (x[:, None] - mu) ** 2).sum(axis=0) / mass, floor)
+    mu, var, weight = _em(x, w, mu, var, np.array([0.5, 0.5]), floor, EM_ITERATIONS)
     return NoiseFit(lo, hi, tuple(mu.tolist()), tuple(var.tolist()), tuple(weight.tolist()), False)
 
 
-def _posteriors(x: np.ndarray, mu: np.ndarray, var: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    log = -0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(weight)
-    log -= log.max(axis=1, keepdims=True)
-    p = np.exp(log)
-    posteriors: np.ndarray = p / p.sum(axis=1, keepdims=True)
-    return posteriors
+@nb.njit(cache=True, nogil=True)
+def _em(
+    x: np.ndarray, w: np.ndarray, mu: np.ndarray, var: np.ndarray, weight: np.ndarray, floor: float, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Two passes over the bins per iteration and no temporaries: the fit is on the round's critical
+    # path (numpy's version took 80 ms of a 30,000-sample round's end).
+    total = w.sum()
+    post = np.empty((x.shape[0], 2))
+    base = np.empty(2)
+    for _ in range(n):
+        for c in range(2):
+            base[c] = -0.5 * math.log(2 * math.pi * var[c]) + math.log(weight[c])
+        mass = np.full(2, 1e-12)
+        moment = np.zeros(2)
+        for j in range(x.shape[0]):
+            a = -0.5 * (x[j] - mu[0]) ** 2 / var[0] + base[0]
+            b = -0.5 * (x[j] - mu[1]) ** 2 / var[1] + base[1]
+            top = max(a, b)
+            ea, eb = math.exp(a - top), math.exp(b - top)
+            post[j, 0], post[j, 1] = w[j] * ea / (ea + eb), w[j] * eb / (ea + eb)
+            for c in range(2):
+                mass[c] += post[j, c]
+                moment[c] += post[j, c] * x[j]
+        weight = mass / total
+        mu = moment / mass
+        spread = np.zeros(2)
+        for j in range(x.shape[0]):
+            for c in range(2):
+                spread[c] += post[j, c] * (x[j] - mu[c]) ** 2
+        var = np.maximum(spread / mass, floor)
+    return mu, var, weight
 
 
 def posterior(loss_mean: np.ndarray, seen: np.ndarray, f: NoiseFit) -> np.ndarray:
