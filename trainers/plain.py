@@ -68,6 +68,7 @@ class PlainRecorder:
 
     def __init__(self, sampler: PlainSampler) -> None:
         self.sampler = sampler
+        self._log: ray.actor.ActorHandle | None = None  # looked up once: each lookup asks Ray's GCS
 
     def observe(self, ids: Any, loss: torch.Tensor, **_: Any) -> None:
         self.sampler.step += 1
@@ -76,8 +77,9 @@ class PlainRecorder:
         s = self.sampler
         s.barrier()
         if s.rank == 0:
-            log = ray.get_actor(round_log_name(s.run), namespace=NAMESPACE)
-            ray.get(log.add.remote(dict(metrics or {})))
+            if self._log is None:
+                self._log = ray.get_actor(round_log_name(s.run), namespace=NAMESPACE)
+            ray.get(self._log.add.remote(dict(metrics or {})))
         s.completed = s.round if s.round is not None else -1
 
 
