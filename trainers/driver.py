@@ -144,7 +144,7 @@ def _run_plain(
     log = RoundLog.options(name=round_log_name(cfg.run), namespace=NAMESPACE).remote()  # type: ignore[attr-defined]
     try:
         # Started before training, as a run's store is: the floor's first round does not wait for a
-        # worker process to start (about 0.3 s here, a sixth of a 15-round run on digits).
+        # worker process to start (about 0.5 s here, as long as the rest of a 15-round run on digits).
         ray.get(log.all.remote())
         trainer.fit()
         rounds = sorted(ray.get(log.all.remote()), key=lambda r: r["round"])
