@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import trainers
-from trainers.benchmarks import noisy, outcomes, overhead, rest, savings
+from trainers.benchmarks import noisy, outcomes, overhead, rest, savings, store_cost
 from trainers.benchmarks.__main__ import main, run_suite
 from trainers.benchmarks.harness import markdown_table, quiet_progress, write_json
 
@@ -135,6 +135,28 @@ def test_savings_report_rebuilds_the_summary_from_the_saved_runs(results, tmp_pa
     assert rebuilt["plot"] == "savings.png" and (tmp_path / "savings.png").stat().st_size > 1000
     with pytest.raises(SystemExit, match="no such file: .*absent.json"):
         savings.report(tmp_path / "absent.json")
+
+
+def test_store_cost_trains_both_sides_in_turns_on_the_same_samples(ray_session):
+    tiny = TINY["savings"]
+    r = store_cost.run(tiny.workloads[0], tiny)
+    (p,) = r["pairs"]
+    for role in store_cost.ROLES:
+        rounds = p["rounds"][role]
+        assert [x["s"] for x in rounds] == pytest.approx(
+            [x["end"] - x["start"] - x["eval_s"] for x in rounds]
+        )
+        assert len(rounds) == 4 and all(x["s"] > 0 for x in rounds)
+    plain, full = p["rounds"]["plain"], p["rounds"]["full"]
+    # Turns: plain first in even rounds, full first in odd ones, never both at once.
+    for i, (a, b) in enumerate(zip(plain, full, strict=True)):
+        first, second = (a, b) if i % 2 == 0 else (b, a)
+        assert first["end"] < second["start"]
+    # The same seed and sample order: full data through the store trains plain training's model.
+    assert [x["test_accuracy"] for x in plain] == [x["test_accuracy"] for x in full]
+    assert r["ratio"] == pytest.approx(p["full_s"] / p["plain_s"])
+    assert p["round_ratios"] == pytest.approx([b["s"] / a["s"] for a, b in zip(plain, full, strict=True)])
+    assert "| 0 |" in store_cost.table(r)
 
 
 def test_ranking_quality_extremes():
