@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     x = torch.randn(sampler.config["n"], 8, generator=g)
     y = x @ torch.randn(8, generator=g) + 0.1 * torch.randn(len(x), generator=g)
     y[::20] += 30.0  # corrupted targets: the label issues to find
+    torch.manual_seed(0)  # the same initial model, so a rerun flags the same label issues
     model = torch.nn.Linear(8, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     recorder = sampler.recorder(optimizer)
