@@ -61,7 +61,10 @@ class Writers:
 
     def __init__(self, store: ray.actor.ActorHandle, stop_at: float) -> None:
         self.store, self.stop_at = store, stop_at
-        self.barrier = threading.Barrier(2)
+        # Each barrier's action decides whether to go on, so both ranks stop after the same round: each
+        # reading the clock for itself, one could stop while the other waits for it at a barrier forever.
+        self.barrier = threading.Barrier(2, action=self._decide)
+        self.going = True
         self.step = 0  # the next global step, agreed by both ranks at each round's start
         self.rewinds: list[list[float]] = []  # [start, end] of each rewind (monotonic; end inf: running)
         self.rounds = 0
@@ -70,7 +73,7 @@ class Writers:
     def run(self, rank: int) -> None:
         try:
             round_, attempt = 0, 0
-            while time.time() < self.stop_at:
+            while self.going:
                 lose = round_ % REWIND_EVERY == REWIND_EVERY - 1 and attempt == 0
                 self._round(rank, round_, attempt, partial=lose)
                 self.barrier.wait()
@@ -89,6 +92,9 @@ class Writers:
         except BaseException as e:
             self.error = e
             self.barrier.abort()
+
+    def _decide(self) -> None:
+        self.going = time.time() < self.stop_at
 
     def _round(self, rank: int, round_: int, attempt: int, partial: bool) -> None:
         shard = np.asarray(ray.get(self.store.subset.remote(round_, rank, 2)), dtype=np.int64)
