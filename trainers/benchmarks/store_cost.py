@@ -221,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--json", type=Path, default=Path("bench_out/store_cost.json"))
     args = p.parse_args(argv)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     saved: list[dict[str, Any]] = []
     if args.json.exists():  # a rerun with the same file adds its new seeds to those measured before
         before = json.loads(args.json.read_text())
